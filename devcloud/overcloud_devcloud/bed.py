@@ -1,0 +1,278 @@
+"""The bed as a whole: bring it up, report on it, take it down."""
+
+import concurrent.futures
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+from overcloud_devcloud import bootstrap
+from overcloud_devcloud import broker
+from overcloud_devcloud import confgen
+from overcloud_devcloud import credentials
+from overcloud_devcloud import database
+from overcloud_devcloud import layout as layout_mod
+from overcloud_devcloud import process
+from overcloud_devcloud import services
+
+START_TIMEOUT = 180
+
+
+class BedError(Exception):
+    """Something the operator must act on; the message says what."""
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+class Bed:
+
+    def __init__(self, layout=None, progress=_say):
+        self.layout = layout or layout_mod.Layout()
+        self.progress = progress
+
+    # -- what runs ----------------------------------------------------------
+
+    def infrastructure(self):
+        return [services.mariadb_service(self.layout),
+                services.rabbitmq_service(self.layout)]
+
+    def cloud_services(self, cloud):
+        return services.cloud_services(self.layout, cloud)
+
+    def all_services(self):
+        result = self.infrastructure()
+        for cloud in layout_mod.CLOUDS:
+            result.extend(self.cloud_services(cloud))
+        return result
+
+    def pid(self, service):
+        return process.read_pid(self.layout.pidfile(service.slug))
+
+    # -- health -------------------------------------------------------------
+
+    def answers(self, service):
+        """True when the service answers on its port."""
+        if service.health == 'tcp':
+            return process.port_in_use(service.port)
+        if service.health == 'http':
+            url = 'http://%s:%d/' % (layout_mod.HOST, service.port)
+            try:
+                with urllib.request.urlopen(url, timeout=3) as reply:
+                    return reply.status < 500
+            except urllib.error.HTTPError as exc:
+                return exc.code < 500
+            except (OSError, ValueError):
+                return False
+        return self.pid(service) is not None
+
+    def _compute_states(self, cloud):
+        """{binary: 'up'|'down'} of the Nova RPC services of ``cloud``."""
+        try:
+            secrets = credentials.load_or_create(self.layout)
+            conn = bootstrap.connect(self.layout, secrets, cloud)
+            return {svc.binary: svc.state for svc in conn.compute.services()
+                    if svc.host == '%s-compute' % cloud}
+        except Exception:  # the API may be down: then nothing answers
+            return {}
+
+    def status(self):
+        """One dict per service: name, port, pid, running, answers, rss."""
+        rows, states = [], {}
+        for service in self.all_services():
+            pid = self.pid(service)
+            if service.health == 'process' and pid is not None:
+                if service.cloud not in states:
+                    states[service.cloud] = self._compute_states(service.cloud)
+                binary = service.name.split('/', 1)[1]
+                ok = states[service.cloud].get(binary) == 'up'
+            else:
+                ok = pid is not None and self.answers(service)
+            rows.append({
+                'service': service.name,
+                'port': service.port,
+                'pid': pid,
+                'running': pid is not None,
+                'answers': ok,
+                'rss_mib': round(process.tree_rss(pid) / 2**20, 1)
+                if pid else 0.0,
+                'log': str(self.layout.logfile(service.slug)),
+            })
+        return rows
+
+    def is_up(self):
+        return all(row['running'] and row['answers'] for row in self.status())
+
+    # -- up -----------------------------------------------------------------
+
+    def _preflight(self, pending):
+        missing = services.missing_packages()
+        if missing:
+            raise BedError(
+                'devcloud needs the Debian packages %s; install them with: '
+                'apt-get install -y %s' % (', '.join(missing),
+                                            ' '.join(missing)))
+        taken = []
+        for service in pending:
+            if service.port and process.port_in_use(service.port):
+                holder = process.port_holder(service.port)
+                who = (' by %s (pid %d)' % (holder[1], holder[0])
+                       if holder else '')
+                taken.append('port %d (%s) is already in use%s'
+                             % (service.port, service.name, who))
+        if taken:
+            raise BedError('Cannot start devcloud: %s. Stop that process or '
+                           'choose other ports with %s.'
+                           % ('; '.join(taken), layout_mod.BASE_PORT_ENV))
+
+    def _start(self, service, started):
+        process.start(service.name, service.argv,
+                      self.layout.pidfile(service.slug),
+                      self.layout.logfile(service.slug), env=service.env)
+        started.append(service)
+
+    def _wait(self, service, timeout=START_TIMEOUT):
+        """Wait until ``service`` answers; fail early if it dies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.pid(service) is None:
+                log = self.layout.logfile(service.slug)
+                raise BedError('%s died while starting; log %s ends with:\n%s'
+                               % (service.name, log, process.tail(log)))
+            if service.health == 'process' or self.answers(service):
+                return
+            if time.monotonic() > deadline:
+                log = self.layout.logfile(service.slug)
+                raise BedError('%s did not answer on port %s within %d s; '
+                               'log %s ends with:\n%s'
+                               % (service.name, service.port, timeout, log,
+                                  process.tail(log)))
+            time.sleep(0.25)
+
+    def _start_and_wait(self, batch, started):
+        for service in batch:
+            self._start(service, started)
+        for service in batch:
+            self._wait(service)
+
+    def up(self):
+        """Bring the bed up; returns 'running', 'warm' or 'cold'."""
+        pending = {s.name for s in self.all_services()
+                   if self.pid(s) is None}
+        if not pending and self.is_up():
+            return 'running'
+        self._preflight([s for s in self.all_services() if s.name in pending])
+        cold = not self.layout.ready_marker.exists()
+        if cold and self.layout.home.exists():
+            # A cold start that never finished: begin again from nothing.
+            self._stop_all()
+            self._purge()
+            pending = {s.name for s in self.all_services()}
+        started = []
+        try:
+            self._bring_up(pending, cold, started)
+        except BaseException:
+            for service in reversed(started):
+                process.stop(self.layout.pidfile(service.slug))
+            raise
+        return 'cold' if cold else 'warm'
+
+    def _bring_up(self, pending, cold, started):
+        layout = self.layout
+        for path in (layout.run_dir, layout.log_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        secrets = credentials.load_or_create(layout)
+        infra = [s for s in self.infrastructure() if s.name in pending]
+        if cold:
+            self.progress('devcloud: initialising MariaDB and RabbitMQ in %s'
+                          % layout.home)
+            database.initialise(layout)
+        broker.write_config(layout, secrets)
+        self._start_and_wait(infra, started)
+        if cold:
+            database.create_databases(layout, secrets)
+        for cloud in layout_mod.CLOUDS:
+            confgen.write_cloud(layout, secrets, cloud)
+        with concurrent.futures.ThreadPoolExecutor(len(layout_mod.CLOUDS)) \
+                as pool:
+            jobs = [pool.submit(self._bring_up_cloud, cloud, pending, cold,
+                                secrets, started)
+                    for cloud in layout_mod.CLOUDS]
+            errors = [job.exception() for job in jobs if job.exception()]
+        if errors:
+            raise errors[0]
+        clouds = layout.clouds_yaml
+        clouds.write_text(yaml.safe_dump(bootstrap.clouds_yaml(layout,
+                                                               secrets)))
+        clouds.chmod(0o600)
+        if cold:
+            layout.ready_marker.write_text(time.strftime('%F %T\n'))
+
+    def _bring_up_cloud(self, cloud, pending, cold, secrets, started):
+        layout = self.layout
+        todo = [s for s in self.cloud_services(cloud) if s.name in pending]
+        if cold:
+            self.progress('devcloud: creating the databases of %s' % cloud)
+            bootstrap.sync_databases(layout, secrets, cloud)
+            keystone = [s for s in todo if s.name.endswith('/keystone')]
+            self._start_and_wait(keystone, started)
+            bootstrap.register_identity(layout, secrets, cloud)
+            todo = [s for s in todo if s not in keystone]
+        self.progress('devcloud: starting %s' % cloud)
+        self._start_and_wait(todo, started)
+        conn = bootstrap.connect(layout, secrets, cloud)
+        bootstrap.wait_for_compute(conn, cloud)
+        if cold:
+            bootstrap.discover_hosts(layout, cloud)
+            self.progress('devcloud: creating flavors, network and image in '
+                          '%s' % cloud)
+            bootstrap.create_resources(layout, secrets, cloud)
+        self.progress('devcloud: %s is up' % cloud)
+
+    # -- down ---------------------------------------------------------------
+
+    def _stop_all(self):
+        stopped = []
+        # Clouds first, then the broker and the database they use.
+        for service in reversed(self.all_services()):
+            pid = process.stop(self.layout.pidfile(service.slug))
+            if pid is not None:
+                stopped.append(service.name)
+        # RabbitMQ starts epmd as a daemon of its own; it holds our port.
+        holder = process.port_holder(self.layout.ports.epmd)
+        if holder and holder[1] == 'epmd':
+            process.write_pidfile(self.layout.pidfile('epmd'), holder[0])
+            process.stop(self.layout.pidfile('epmd'))
+        return stopped
+
+    # What devcloud writes into its home; nothing else there is touched.
+    OWN_ENTRIES = ('run', 'log', 'secrets.json', 'clouds.yaml', 'initialised',
+                   'mariadb', 'rabbitmq') + layout_mod.CLOUDS
+
+    def _purge(self):
+        home = self.layout.home
+        for name in self.OWN_ENTRIES:
+            path = home / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        try:
+            home.rmdir()
+        except OSError:
+            pass  # missing, or holds files that are not ours
+
+    def down(self, purge=False):
+        """Stop every process of the bed; returns the names stopped."""
+        stopped = self._stop_all()
+        if purge:
+            self._purge()
+        return stopped
+
+    def environment(self):
+        """Variables that point OpenStack clients at this bed."""
+        return {'OS_CLIENT_CONFIG_FILE': str(self.layout.clouds_yaml)}

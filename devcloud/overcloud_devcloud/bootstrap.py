@@ -1,0 +1,219 @@
+"""One-time initialisation of a cloud: schemas, identity, catalog, resources."""
+
+import concurrent.futures
+import grp
+import hashlib
+import os
+import pwd
+import subprocess
+import time
+
+import openstack
+
+from overcloud_devcloud import layout as layout_mod
+from overcloud_devcloud import process
+
+IMAGE_NAME = 'devcloud-raw'
+IMAGE_SIZE = 8 * 1024 * 1024
+EXTERNAL_NETWORK = 'public'
+EXTERNAL_CIDR = '172.24.4.0/24'
+FLAVORS = (('m1.tiny', 1, 512, 1), ('m1.small', 1, 2048, 20))
+CATALOG = (('glance', 'image', 'glance'),
+           ('placement', 'placement', 'placement'),
+           ('nova', 'compute', 'nova-api'),
+           ('neutron', 'network', 'neutron'))
+
+
+def image_bytes():
+    """A small raw disk image, the same on every machine.
+
+    A 512-byte boot sector, then alternating data and zero regions, as in a
+    real VM image (transports are expected to make the most of the zeros).
+    """
+    out = bytearray(IMAGE_SIZE)
+    out[0:16] = b'DEVCLOUD-RAW-001'
+    out[510:512] = b'\x55\xaa'
+    block = 64 * 1024
+    for offset in range(block, IMAGE_SIZE, 2 * block):
+        seed = hashlib.sha256(b'devcloud %d' % offset).digest()
+        chunk = hashlib.shake_256(seed).digest(block)
+        out[offset:offset + block] = chunk
+    return bytes(out)
+
+
+def _run(layout, cloud, name, argv, env=None):
+    """Run a management command; on failure raise with its log's tail."""
+    log = layout.logfile('%s-%s' % (cloud, name))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'ab') as handle:
+        result = subprocess.run([str(a) for a in argv], stdout=handle,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
+    if result.returncode:
+        raise process.ProcessError(
+            '%s of %s failed (exit %d); log %s:\n%s' % (
+                name, cloud, result.returncode, log, process.tail(log)))
+
+
+def sync_databases(layout, secrets, cloud):
+    """Create every schema of ``cloud``; the services run in parallel."""
+    bin_dir, etc = layout.bin_dir, layout.etc
+    keystone_conf = etc(cloud, 'keystone') / 'keystone.conf'
+    nova_conf = etc(cloud, 'nova') / 'nova.conf'
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    env = dict(os.environ, OS_BOOTSTRAP_PASSWORD=secrets[cloud]['admin'])
+    keys = layout.cloud_dir(cloud) / 'keys'
+    for sub in ('fernet', 'receipts', 'credential'):
+        (keys / sub).mkdir(parents=True, exist_ok=True)
+
+    def keystone():
+        manage = [bin_dir / 'keystone-manage', '--config-file', keystone_conf]
+        _run(layout, cloud, 'keystone-manage', manage + ['db_sync'])
+        for step in ('fernet_setup', 'credential_setup'):
+            _run(layout, cloud, 'keystone-manage',
+                 manage + [step, '--keystone-user', user,
+                           '--keystone-group', group])
+        url = layout.url(cloud, 'keystone')
+        _run(layout, cloud, 'keystone-manage', manage + [
+            'bootstrap', '--bootstrap-username', 'admin',
+            '--bootstrap-project-name', 'admin',
+            '--bootstrap-admin-url', url, '--bootstrap-internal-url', url,
+            '--bootstrap-public-url', url,
+            '--bootstrap-region-id', 'RegionOne'], env=env)
+
+    def glance():
+        _run(layout, cloud, 'glance-manage', [
+            bin_dir / 'glance-manage', '--config-file',
+            etc(cloud, 'glance') / 'glance-api.conf', 'db_sync'])
+
+    def placement():
+        _run(layout, cloud, 'placement-manage', [
+            bin_dir / 'placement-manage', '--config-file',
+            etc(cloud, 'placement') / 'placement.conf', 'db', 'sync'])
+
+    def nova():
+        manage = [bin_dir / 'nova-manage', '--config-file', nova_conf]
+        _run(layout, cloud, 'nova-manage', manage + ['api_db', 'sync'])
+        # cell0's database is derived from [database] connection + '_cell0'.
+        _run(layout, cloud, 'nova-manage', manage + ['cell_v2', 'map_cell0'])
+        _run(layout, cloud, 'nova-manage',
+             manage + ['cell_v2', 'create_cell', '--name', 'cell1'])
+        _run(layout, cloud, 'nova-manage', manage + ['db', 'sync'])
+
+    def neutron():
+        _run(layout, cloud, 'neutron-db-manage', [
+            bin_dir / 'neutron-db-manage',
+            '--config-file', etc(cloud, 'neutron') / 'neutron.conf',
+            '--config-file',
+            etc(cloud, 'neutron') / 'plugins' / 'ml2' / 'ml2_conf.ini',
+            'upgrade', 'heads'])
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        jobs = [pool.submit(f) for f in (keystone, glance, placement, nova,
+                                         neutron)]
+        for job in jobs:
+            job.result()
+
+
+def connect(layout, secrets, cloud, admin=True, project='admin'):
+    user = 'admin' if admin else 'demo'
+    password = secrets[cloud]['admin' if admin else 'member']
+    return openstack.connect(
+        auth_url=layout.url(cloud, 'keystone'), username=user,
+        password=password, project_name=project,
+        user_domain_name='Default', project_domain_name='Default',
+        region_name='RegionOne', identity_api_version='3',
+        load_yaml_config=False, load_envvars=False)
+
+
+def register_identity(layout, secrets, cloud):
+    """Service users, the demo project and user, and the service catalog."""
+    conn = connect(layout, secrets, cloud)
+    identity = conn.identity
+    roles = {r.name: r for r in identity.roles()}
+    if 'service' not in roles:
+        roles['service'] = identity.create_role(name='service')
+    domain = 'default'
+    service_project = identity.create_project(name='service',
+                                              domain_id=domain)
+    demo = identity.create_project(name='demo', domain_id=domain,
+                                   description='devcloud tenant')
+    admin = identity.find_user('admin', domain_id=domain)
+    identity.assign_project_role_to_user(demo, admin, roles['admin'])
+    member = identity.create_user(name='demo', domain_id=domain,
+                                  default_project_id=demo.id,
+                                  password=secrets[cloud]['member'])
+    identity.assign_project_role_to_user(demo, member, roles['member'])
+    for user, service_type, service in CATALOG:
+        account = identity.create_user(name=user, domain_id=domain,
+                                       password=secrets[cloud]['service'],
+                                       default_project_id=service_project.id)
+        for role in ('admin', 'service'):
+            identity.assign_project_role_to_user(service_project, account,
+                                                 roles[role])
+        entry = identity.create_service(name=user, type=service_type)
+        for interface in ('public', 'internal', 'admin'):
+            identity.create_endpoint(service_id=entry.id, interface=interface,
+                                     url=layout.url(cloud, service),
+                                     region_id='RegionOne')
+
+
+def wait_for_compute(conn, cloud, timeout=120):
+    """Wait until nova-compute of ``cloud`` has registered and is up."""
+    host = '%s-compute' % cloud
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for svc in conn.compute.services():
+            if (svc.binary == 'nova-compute' and svc.host == host
+                    and svc.state == 'up'):
+                return
+        time.sleep(1)
+    raise process.ProcessError('nova-compute of %s did not register as up '
+                               'within %d s' % (cloud, timeout))
+
+
+def discover_hosts(layout, cloud):
+    _run(layout, cloud, 'nova-manage', [
+        layout.bin_dir / 'nova-manage', '--config-file',
+        layout.etc(cloud, 'nova') / 'nova.conf', 'cell_v2', 'discover_hosts'])
+
+
+def create_resources(layout, secrets, cloud):
+    """Flavors, the external network and the devcloud image."""
+    conn = connect(layout, secrets, cloud)
+    for name, vcpus, ram, disk in FLAVORS:
+        conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram,
+                                   disk=disk, is_public=True)
+    net = conn.network.create_network(
+        name=EXTERNAL_NETWORK, is_router_external=True, is_shared=False,
+        provider_network_type='flat',
+        provider_physical_network=EXTERNAL_NETWORK)
+    conn.network.create_subnet(
+        network_id=net.id, name='%s-subnet' % EXTERNAL_NETWORK,
+        ip_version=4, cidr=EXTERNAL_CIDR, gateway_ip='172.24.4.1',
+        allocation_pools=[{'start': '172.24.4.10', 'end': '172.24.4.250'}],
+        is_dhcp_enabled=False)
+    image = conn.image.create_image(
+        name=IMAGE_NAME, disk_format='raw', container_format='bare',
+        visibility='public', data=image_bytes(), wait=True,
+        allow_duplicates=True)
+    conn.image.wait_for_status(image, 'active', failures=['killed'], wait=60)
+
+
+def clouds_yaml(layout, secrets):
+    """The clouds.yaml text: devcloud-X (admin) and devcloud-X-member."""
+    clouds = {}
+    for cloud in layout_mod.CLOUDS:
+        base = {'region_name': 'RegionOne', 'identity_api_version': 3,
+                'interface': 'public'}
+        for suffix, user, password in (
+                ('', 'admin', secrets[cloud]['admin']),
+                ('-member', 'demo', secrets[cloud]['member'])):
+            clouds[cloud + suffix] = dict(base, auth={
+                'auth_url': layout.url(cloud, 'keystone'),
+                'username': user, 'password': password,
+                'project_name': 'demo',
+                'user_domain_name': 'Default',
+                'project_domain_name': 'Default'})
+    return {'clouds': clouds}

@@ -1,0 +1,112 @@
+"""``overcloud-devcloud``: the test bed's console command (cliff)."""
+
+import shlex
+import sys
+
+from cliff import app
+from cliff import command
+from cliff import commandmanager
+from cliff import lister
+
+from overcloud_devcloud import bed as bed_mod
+from overcloud_devcloud import layout as layout_mod
+from overcloud_devcloud import process
+
+
+class Up(command.Command):
+    """Start devcloud-a and devcloud-b (cold the first time, warm after).
+
+    Starts a private MariaDB and RabbitMQ and, for each cloud, Keystone,
+    Glance, Placement, Nova (api, conductor, scheduler, compute) and Neutron
+    on 127.0.0.1.  Does nothing when the bed is already running.
+    """
+
+    def take_action(self, parsed_args):
+        result = bed_mod.Bed().up()
+        layout = layout_mod.Layout()
+        message = {'running': 'devcloud is already running',
+                   'warm': 'devcloud restarted (warm)',
+                   'cold': 'devcloud initialised and started (cold)'}[result]
+        self.app.stderr.write('%s; clouds.yaml: %s\n'
+                              % (message, layout.clouds_yaml))
+
+
+class Down(command.Command):
+    """Stop every devcloud process, keeping its data (or not, with --purge)."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--purge', action='store_true',
+            help='Also remove all state: databases, images, servers, '
+                 'passwords and clouds.yaml (default: keep them)')
+        return parser
+
+    def take_action(self, parsed_args):
+        stopped = bed_mod.Bed().down(purge=parsed_args.purge)
+        if stopped:
+            self.app.stderr.write('Stopped %d processes: %s\n'
+                                  % (len(stopped), ', '.join(stopped)))
+        else:
+            self.app.stderr.write('devcloud is not running.\n')
+        if parsed_args.purge:
+            self.app.stderr.write('Removed the state in %s\n'
+                                  % layout_mod.Layout().home)
+
+
+class Status(lister.Lister):
+    """Show each devcloud service: port, PID, whether it answers, memory."""
+
+    def take_action(self, parsed_args):
+        rows = bed_mod.Bed().status()
+        columns = ('service', 'port', 'pid', 'running', 'answers', 'rss_mib',
+                   'log')
+        headers = ('Service', 'Port', 'PID', 'Running', 'Answers', 'RSS MiB',
+                   'Log')
+        return headers, [tuple(row[c] for c in columns) for row in rows]
+
+
+class Env(command.Command):
+    """Print shell exports that point OpenStack clients at devcloud.
+
+    Use as: eval "$(overcloud-devcloud env)"; then
+    ``openstack --os-cloud devcloud-a ...`` or ``--os-cloud devcloud-b``.
+    """
+
+    def take_action(self, parsed_args):
+        for key, value in bed_mod.Bed().environment().items():
+            self.app.stdout.write('export %s=%s\n' % (key, shlex.quote(value)))
+
+
+COMMANDS = {'up': Up, 'down': Down, 'status': Status, 'env': Env}
+
+
+class DevcloudApp(app.App):
+
+    def __init__(self):
+        manager = commandmanager.CommandManager('overcloud_devcloud.cli')
+        for name, cls in COMMANDS.items():
+            manager.add_command(name, cls)
+        super().__init__(
+            description='devcloud: two real OpenStack clouds on 127.0.0.1 '
+                        'for testing overcloud-migrate',
+            version='0.1.0', command_manager=manager,
+            deferred_help=True)
+
+    def clean_up(self, cmd, result, err):
+        pass
+
+    def run_subcommand(self, argv):
+        try:
+            return super().run_subcommand(argv)
+        except (bed_mod.BedError, process.ProcessError, ValueError) as exc:
+            self.stderr.write('overcloud-devcloud: %s\n' % exc)
+            return 1
+
+
+def main(argv=None):
+    return DevcloudApp().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Configuration files of one devcloud cloud.
+
+Each function returns {section: {option: value}}; :func:`write_cloud`
+renders them as INI files under the cloud's etc/ directory.  The services
+find them through their OS_*_CONFIG_* environment variables (see
+:mod:`overcloud_devcloud.services`).
+"""
+
+import shutil
+
+from overcloud_devcloud import layout as layout_mod
+
+DB_SERVICES = ('keystone', 'glance', 'placement', 'nova_api', 'nova_cell0',
+               'nova', 'neutron')
+SERVICE_USERS = ('glance', 'placement', 'nova', 'neutron')
+
+
+def db_name(cloud, service):
+    """Database name of ``service`` in ``cloud`` ('devcloud-a' -> 'a_nova')."""
+    return '%s_%s' % (cloud.rsplit('-', 1)[1], service)
+
+
+def db_url(layout, secrets, cloud, service):
+    return 'mysql+pymysql://devcloud:%s@%s:%d/%s?charset=utf8mb4' % (
+        secrets['mariadb'], layout_mod.HOST, layout.ports.mariadb,
+        db_name(cloud, service))
+
+
+def transport_url(layout, secrets, cloud):
+    return 'rabbit://devcloud:%s@%s:%d/%s' % (
+        secrets['rabbitmq'], layout_mod.HOST, layout.ports.amqp, cloud)
+
+
+def _auth_section(layout, secrets, cloud, user):
+    """keystoneauth options for service user ``user``."""
+    return {
+        'auth_type': 'password',
+        'auth_url': layout.url(cloud, 'keystone'),
+        'username': user,
+        'password': secrets[cloud]['service'],
+        'user_domain_name': 'Default',
+        'project_name': 'service',
+        'project_domain_name': 'Default',
+        'region_name': 'RegionOne',
+    }
+
+
+def _authtoken(layout, secrets, cloud, user):
+    section = _auth_section(layout, secrets, cloud, user)
+    section['www_authenticate_uri'] = layout.url(cloud, 'keystone')
+    section['service_token_roles_required'] = True
+    return section
+
+
+def _common(layout, cloud, name):
+    return {
+        'debug': False,
+        'log_file': str(layout.logfile('%s-%s' % (cloud, name))),
+        'use_stderr': False,
+    }
+
+
+def keystone(layout, secrets, cloud):
+    keys = layout.cloud_dir(cloud) / 'keys'
+    return {
+        'DEFAULT': _common(layout, cloud, 'keystone'),
+        'database': {'connection': db_url(layout, secrets, cloud, 'keystone')},
+        'token': {'provider': 'fernet'},
+        'fernet_tokens': {'key_repository': str(keys / 'fernet')},
+        'fernet_receipts': {'key_repository': str(keys / 'receipts')},
+        'credential': {'key_repository': str(keys / 'credential')},
+        'cache': {'enabled': False},
+    }
+
+
+def glance(layout, secrets, cloud):
+    base = layout.cloud_dir(cloud) / 'glance'
+    url = layout.url(cloud, 'glance')
+    common = _common(layout, cloud, 'glance')
+    common.update({
+        'enabled_backends': 'fs:file',
+        'worker_self_reference_url': url,
+        'image_cache_dir': str(base / 'cache'),
+    })
+    return {
+        'DEFAULT': common,
+        'database': {'connection': db_url(layout, secrets, cloud, 'glance')},
+        'glance_store': {'default_backend': 'fs'},
+        'fs': {'filesystem_store_datadir': str(base / 'images')},
+        'os_glance_staging_store': {
+            'filesystem_store_datadir': str(base / 'staging')},
+        'os_glance_tasks_store': {
+            'filesystem_store_datadir': str(base / 'tasks')},
+        'keystone_authtoken': _authtoken(layout, secrets, cloud, 'glance'),
+        'paste_deploy': {'flavor': 'keystone'},
+        'oslo_policy': {'enforce_new_defaults': True},
+        'import_filtering_opts': {
+            'allowed_hosts': '[%s]' % layout_mod.HOST,
+            'allowed_ports': '[%s]' % ','.join(
+                str(layout.ports.api(c, 'glance'))
+                for c in layout_mod.CLOUDS),
+        },
+    }
+
+
+def placement(layout, secrets, cloud):
+    return {
+        'DEFAULT': _common(layout, cloud, 'placement'),
+        'placement_database': {
+            'connection': db_url(layout, secrets, cloud, 'placement')},
+        'api': {'auth_strategy': 'keystone'},
+        'keystone_authtoken': _authtoken(layout, secrets, cloud, 'placement'),
+    }
+
+
+def nova(layout, secrets, cloud, compute=False):
+    """nova.conf; ``compute=True`` gives nova-compute's (no database)."""
+    # nova-conductor and nova-scheduler override this with --log-file.
+    common = _common(layout, cloud,
+                     'nova-compute' if compute else 'nova-api')
+    common.update({
+        'transport_url': transport_url(layout, secrets, cloud),
+        'host': '%s-compute' % cloud,
+        'my_ip': layout_mod.HOST,
+        'state_path': str(layout.cloud_dir(cloud) / 'nova'),
+        'instances_path': str(layout.instances_dir(cloud)),
+        'compute_driver': 'devcloud.DevcloudDriver',
+        'allow_resize_to_same_host': True,
+        'vif_plugging_is_fatal': False,
+        'vif_plugging_timeout': 0,
+        'osapi_compute_workers': 1,
+        'metadata_workers': 1,
+        'heal_instance_info_cache_interval': -1,
+    })
+    conf = {
+        'DEFAULT': common,
+        'api': {'auth_strategy': 'keystone'},
+        'keystone_authtoken': _authtoken(layout, secrets, cloud, 'nova'),
+        'service_user': dict(_auth_section(layout, secrets, cloud, 'nova'),
+                             send_service_user_token=True),
+        'placement': _auth_section(layout, secrets, cloud, 'placement'),
+        'glance': {'region_name': 'RegionOne'},
+        'neutron': _auth_section(layout, secrets, cloud, 'neutron'),
+        'oslo_concurrency': {
+            'lock_path': str(layout.cloud_dir(cloud) / 'nova' / 'locks')},
+        'conductor': {'workers': 1},
+        'scheduler': {'workers': 1},
+        'wsgi': {'api_paste_config': str(layout.etc(cloud, 'nova') /
+                                         'api-paste.ini')},
+        'oslo_messaging_notifications': {'driver': 'noop'},
+        'notifications': {'notification_format': 'unversioned'},
+        'vnc': {'enabled': False},
+        'cinder': {'auth_type': 'none'},
+    }
+    if not compute:
+        conf['api_database'] = {
+            'connection': db_url(layout, secrets, cloud, 'nova_api')}
+        conf['database'] = {
+            'connection': db_url(layout, secrets, cloud, 'nova')}
+    # Service users of nova talk to placement and neutron as themselves.
+    conf['placement']['username'] = 'placement'
+    conf['neutron']['username'] = 'neutron'
+    return conf
+
+
+def neutron(layout, secrets, cloud):
+    common = _common(layout, cloud, 'neutron')
+    common.update({
+        'core_plugin': 'ml2',
+        'service_plugins': 'router',
+        'transport_url': transport_url(layout, secrets, cloud),
+        'auth_strategy': 'keystone',
+        'api_paste_config': str(layout.etc(cloud, 'neutron') /
+                                'api-paste.ini'),
+        'state_path': str(layout.cloud_dir(cloud) / 'neutron'),
+        'notify_nova_on_port_status_changes': True,
+        'notify_nova_on_port_data_changes': True,
+        'dhcp_agent_notification': False,
+        'api_workers': 1,
+        'rpc_workers': 0,
+        'rpc_state_report_workers': 0,
+    })
+    return {
+        'DEFAULT': common,
+        'database': {'connection': db_url(layout, secrets, cloud, 'neutron')},
+        'keystone_authtoken': _authtoken(layout, secrets, cloud, 'neutron'),
+        'nova': _auth_section(layout, secrets, cloud, 'nova'),
+        'placement': _auth_section(layout, secrets, cloud, 'placement'),
+        'oslo_concurrency': {
+            'lock_path': str(layout.cloud_dir(cloud) / 'neutron' / 'locks')},
+        'oslo_messaging_notifications': {'driver': 'noop'},
+        'agent': {'root_helper': '', 'root_helper_daemon': ''},
+    }
+
+
+def ml2(layout, secrets, cloud):
+    return {
+        'ml2': {
+            'type_drivers': 'flat,vlan,vxlan',
+            'tenant_network_types': 'vxlan',
+            'mechanism_drivers': 'devcloud_bind',
+            'extension_drivers': 'port_security',
+        },
+        'ml2_type_flat': {'flat_networks': 'public'},
+        'ml2_type_vlan': {'network_vlan_ranges': 'public'},
+        'ml2_type_vxlan': {'vni_ranges': '1:4000'},
+    }
+
+
+def render(sections):
+    """INI text for {section: {option: value}}; values are plain scalars."""
+    out = []
+    for section, options in sections.items():
+        out.append('[%s]' % section)
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            text = str(value)
+            if '\n' in text:
+                raise ValueError('option %s.%s holds a newline' % (section, key))
+            out.append('%s = %s' % (key, text))
+        out.append('')
+    return '\n'.join(out)
+
+
+def _write(path, sections):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(sections))
+    path.chmod(0o600)  # holds passwords
+
+
+def write_cloud(layout, secrets, cloud):
+    """Write every configuration file of ``cloud``; returns nothing."""
+    etc = layout.etc
+    _write(etc(cloud, 'keystone') / 'keystone.conf',
+           keystone(layout, secrets, cloud))
+    _write(etc(cloud, 'glance') / 'glance-api.conf',
+           glance(layout, secrets, cloud))
+    _write(etc(cloud, 'placement') / 'placement.conf',
+           placement(layout, secrets, cloud))
+    _write(etc(cloud, 'nova') / 'nova.conf', nova(layout, secrets, cloud))
+    _write(etc(cloud, 'nova') / 'nova-compute.conf',
+           nova(layout, secrets, cloud, compute=True))
+    _write(etc(cloud, 'neutron') / 'neutron.conf',
+           neutron(layout, secrets, cloud))
+    _write(etc(cloud, 'neutron') / 'plugins' / 'ml2' / 'ml2_conf.ini',
+           ml2(layout, secrets, cloud))
+    # The paste pipelines ship with the services, in the venv's etc/.
+    shutil.copy(layout.etc_dir / 'glance' / 'glance-api-paste.ini',
+                etc(cloud, 'glance') / 'glance-api-paste.ini')
+    shutil.copy(layout.etc_dir / 'nova' / 'api-paste.ini',
+                etc(cloud, 'nova') / 'api-paste.ini')
+    shutil.copy(layout.etc_dir / 'neutron' / 'api-paste.ini',
+                etc(cloud, 'neutron') / 'api-paste.ini')
+    for sub in ('glance/images', 'glance/staging', 'glance/tasks',
+                'glance/cache', 'nova/locks', 'neutron/locks', 'instances'):
+        (layout.cloud_dir(cloud) / sub).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,151 @@
+"""Where devcloud keeps its state and which loopback ports it uses.
+
+Everything devcloud writes lives under one state directory, chosen by
+``OVERCLOUD_DEVCLOUD_HOME`` (default: ``$XDG_DATA_HOME/overcloud-devcloud``,
+i.e. ``~/.local/share/overcloud-devcloud``).  Ports are laid out from one base
+port, ``OVERCLOUD_DEVCLOUD_BASE_PORT`` (default 35300), so that two beds can
+coexist on one machine by choosing different bases.
+"""
+
+import dataclasses
+import os
+import pathlib
+import sysconfig
+
+HOME_ENV = 'OVERCLOUD_DEVCLOUD_HOME'
+BASE_PORT_ENV = 'OVERCLOUD_DEVCLOUD_BASE_PORT'
+DEFAULT_BASE_PORT = 35300
+HOST = '127.0.0.1'
+
+CLOUDS = ('devcloud-a', 'devcloud-b')
+
+# API services of one cloud, in start order, with their offset from the
+# cloud's first port.
+API_SERVICES = ('keystone', 'glance', 'placement', 'nova-api', 'neutron')
+# Services of one cloud that listen on no port.
+RPC_SERVICES = ('nova-conductor', 'nova-scheduler', 'nova-compute')
+
+
+def default_home():
+    data = os.environ.get('XDG_DATA_HOME') or os.path.join(
+        os.path.expanduser('~'), '.local', 'share')
+    return pathlib.Path(data) / 'overcloud-devcloud'
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    base: int = DEFAULT_BASE_PORT
+
+    @property
+    def mariadb(self):
+        return self.base
+
+    @property
+    def amqp(self):
+        return self.base + 1
+
+    @property
+    def erlang_dist(self):
+        return self.base + 2
+
+    @property
+    def epmd(self):
+        return self.base + 3
+
+    def api(self, cloud, service):
+        index = CLOUDS.index(cloud)
+        return self.base + 10 * (index + 1) + API_SERVICES.index(service)
+
+    def all(self):
+        """Every port the bed listens on, as {port: description}."""
+        ports = {
+            self.mariadb: 'mariadb',
+            self.amqp: 'rabbitmq (amqp)',
+            self.erlang_dist: 'rabbitmq (erlang distribution)',
+            self.epmd: 'epmd',
+        }
+        for cloud in CLOUDS:
+            for service in API_SERVICES:
+                ports[self.api(cloud, service)] = '%s of %s' % (service, cloud)
+        return ports
+
+
+class Layout:
+    """Paths of one bed, all below ``home``."""
+
+    def __init__(self, home=None, base_port=None):
+        if home is None:
+            home = os.environ.get(HOME_ENV) or default_home()
+        if base_port is None:
+            raw = os.environ.get(BASE_PORT_ENV)
+            try:
+                base_port = int(raw) if raw else DEFAULT_BASE_PORT
+            except ValueError:
+                raise ValueError('%s must be a port number, not %r'
+                                 % (BASE_PORT_ENV, raw))
+        if not 1024 <= base_port <= 65000:
+            raise ValueError('%s must be between 1024 and 65000, not %d'
+                             % (BASE_PORT_ENV, base_port))
+        self.home = pathlib.Path(home).absolute()
+        self.ports = Ports(base_port)
+
+    # Where the OpenStack console scripts of this Python live.
+    bin_dir = pathlib.Path(sysconfig.get_path('scripts'))
+    etc_dir = pathlib.Path(sysconfig.get_path('data')) / 'etc'
+
+    @property
+    def run_dir(self):
+        return self.home / 'run'
+
+    @property
+    def log_dir(self):
+        return self.home / 'log'
+
+    @property
+    def secrets_file(self):
+        return self.home / 'secrets.json'
+
+    @property
+    def clouds_yaml(self):
+        return self.home / 'clouds.yaml'
+
+    @property
+    def ready_marker(self):
+        """Exists once a cold start has fully initialised the bed."""
+        return self.home / 'initialised'
+
+    @property
+    def mariadb_dir(self):
+        return self.home / 'mariadb'
+
+    @property
+    def mariadb_socket(self):
+        return self.run_dir / 'mariadb.sock'
+
+    @property
+    def rabbit_dir(self):
+        return self.home / 'rabbitmq'
+
+    def cloud_dir(self, cloud):
+        return self.home / cloud
+
+    def etc(self, cloud, service=''):
+        return self.cloud_dir(cloud) / 'etc' / service
+
+    def instances_dir(self, cloud):
+        """Nova's instances_path: one disk file per server."""
+        return self.cloud_dir(cloud) / 'instances'
+
+    def server_disk(self, cloud, server_id):
+        return self.instances_dir(cloud) / ('%s.disk' % server_id)
+
+    def pidfile(self, name):
+        return self.run_dir / ('%s.pid' % name)
+
+    def logfile(self, name):
+        return self.log_dir / ('%s.log' % name)
+
+    def url(self, cloud, service):
+        port = self.ports.api(cloud, service)
+        suffix = {'keystone': '/v3', 'nova-api': '/v2.1'}.get(service, '')
+        return 'http://%s:%d%s' % (HOST, port, suffix)

@@ -1,0 +1,17 @@
+# Sphinx configuration for the overcloud-migrate documentation.
+
+project = 'overcloud-migrate'
+copyright = 'overcloud-migrate developers'
+author = 'overcloud-migrate developers'
+
+extensions = [
+    'sphinx.ext.autodoc',
+]
+
+source_suffix = {'.rst': 'restructuredtext'}
+root_doc = 'index'
+exclude_patterns = []
+
+pygments_style = 'sphinx'
+html_theme = 'alabaster'
+html_static_path = []
