@@ -139,10 +139,7 @@ class Bed:
         """Wait until ``service`` answers; fail early if it dies."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.pid(service) is None:
-                log = self.layout.logfile(service.slug)
-                raise BedError('%s died while starting; log %s ends with:\n%s'
-                               % (service.name, log, process.tail(log)))
+            self._check_alive([service])
             if service.health == 'process' or self.answers(service):
                 return
             if time.monotonic() > deadline:
@@ -152,6 +149,13 @@ class Bed:
                                % (service.name, service.port, timeout, log,
                                   process.tail(log)))
             time.sleep(0.25)
+
+    def _check_alive(self, batch):
+        for service in batch:
+            if self.pid(service) is None:
+                log = self.layout.logfile(service.slug)
+                raise BedError('%s died while starting; log %s ends with:\n%s'
+                               % (service.name, log, process.tail(log)))
 
     def _start_and_wait(self, batch, started):
         for service in batch:
@@ -203,8 +207,10 @@ class Bed:
                                 secrets, started)
                     for cloud in layout_mod.CLOUDS]
             errors = [job.exception() for job in jobs if job.exception()]
-        if errors:
+        if len(errors) == 1:
             raise errors[0]
+        if errors:
+            raise BedError('\n'.join(str(e) for e in errors))
         clouds = layout.clouds_yaml
         clouds.write_text(yaml.safe_dump(bootstrap.clouds_yaml(layout,
                                                                secrets)))
@@ -225,7 +231,8 @@ class Bed:
         self.progress('devcloud: starting %s' % cloud)
         self._start_and_wait(todo, started)
         conn = bootstrap.connect(layout, secrets, cloud)
-        bootstrap.wait_for_compute(conn, cloud)
+        bootstrap.wait_for_compute(conn, cloud, lambda: self._check_alive(
+            self.cloud_services(cloud)))
         if cold:
             bootstrap.discover_hosts(layout, cloud)
             self.progress('devcloud: creating flavors, network and image in '

@@ -5,6 +5,7 @@ import grp
 import hashlib
 import os
 import pwd
+import struct
 import subprocess
 import time
 
@@ -27,11 +28,16 @@ CATALOG = (('glance', 'image', 'glance'),
 def image_bytes():
     """A small raw disk image, the same on every machine.
 
-    A 512-byte boot sector, then alternating data and zero regions, as in a
-    real VM image (transports are expected to make the most of the zeros).
+    A boot sector with an MBR partition table (one Linux partition from
+    sector 2048: Glance's format inspector refuses an MBR without one), then
+    alternating data and zero regions, as in a real VM image (transports are
+    expected to make the most of the zeros).
     """
     out = bytearray(IMAGE_SIZE)
     out[0:16] = b'DEVCLOUD-RAW-001'
+    sectors = IMAGE_SIZE // 512
+    out[446:462] = struct.pack('<B3BB3BII', 0x00, 0, 0, 0, 0x83, 0, 0, 0,
+                               2048, sectors - 2048)
     out[510:512] = b'\x55\xaa'
     block = 64 * 1024
     for offset in range(block, IMAGE_SIZE, 2 * block):
@@ -65,7 +71,7 @@ def sync_databases(layout, secrets, cloud):
     env = dict(os.environ, OS_BOOTSTRAP_PASSWORD=secrets[cloud]['admin'])
     keys = layout.cloud_dir(cloud) / 'keys'
     for sub in ('fernet', 'receipts', 'credential'):
-        (keys / sub).mkdir(parents=True, exist_ok=True)
+        (keys / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def keystone():
         manage = [bin_dir / 'keystone-manage', '--config-file', keystone_conf]
@@ -159,11 +165,15 @@ def register_identity(layout, secrets, cloud):
                                      region_id='RegionOne')
 
 
-def wait_for_compute(conn, cloud, timeout=120):
-    """Wait until nova-compute of ``cloud`` has registered and is up."""
+def wait_for_compute(conn, cloud, still_running, timeout=120):
+    """Wait until nova-compute of ``cloud`` has registered and is up.
+
+    ``still_running()`` raises when a process of the cloud has died.
+    """
     host = '%s-compute' % cloud
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        still_running()
         for svc in conn.compute.services():
             if (svc.binary == 'nova-compute' and svc.host == host
                     and svc.state == 'up'):

@@ -70,6 +70,8 @@ def keystone(layout, secrets, cloud):
         'fernet_receipts': {'key_repository': str(keys / 'receipts')},
         'credential': {'key_repository': str(keys / 'credential')},
         'cache': {'enabled': False},
+        # bcrypt's minimum cost: a test bed needs fast logins, not strength.
+        'identity': {'password_hash_rounds': 4},
     }
 
 

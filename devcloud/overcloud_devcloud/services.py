@@ -11,7 +11,11 @@ from overcloud_devcloud import layout as layout_mod
 # snapshots in 1 MiB chunks).
 UWSGI_FLAGS = ('--master', '--processes', '1', '--threads', '4',
                '--enable-threads', '--lazy-apps', '--need-app',
-               '--die-on-term', '--buffer-size', '65535', '--vacuum')
+               '--die-on-term', '--buffer-size', '65535', '--vacuum',
+               # uWSGI's http-socket closes every connection after the
+               # reply; saying so stops clients from reusing a dead socket
+               # (else: "Connection reset by peer" on the next POST).
+               '--add-header', 'Connection: close')
 GLANCE_FLAGS = ('--http-chunked-input', '--chunked-input-limit', '67108864',
                 '--http-raw-body', '--socket-timeout', '30')
 WSGI_MODULES = {

@@ -1,0 +1,99 @@
+import base64
+import configparser
+import hashlib
+
+import pytest
+
+from overcloud_devcloud import bootstrap
+from overcloud_devcloud import broker
+from overcloud_devcloud import confgen
+from overcloud_devcloud import credentials
+from overcloud_devcloud import layout as layout_mod
+
+
+@pytest.fixture
+def layout(tmp_path):
+    return layout_mod.Layout(home=tmp_path / 'bed', base_port=40000)
+
+
+def test_home_and_ports_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(layout_mod.HOME_ENV, str(tmp_path / 'h'))
+    monkeypatch.setenv(layout_mod.BASE_PORT_ENV, '41000')
+    layout = layout_mod.Layout()
+    assert layout.home == tmp_path / 'h'
+    assert layout.ports.mariadb == 41000
+    assert layout.url('devcloud-b', 'keystone') == 'http://127.0.0.1:41020/v3'
+
+
+def test_default_home_is_the_user_data_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv(layout_mod.HOME_ENV, raising=False)
+    monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path))
+    assert layout_mod.Layout().home == tmp_path / 'overcloud-devcloud'
+
+
+@pytest.mark.parametrize('value', ['abc', '80', '70000'])
+def test_bad_base_port_is_refused_with_the_variable_named(monkeypatch, value):
+    monkeypatch.setenv(layout_mod.BASE_PORT_ENV, value)
+    with pytest.raises(ValueError, match=layout_mod.BASE_PORT_ENV):
+        layout_mod.Layout()
+
+
+def test_every_port_is_distinct(layout):
+    ports = layout.ports.all()
+    assert len(ports) == 4 + 5 * len(layout_mod.CLOUDS)
+    assert min(ports) == 40000
+
+
+def test_secrets_are_created_once_and_private(layout):
+    first = credentials.load_or_create(layout)
+    assert credentials.load_or_create(layout) == first
+    assert layout.secrets_file.stat().st_mode & 0o777 == 0o600
+    assert first['devcloud-a']['admin'] != first['devcloud-b']['admin']
+
+
+def test_cloud_configs_parse_and_point_at_their_own_cloud(layout):
+    secrets = credentials.load_or_create(layout)
+    for cloud in layout_mod.CLOUDS:
+        nova = confgen.nova(layout, secrets, cloud)
+        assert nova['database']['connection'].endswith(
+            '/%s?charset=utf8mb4' % confgen.db_name(cloud, 'nova'))
+        compute = confgen.nova(layout, secrets, cloud, compute=True)
+        assert 'database' not in compute and 'api_database' not in compute
+        assert nova['keystone_authtoken']['auth_url'] == \
+            layout.url(cloud, 'keystone')
+        assert nova['DEFAULT']['transport_url'].endswith('/' + cloud)
+        parser = configparser.RawConfigParser()
+        parser.read_string(confgen.render(confgen.neutron(layout, secrets,
+                                                          cloud)))
+        assert parser.get('DEFAULT', 'core_plugin') == 'ml2'
+
+
+def test_render_refuses_newlines():
+    with pytest.raises(ValueError):
+        confgen.render({'DEFAULT': {'x': 'a\nb'}})
+
+
+def test_rabbit_password_hash_matches_rabbitmq_scheme():
+    salt = b'\x01\x02\x03\x04'
+    encoded = broker.password_hash('s3cret', salt=salt)
+    raw = base64.b64decode(encoded)
+    assert raw[:4] == salt
+    assert raw[4:] == hashlib.sha256(salt + b's3cret').digest()
+
+
+def test_clouds_yaml_has_admin_and_member_per_cloud(layout):
+    secrets = credentials.load_or_create(layout)
+    clouds = bootstrap.clouds_yaml(layout, secrets)['clouds']
+    assert set(clouds) == {'devcloud-a', 'devcloud-a-member',
+                           'devcloud-b', 'devcloud-b-member'}
+    assert clouds['devcloud-b-member']['auth']['username'] == 'demo'
+    assert clouds['devcloud-a']['auth']['auth_url'] == \
+        layout.url('devcloud-a', 'keystone')
+
+
+def test_image_is_deterministic_and_mostly_zero():
+    data = bootstrap.image_bytes()
+    assert data == bootstrap.image_bytes()
+    assert len(data) == bootstrap.IMAGE_SIZE
+    assert data[510:512] == b'\x55\xaa'
+    assert data.count(0) > len(data) // 3
