@@ -243,12 +243,15 @@ class Bed:
     # -- down ---------------------------------------------------------------
 
     def _stop_all(self):
+        """Stop the clouds (all at once), then the broker and database."""
         stopped = []
-        # Clouds first, then the broker and the database they use.
-        for service in reversed(self.all_services()):
-            pid = process.stop(self.layout.pidfile(service.slug))
-            if pid is not None:
-                stopped.append(service.name)
+        layers = [[s for s in self.all_services() if s.cloud],
+                  [s for s in self.all_services() if not s.cloud]]
+        for layer in layers:
+            pids = process.stop_many(
+                [self.layout.pidfile(s.slug) for s in layer], timeout=15)
+            stopped.extend(s.name for s, pid in zip(layer, pids)
+                           if pid is not None)
         # RabbitMQ starts epmd as a daemon of its own; it holds our port.
         holder = process.port_holder(self.layout.ports.epmd)
         if holder and holder[1] == 'epmd':

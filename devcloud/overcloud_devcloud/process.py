@@ -82,22 +82,33 @@ def stop(pidfile, timeout=20):
 
     Returns the PID stopped, or None if nothing was running.
     """
-    pid = read_pid(pidfile)
-    if pid is None:
-        pathlib.Path(pidfile).unlink(missing_ok=True)
-        return None
-    _signal_group(pid, signal.SIGTERM)
+    return stop_many([pidfile], timeout)[0]
+
+
+def stop_many(pidfiles, timeout=20):
+    """Stop several processes at once: SIGTERM all, SIGKILL stragglers.
+
+    Returns, in order, the PID stopped for each pidfile (None: not running).
+    """
+    pids = [read_pid(pidfile) for pidfile in pidfiles]
+    for pid in pids:
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive(pid):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
-    if alive(pid):
+    for pid in pids:
+        if pid is None:
+            continue
+        if alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while alive(pid):
+                time.sleep(0.05)
+        # Helpers left in the group (uWSGI workers) go too.
         _signal_group(pid, signal.SIGKILL)
-        while alive(pid):
-            time.sleep(0.05)
-    # Helpers left in the group (uWSGI workers) go too.
-    _signal_group(pid, signal.SIGKILL)
-    pathlib.Path(pidfile).unlink(missing_ok=True)
-    return pid
+    for pidfile in pidfiles:
+        pathlib.Path(pidfile).unlink(missing_ok=True)
+    return pids
 
 
 def _signal_group(pid, sig):

@@ -179,3 +179,31 @@ def test_parallel_boot_stop_snapshot(devcloud, conn, cleanup):
         snapshots = list(pool.map(lifecycle, servers))
     assert [s.status for s in snapshots] == ['active'] * count
     assert all(s.size == len(bootstrap.image_bytes()) for s in snapshots)
+
+
+def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
+                                                           cleanup):
+    conn = openstack.connect(cloud='devcloud-a')
+    net, subnet, _router, _group = _network_world(conn, cleanup,
+                                                  '10.79.0.0/24', 'restart')
+    port = conn.network.create_port(network_id=net.id, name='restart-port')
+    cleanup(lambda: conn.network.delete_port(port, ignore_missing=True))
+    server = _boot(conn, cleanup, 'restart-server', port)
+    server = conn.compute.wait_for_server(server, wait=WAIT)
+
+    assert devcloud.up() == 'running'  # a second call does nothing
+    pids = {row['service']: row['pid'] for row in devcloud.status()}
+
+    stopped = devcloud.down()
+    assert set(stopped) == set(pids)
+    assert not any(row['running'] for row in devcloud.status())
+    assert devcloud.up() == 'warm'
+    assert devcloud.is_up()
+    assert all(row['pid'] != pids[row['service']]
+               for row in devcloud.status())
+
+    conn = openstack.connect(cloud='devcloud-a')
+    server = conn.compute.get_server(server.id)
+    assert server.status == 'ACTIVE' and server.power_state == 1
+    conn.compute.stop_server(server)  # the restarted driver knows it
+    conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT)

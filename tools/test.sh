@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, then run every
+# check: lint, docs and release notes (warnings are errors), unit tests and
+# functional tests on devcloud (brought up here if it is not running).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/bootstrap.sh
+export OVERCLOUD_DEVCLOUD_HOME="${OVERCLOUD_DEVCLOUD_HOME:-$PWD/.devcloud}"
+export PATH="$PWD/.venv/bin:$PATH"
+
+ruff check overcloud_migrate devcloud tests benchmarks
+sphinx-build -q -W -b html doc/source doc/build/html
+sphinx-build -q -W -b html releasenotes/source releasenotes/build/html
+python -m pytest -p no:cacheprovider "$@"
