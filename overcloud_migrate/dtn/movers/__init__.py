@@ -1,0 +1,1 @@
+"""Movers: the ways a DTN service moves a file to another DTN."""
