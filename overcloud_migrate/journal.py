@@ -1,0 +1,177 @@
+"""The migration journal: migrations, their events and the ID map.
+
+SQLAlchemy over SQLite by default (``$XDG_STATE_HOME/overcloud-migrate/
+journal.sqlite``); any database URL works for a shared deployment
+(``--journal-url`` or ``OVERCLOUD_MIGRATE_JOURNAL_URL``).  The ID map
+records, for every resource a migration created or adopted at the
+destination, which source resource it stands for: replication finds it
+again there, and rollback knows what to delete.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+JOURNAL_URL_ENV = 'OVERCLOUD_MIGRATE_JOURNAL_URL'
+
+
+def default_url():
+    state = os.environ.get('XDG_STATE_HOME') or os.path.join(
+        os.path.expanduser('~'), '.local', 'state')
+    path = pathlib.Path(state) / 'overcloud-migrate' / 'journal.sqlite'
+    return 'sqlite:///%s' % path
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Migration(Base):
+    __tablename__ = 'migrations'
+    id = sa.Column(sa.String(36), primary_key=True)
+    created_at = sa.Column(sa.DateTime(timezone=True), default=_now)
+    updated_at = sa.Column(sa.DateTime(timezone=True), default=_now,
+                           onupdate=_now)
+    source = sa.Column(sa.String(512), nullable=False)
+    destination = sa.Column(sa.String(512), nullable=False)
+    state = sa.Column(sa.String(32), nullable=False, default='planned')
+    plan = sa.Column(sa.Text, nullable=False)
+    error = sa.Column(sa.Text)
+
+
+class Mapping(Base):
+    """Source resource -> destination resource, per pair of clouds."""
+    __tablename__ = 'id_map'
+    __table_args__ = (sa.UniqueConstraint('source', 'destination',
+                                          'resource_type', 'source_id'),)
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    source = sa.Column(sa.String(512), nullable=False)
+    destination = sa.Column(sa.String(512), nullable=False)
+    resource_type = sa.Column(sa.String(64), nullable=False)
+    source_id = sa.Column(sa.String(255), nullable=False)
+    dest_id = sa.Column(sa.String(255), nullable=False)
+    # True when this migration created it (rollback deletes only those).
+    created = sa.Column(sa.Boolean, nullable=False, default=True)
+    migration_id = sa.Column(sa.String(36), sa.ForeignKey('migrations.id'))
+    recorded_at = sa.Column(sa.DateTime(timezone=True), default=_now)
+
+
+class Event(Base):
+    __tablename__ = 'events'
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    migration_id = sa.Column(sa.String(36), sa.ForeignKey('migrations.id'),
+                             nullable=False)
+    at = sa.Column(sa.DateTime(timezone=True), default=_now)
+    level = sa.Column(sa.String(16), nullable=False)
+    message = sa.Column(sa.Text, nullable=False)
+
+
+class Journal:
+    """The journal at ``url`` (created on first use)."""
+
+    def __init__(self, url=None):
+        self.url = url or os.environ.get(JOURNAL_URL_ENV) or default_url()
+        if self.url.startswith('sqlite:///'):
+            path = pathlib.Path(self.url[len('sqlite:///'):])
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.engine = sa.create_engine(self.url, future=True)
+        if self.engine.dialect.name == 'sqlite':
+            sa.event.listen(self.engine, 'connect', _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = orm.sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- migrations ---------------------------------------------------------
+
+    def start(self, source, destination, plan):
+        """Record a new migration of ``plan`` (a dict); returns its id."""
+        record = Migration(id=str(uuid.uuid4()), source=source,
+                           destination=destination, state='running',
+                           plan=json.dumps(plan, sort_keys=True))
+        with self._session.begin() as session:
+            session.add(record)
+        return record.id
+
+    def finish(self, migration_id, state, error=None):
+        with self._session.begin() as session:
+            record = session.get(Migration, migration_id)
+            record.state = state
+            record.error = error
+
+    def get(self, migration_id):
+        with self._session() as session:
+            return session.get(Migration, migration_id)
+
+    def migrations(self):
+        with self._session() as session:
+            return list(session.scalars(
+                sa.select(Migration).order_by(Migration.created_at)))
+
+    def log(self, migration_id, message, level='info'):
+        with self._session.begin() as session:
+            session.add(Event(migration_id=migration_id, level=level,
+                              message=message))
+
+    def events(self, migration_id):
+        with self._session() as session:
+            return list(session.scalars(
+                sa.select(Event).where(Event.migration_id == migration_id)
+                .order_by(Event.id)))
+
+    # -- the ID map ---------------------------------------------------------
+
+    def lookup(self, source, destination, resource_type, source_id):
+        with self._session() as session:
+            row = session.scalars(sa.select(Mapping).where(
+                Mapping.source == source, Mapping.destination == destination,
+                Mapping.resource_type == resource_type,
+                Mapping.source_id == source_id)).first()
+            return row.dest_id if row else None
+
+    def record(self, source, destination, resource_type, source_id, dest_id,
+               migration_id=None, created=True):
+        """Map ``source_id`` to ``dest_id`` (replacing an older mapping)."""
+        with self._session.begin() as session:
+            row = session.scalars(sa.select(Mapping).where(
+                Mapping.source == source, Mapping.destination == destination,
+                Mapping.resource_type == resource_type,
+                Mapping.source_id == source_id)).first()
+            if row is None:
+                session.add(Mapping(
+                    source=source, destination=destination,
+                    resource_type=resource_type, source_id=source_id,
+                    dest_id=dest_id, migration_id=migration_id,
+                    created=created))
+            else:
+                row.dest_id = dest_id
+                row.migration_id = migration_id or row.migration_id
+
+    def forget(self, source, destination, resource_type, source_id):
+        with self._session.begin() as session:
+            session.execute(sa.delete(Mapping).where(
+                Mapping.source == source, Mapping.destination == destination,
+                Mapping.resource_type == resource_type,
+                Mapping.source_id == source_id))
+
+    def mappings(self, migration_id=None):
+        with self._session() as session:
+            query = sa.select(Mapping).order_by(Mapping.id)
+            if migration_id:
+                query = query.where(Mapping.migration_id == migration_id)
+            return list(session.scalars(query))
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA busy_timeout=10000')
+    cursor.execute('PRAGMA foreign_keys=ON')
+    cursor.close()

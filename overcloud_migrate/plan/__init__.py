@@ -1,0 +1,1 @@
+"""The migration plan: model, source inventory, prechecks, replication."""

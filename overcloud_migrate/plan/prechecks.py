@@ -1,0 +1,305 @@
+"""Checks of a plan against the destination, before any change.
+
+Every problem is collected (not just the first) so the operator can fix them
+all at once; nothing here writes to either cloud.
+"""
+
+import dataclasses
+import ipaddress
+
+from openstack import exceptions as sdk_exc
+
+from overcloud_migrate.plan import replicate
+
+COLUMNS = ('Type', 'Name', 'Source ID', 'Problem')
+RUNNABLE_STATES = ('ACTIVE', 'SHUTOFF')
+
+
+@dataclasses.dataclass
+class Problem:
+    type: str
+    name: str
+    source_id: str
+    problem: str
+
+    def as_tuple(self):
+        return (self.type, self.name, self.source_id, self.problem)
+
+
+def format_table(problems):
+    """Problems as a plain-text table, for an error message."""
+    rows = [COLUMNS] + [p.as_tuple() for p in problems]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append('  '.join(str(v).ljust(w) for v, w in zip(row, widths))
+                     .rstrip())
+        if n == 0:
+            lines.append('  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+class Prechecks:
+
+    def __init__(self, plan, dest, journal, source_key, dest_key, admin,
+                 source=None):
+        self.plan = plan
+        self.dest = dest
+        self.source = source
+        self.admin = admin
+        # A dry-run replicator knows how resources are found again.
+        self.replicator = replicate.Replicator(
+            plan, dest, journal, source_key, dest_key, admin=admin,
+            dry_run=True)
+        self.problems = []
+
+    def add(self, kind, name, source_id, text):
+        self.problems.append(Problem(kind, name or '', source_id or '', text))
+
+    def run(self):
+        for check in (self.servers, self.flavors, self.keypairs,
+                      self.networks, self.external_network,
+                      self.name_collisions, self.cidr_overlaps,
+                      self.compute_quota, self.network_quota):
+            try:
+                check()
+            except sdk_exc.SDKException as exc:
+                self.add('cloud', '', '', 'the destination answered %s while '
+                         'checking %s' % (replicate._reason(exc),
+                                          check.__name__.replace('_', ' ')))
+        return self.problems
+
+    # -- servers ----------------------------------------------------------
+
+    def servers(self):
+        for server in self.plan.servers:
+            if server.boot_source == 'volume':
+                self.add('server', server.name, server.id,
+                         'boots from a volume; volume-backed servers are not '
+                         'supported yet')
+            if self.source is not None:
+                try:
+                    current = self.source.compute.get_server(server.id)
+                except sdk_exc.NotFoundException:
+                    self.add('server', server.name, server.id,
+                             'no longer exists in the source cloud')
+                    continue
+                status = current.status
+            else:
+                status = server.status
+            if status and status not in RUNNABLE_STATES:
+                self.add('server', server.name, server.id,
+                         'is %s at the source; only ACTIVE or SHUTOFF servers '
+                         'can be migrated' % status)
+
+    def flavors(self):
+        for flavor in self.plan.flavors:
+            name = self.replicator.dest_flavor_name(flavor)
+            if self.dest.compute.find_flavor(name, ignore_missing=True):
+                continue
+            if not self.admin:
+                self.add('flavor', name, flavor.id,
+                         'does not exist at the destination and creating it '
+                         'needs admin; map it with --flavor-map %s=<flavor>'
+                         % flavor.name)
+
+    def keypairs(self):
+        for keypair in self.plan.keypairs:
+            if not keypair.public_key:
+                self.add('keypair', keypair.name, keypair.name,
+                         'its public key is not readable by this user (a '
+                         'keypair belongs to the user who made it)')
+                continue
+            try:
+                found = self.dest.compute.get_keypair(keypair.name)
+            except sdk_exc.NotFoundException:
+                continue
+            if not replicate._same_key(found.public_key, keypair.public_key):
+                self.add('keypair', keypair.name, keypair.name,
+                         'exists at the destination with another public key')
+
+    # -- networks -----------------------------------------------------------
+
+    def networks(self):
+        net = self.dest.network
+        for network in self.plan.networks:
+            if network.external:
+                continue
+            try:
+                target = self.replicator.network_mapping(network)
+            except replicate.ReplicationError as exc:
+                self.add('network', network.name, network.id, str(exc))
+                continue
+            if target is None:
+                continue
+            dest_net = net.find_network(target, ignore_missing=True)
+            if dest_net is None:
+                self.add('network', network.name, network.id,
+                         "is mapped to '%s', which does not exist at the "
+                         'destination' % target)
+                continue
+            self._fixed_ips_free(network, dest_net)
+
+    def _fixed_ips_free(self, network, dest_net):
+        """On a mapped network the kept fixed IPs must be free and in range."""
+        net = self.dest.network
+        dest_subnets = list(net.subnets(network_id=dest_net.id))
+        taken = {}
+        for port in net.ports(network_id=dest_net.id):
+            for fixed in port.fixed_ips or []:
+                taken[fixed['ip_address']] = port
+        for port in self.plan.ports:
+            if port.network_id != network.id:
+                continue
+            if self.replicator.find('port', port.id):
+                continue
+            for fixed in port.fixed_ips:
+                address = ipaddress.ip_address(fixed.ip_address)
+                if not any(address in ipaddress.ip_network(s.cidr)
+                           for s in dest_subnets):
+                    self.add('port', port.name or fixed.ip_address, port.id,
+                             'fixed IP %s is in no subnet of the destination '
+                             "network '%s'" % (fixed.ip_address,
+                                               dest_net.name))
+                elif fixed.ip_address in taken:
+                    holder = taken[fixed.ip_address]
+                    self.add('port', port.name or fixed.ip_address, port.id,
+                             'fixed IP %s is already used at the destination '
+                             'by port %s (%s)' % (fixed.ip_address, holder.id,
+                                                  holder.device_owner
+                                                  or 'unbound'))
+
+    def external_network(self):
+        needs = any(r.external_network_id for r in self.plan.routers) or (
+            self.plan.floating_ips)
+        if not needs:
+            return
+        try:
+            target = self.replicator.external_network()
+        except replicate.ReplicationError as exc:
+            self.add('network', 'external', '', str(exc))
+            return
+        found = self.dest.network.find_network(target, ignore_missing=True)
+        if found is None or not found.is_router_external:
+            self.add('network', target, '',
+                     'is not an external network at the destination')
+
+    def name_collisions(self):
+        net = self.dest.network
+        project = self.replicator.dest_project
+        checks = (
+            ('network', [n for n in self.plan.networks
+                         if self.replicator.network_mapping(n) is None]
+             if not self._mapping_broken() else [], net.networks),
+            ('router', self.plan.routers, net.routers),
+            ('security_group', [g for g in self.plan.security_groups
+                                if g.name != 'default'],
+             net.security_groups),
+        )
+        for kind, items, lister in checks:
+            for item in items:
+                if not item.name or self.replicator.find(kind, item.id):
+                    continue
+                for other in lister(name=item.name, project_id=project):
+                    self.add(kind, item.name, item.id,
+                             'a %s with this name already exists at the '
+                             'destination (%s) and was not made by '
+                             'overcloud-migrate' % (kind.replace('_', ' '),
+                                                    other.id))
+                    break
+
+    def _mapping_broken(self):
+        try:
+            for network in self.plan.networks:
+                self.replicator.network_mapping(network)
+        except replicate.ReplicationError:
+            return True
+        return False
+
+    def cidr_overlaps(self):
+        if self._mapping_broken():
+            return
+        net = self.dest.network
+        project = self.replicator.dest_project
+        existing = [s for s in net.subnets(project_id=project)
+                    if replicate.MARK_TAG not in (s.tags or [])]
+        for subnet in self.plan.subnets:
+            network = self.plan.by_id('networks', subnet.network_id)
+            if self.replicator.network_mapping(network) is not None:
+                continue
+            if self.replicator.find('subnet', subnet.id):
+                continue
+            mine = ipaddress.ip_network(subnet.cidr)
+            for other in existing:
+                theirs = ipaddress.ip_network(other.cidr)
+                if mine.version == theirs.version and mine.overlaps(theirs):
+                    self.add('subnet', subnet.name, subnet.id,
+                             'CIDR %s overlaps %s of destination subnet %s '
+                             '(%s)' % (subnet.cidr, other.cidr,
+                                       other.name or '-', other.id))
+
+    # -- quotas -------------------------------------------------------------
+
+    def compute_quota(self):
+        limits = self.dest.compute.get_limits().absolute
+        flavors = {f.id: f for f in self.plan.flavors}
+        need = {
+            'instances': (len(self.plan.servers), 'instances',
+                          'total_instances_used'),
+            'cores': (sum(flavors[s.flavor_id].vcpus
+                          for s in self.plan.servers), 'total_cores',
+                      'total_cores_used'),
+            'RAM (MiB)': (sum(flavors[s.flavor_id].ram
+                              for s in self.plan.servers), 'total_ram',
+                          'total_ram_used'),
+        }
+        for label, (wanted, limit_key, used_key) in need.items():
+            limit = getattr(limits, limit_key, None)
+            used = getattr(limits, used_key, None) or 0
+            if wanted and limit is not None and limit >= 0 and \
+                    used + wanted > limit:
+                self.add('quota', label, '',
+                         'needs %d more, but only %d of %d are free at the '
+                         'destination' % (wanted, max(limit - used, 0), limit))
+
+    def network_quota(self):
+        net = self.dest.network
+        quota = net.get_quota(self.replicator.dest_project, details=True)
+        create = {'network': 0, 'subnet': 0, 'router': 0, 'port': 0,
+                  'security_group': 0, 'floatingip': 0}
+        for network in self.plan.networks:
+            if (self.replicator.network_mapping(network) is None
+                    if not self._mapping_broken() else True) and \
+                    not self.replicator.find('network', network.id):
+                create['network'] += 1
+        for subnet in self.plan.subnets:
+            if not self.replicator.find('subnet', subnet.id):
+                create['subnet'] += 1
+        for router in self.plan.routers:
+            if not self.replicator.find('router', router.id):
+                create['router'] += 1
+                create['port'] += len(router.interfaces)
+        for port in self.plan.ports:
+            if not self.replicator.find('port', port.id):
+                create['port'] += 1
+        for group in self.plan.security_groups:
+            if group.name != 'default' and \
+                    not self.replicator.find('security_group', group.id):
+                create['security_group'] += 1
+        for fip in self.plan.floating_ips:
+            if not self.replicator.find('floating_ip', fip.id):
+                create['floatingip'] += 1
+        attrs = {'network': 'networks', 'subnet': 'subnets',
+                 'router': 'routers', 'port': 'ports',
+                 'security_group': 'security_groups',
+                 'floatingip': 'floating_ips'}
+        for key, wanted in create.items():
+            detail = getattr(quota, attrs[key], None)
+            if not wanted or not isinstance(detail, dict):
+                continue
+            limit = detail.get('limit', -1)
+            used = detail.get('used', 0) + detail.get('reserved', 0)
+            if limit >= 0 and used + wanted > limit:
+                self.add('quota', key.replace('_', ' ') + 's', '',
+                         'needs %d more, but only %d of %d are free at the '
+                         'destination' % (wanted, max(limit - used, 0), limit))

@@ -1,0 +1,155 @@
+"""``openstack overcloud migrate``: move servers to another cloud."""
+
+import logging
+import sys
+
+from osc_lib.command import command
+from osc_lib import exceptions
+
+from overcloud_migrate import clouds
+from overcloud_migrate.common import options
+from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.plan import inventory
+from overcloud_migrate.plan import model
+from overcloud_migrate.plan import replicate
+from overcloud_migrate.v1 import constants
+from overcloud_migrate.workflow import runner
+
+LOG = logging.getLogger(__name__)
+
+
+class MigrateServer(command.Lister):
+    """Migrate servers, with their networks and addresses, to another cloud.
+
+    The source is the cloud of the usual --os-* options; the destination is
+    another clouds.yaml entry (--dest-cloud). The servers and the network
+    world they need (networks, subnets, routers with their external gateway,
+    interfaces and routes, security groups with every rule, keypairs,
+    flavors, ports with their fixed IPs and MAC addresses, floating IPs) are
+    read into a plan, checked against the destination (all problems at once,
+    nothing changed when any is found) and rebuilt there. A second run
+    creates nothing: every resource made at the destination carries its
+    source ID and is found again.
+
+    With --dry-run nothing is changed and the rows say what would be done.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'servers', metavar='<server>', nargs='*',
+            help='Server to migrate (name or ID; repeat for more)')
+        parser.add_argument(
+            '--all-servers', action='store_true',
+            help='Migrate every server of the source project')
+        options.add_dest_cloud_options(parser)
+        plan = parser.add_argument_group('plan')
+        plan.add_argument(
+            '--plan-file', metavar='<file>',
+            help='Write the plan to this file (YAML, or JSON if the name ends '
+                 'in .json) for review or editing')
+        plan.add_argument(
+            '--from-plan', metavar='<file>',
+            help='Apply a plan written earlier with --plan-file (instead of '
+                 'naming servers)')
+        plan.add_argument(
+            '--network-map', metavar='<source>=<destination>',
+            type=options.key_value, action='append', default=[],
+            help='Attach the servers of source network <source> (name or ID) '
+                 'to the existing destination network <destination> instead '
+                 'of recreating it (repeat for more)')
+        plan.add_argument(
+            '--external-network', metavar='<network>',
+            help='Destination external network for router gateways and '
+                 'floating IPs (default: the only external network)')
+        plan.add_argument(
+            '--flavor-map', metavar='<source>=<destination>',
+            type=options.key_value, action='append', default=[],
+            help='Use destination flavor <destination> for source flavor '
+                 '<source> (repeat for more; default: same name)')
+        plan.add_argument(
+            '--az-map', metavar='<source>=<destination>',
+            type=options.key_value, action='append', default=[],
+            help='Map a source availability zone to a destination one '
+                 '(repeat for more; default: same name)')
+        parser.add_argument(
+            '--floating-ip-mode', choices=('keep', 'new', 'none'),
+            default='keep',
+            help='keep: the same address when the destination has it free '
+                 '(needs admin), else a new one; new: a new address; none: '
+                 'no floating IPs (default: keep)')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Check and print what would be done; change nothing')
+        options.add_journal_option(parser)
+        return parser
+
+    def _validate(self, args):
+        if args.from_plan and (args.servers or args.all_servers):
+            raise exceptions.CommandError(
+                'Give either --from-plan or servers (or --all-servers), not '
+                'both.')
+        if args.servers and args.all_servers:
+            raise exceptions.CommandError(
+                'Give either server names or --all-servers, not both.')
+        if not (args.from_plan or args.servers or args.all_servers):
+            raise exceptions.CommandError(
+                'Name at least one server, or give --all-servers or '
+                '--from-plan.')
+
+    def take_action(self, parsed_args):
+        args = parsed_args
+        self._validate(args)
+        try:
+            plan = model.Plan.load(args.from_plan) if args.from_plan else None
+            source = self.app.client_manager.sdk_connection
+            source_id = clouds.identity_of(source, self.app.options.cloud)
+            dest_name = clouds.dest_cloud_name(args.dest_cloud)
+            dest = clouds.open_destination(
+                self.app.cloud_config, dest_name, args.dest_region,
+                args.dest_project)
+            dest_id = clouds.identity_of(dest, dest_name)
+            clouds.refuse_same_cloud(source_id, dest_id)
+            mappings = _mappings(args, plan)
+            if plan is None:
+                servers = inventory.find_servers(source, args.servers,
+                                                 args.all_servers)
+                if not servers:
+                    raise exceptions.CommandError(
+                        'The source project has no servers to migrate.')
+                plan = inventory.build_plan(source, source_id, servers,
+                                            mappings)
+            else:
+                plan.mappings = mappings
+            if args.plan_file:
+                plan.dump(args.plan_file)
+                _say('Plan written to %s' % args.plan_file)
+            run = runner.Run(
+                plan, source, dest, source_id, dest_id,
+                journal_mod.Journal(args.journal_url),
+                runner.Options(dry_run=args.dry_run,
+                               floating_ip_mode=args.floating_ip_mode),
+                progress=_say)
+            rows, migration_id = run.execute()
+        except (clouds.CloudError, inventory.InventoryError, model.PlanError,
+                runner.PrecheckFailed, runner.MigrationFailed,
+                replicate.ReplicationError) as exc:
+            raise exceptions.CommandError(str(exc))
+        if migration_id:
+            _say('Migration %s recorded in the journal' % migration_id)
+        return constants.MIGRATE_COLUMNS, [r.as_tuple() for r in rows]
+
+
+def _mappings(args, plan):
+    """Plan mappings, with the command line taking precedence."""
+    current = plan.mappings if plan is not None else model.Mappings()
+    return model.Mappings(
+        networks={**current.networks, **dict(args.network_map)},
+        external_network=args.external_network or current.external_network,
+        flavors={**current.flavors, **dict(args.flavor_map)},
+        availability_zones={**current.availability_zones,
+                            **dict(args.az_map)})
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Running migrations: from a checked plan to the destination."""
