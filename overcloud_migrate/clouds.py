@@ -61,7 +61,16 @@ def identity_of(connection, name):
 def connect_error(name, url, exc):
     """One clear sentence for a failure to reach or log in to a cloud."""
     where = "cloud '%s' (%s)" % (name, url or 'no auth URL')
-    if isinstance(exc, ks_exc.Unauthorized):
+    # openstacksdk wraps keystoneauth's errors: look at the cause too.
+    cause = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        if isinstance(cause, ks_exc.ClientException):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ks_exc.ClientException):
+        exc = cause
+    if isinstance(exc, ks_exc.Unauthorized) or getattr(
+            exc, 'http_status', None) == 401:
         return CloudError('The %s refused the credentials: check the user, '
                           'password and project in clouds.yaml.' % where)
     if isinstance(exc, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
