@@ -46,6 +46,34 @@ class Migration(Base):
     state = sa.Column(sa.String(32), nullable=False, default='planned')
     plan = sa.Column(sa.Text, nullable=False)
     error = sa.Column(sa.Text)
+    # How to reach the clouds again on resume: names, never secrets.
+    source_cloud = sa.Column(sa.String(255))
+    dest_cloud = sa.Column(sa.String(255))
+    dest_region = sa.Column(sa.String(255))
+    dest_project = sa.Column(sa.String(255))
+    options = sa.Column(sa.Text)  # JSON: transport, its options, modes
+
+
+class ServerRun(Base):
+    """One server of a migration: where it is and how long each phase took."""
+    __tablename__ = 'server_runs'
+    __table_args__ = (sa.UniqueConstraint('migration_id', 'source_id'),)
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    migration_id = sa.Column(sa.String(36), sa.ForeignKey('migrations.id'),
+                             nullable=False)
+    source_id = sa.Column(sa.String(64), nullable=False)
+    name = sa.Column(sa.String(255), nullable=False, default='')
+    position = sa.Column(sa.Integer, nullable=False, default=0)
+    state = sa.Column(sa.String(32), nullable=False, default='pending')
+    dest_id = sa.Column(sa.String(64))
+    source_was_running = sa.Column(sa.Boolean)
+    stopped_by_us = sa.Column(sa.Boolean, nullable=False, default=False)
+    bytes = sa.Column(sa.BigInteger)
+    transfer_seconds = sa.Column(sa.Float)
+    stopped_at = sa.Column(sa.Float)   # time.time() of the source stop
+    active_at = sa.Column(sa.Float)    # time.time() of destination ACTIVE
+    phases = sa.Column(sa.Text)        # JSON {phase: seconds}
+    error = sa.Column(sa.Text)
 
 
 class Mapping(Base):
@@ -91,14 +119,62 @@ class Journal:
 
     # -- migrations ---------------------------------------------------------
 
-    def start(self, source, destination, plan):
-        """Record a new migration of ``plan`` (a dict); returns its id."""
+    def start(self, source, destination, plan, **clouds):
+        """Record a new migration of ``plan`` (a dict); returns its id.
+
+        ``clouds`` may give source_cloud, dest_cloud, dest_region,
+        dest_project (names) and options (a dict, stored as JSON).
+        """
+        options = clouds.pop('options', None)
         record = Migration(id=str(uuid.uuid4()), source=source,
                            destination=destination, state='running',
-                           plan=json.dumps(plan, sort_keys=True))
+                           plan=json.dumps(plan, sort_keys=True),
+                           options=json.dumps(options or {}), **clouds)
         with self._session.begin() as session:
             session.add(record)
         return record.id
+
+    def set_state(self, migration_id, state):
+        with self._session.begin() as session:
+            session.get(Migration, migration_id).state = state
+
+    # -- servers of a migration ---------------------------------------------
+
+    def add_server(self, migration_id, source_id, name, position):
+        with self._session.begin() as session:
+            found = session.scalars(sa.select(ServerRun).where(
+                ServerRun.migration_id == migration_id,
+                ServerRun.source_id == source_id)).first()
+            if found is None:
+                session.add(ServerRun(migration_id=migration_id,
+                                      source_id=source_id, name=name,
+                                      position=position))
+
+    def update_server(self, migration_id, source_id, phase=None,
+                      seconds=None, **values):
+        """Set columns of a server's record; add ``phase``'s duration."""
+        with self._session.begin() as session:
+            row = session.scalars(sa.select(ServerRun).where(
+                ServerRun.migration_id == migration_id,
+                ServerRun.source_id == source_id)).one()
+            for key, value in values.items():
+                setattr(row, key, value)
+            if phase is not None:
+                phases = json.loads(row.phases or '{}')
+                phases[phase] = round(seconds or 0.0, 3)
+                row.phases = json.dumps(phases)
+
+    def servers(self, migration_id):
+        with self._session() as session:
+            return list(session.scalars(sa.select(ServerRun).where(
+                ServerRun.migration_id == migration_id)
+                .order_by(ServerRun.position)))
+
+    def server(self, migration_id, source_id):
+        with self._session() as session:
+            return session.scalars(sa.select(ServerRun).where(
+                ServerRun.migration_id == migration_id,
+                ServerRun.source_id == source_id)).first()
 
     def finish(self, migration_id, state, error=None):
         with self._session.begin() as session:

@@ -173,6 +173,8 @@ class Replicator:
                 vcpus=flavor.vcpus, ram=flavor.ram, disk=flavor.disk,
                 ephemeral=flavor.ephemeral, swap=flavor.swap or 0,
                 is_public=flavor.is_public)
+            self.journal.record(self.source_key, self.dest_key, 'flavor',
+                                flavor.id, created.id, self.migration_id)
             if flavor.extra_specs:
                 compute.create_flavor_extra_specs(created,
                                                   dict(flavor.extra_specs))
@@ -202,6 +204,8 @@ class Replicator:
                 'keypair', _Named(keypair.name), 'keypair',
                 compute.create_keypair, name=keypair.name,
                 public_key=keypair.public_key, type=keypair.type)
+            self.journal.record(self.source_key, self.dest_key, 'keypair',
+                                keypair.name, created.name, self.migration_id)
             self._row('keypair', keypair.name, keypair.name, 'create',
                       created.name)
 

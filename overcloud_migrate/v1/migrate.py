@@ -1,8 +1,10 @@
 """``openstack overcloud migrate``: move servers to another cloud."""
 
+import argparse
 import logging
 import sys
 
+from osc_lib.cli import format_columns
 from osc_lib.command import command
 from osc_lib import exceptions
 
@@ -12,6 +14,7 @@ from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import inventory
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import replicate
+from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.workflow import runner
 
@@ -78,6 +81,54 @@ class MigrateServer(command.Lister):
             help='keep: the same address when the destination has it free '
                  '(needs admin), else a new one; new: a new address; none: '
                  'no floating IPs (default: keep)')
+        move = parser.add_argument_group('moving servers')
+        move.add_argument(
+            '--transport', metavar='<name>', default='glance',
+            help='How images cross: %s (see `openstack overcloud transport '
+                 'list`; default: glance)' % ', '.join(transport_names()))
+        move.add_argument(
+            '--sharedfs-dir', metavar='<directory>',
+            help='sharedfs transport: the staging directory (for example '
+                 'the NFS mount of a DTN export)')
+        move.add_argument(
+            '--ssh-host', metavar='<user@host>',
+            help='ssh transport: the host the image is copied to')
+        move.add_argument(
+            '--ssh-dir', metavar='<directory>',
+            help='ssh transport: the directory on that host')
+        move.add_argument(
+            '--ssh-key', metavar='<file>',
+            help='ssh transport: the identity file (default: ssh\'s own)')
+        move.add_argument(
+            '--ssh-port', metavar='<port>', type=int,
+            help='ssh transport: the port (default: 22)')
+        stop = move.add_mutually_exclusive_group()
+        stop.add_argument(
+            '--stop', dest='stop', action='store_true', default=True,
+            help='Stop each source server before its snapshot (default)')
+        stop.add_argument(
+            '--no-stop', dest='stop', action='store_false',
+            help='Do not stop the source servers: the snapshots are only '
+                 'crash consistent')
+        move.add_argument(
+            '--delete-source', action='store_true',
+            help='Delete each source server once its copy is ACTIVE and '
+                 'verified (default: keep it, stopped)')
+        move.add_argument(
+            '--keep-source-stopped', action='store_true',
+            help='Leave a source server stopped when its migration fails '
+                 '(default: restart it)')
+        move.add_argument(
+            '--parallel', metavar='<count>', type=_positive, default=1,
+            help='Migrate this many servers at once (default: 1)')
+        move.add_argument(
+            '--timeout', metavar='<seconds>', type=_positive, default=600,
+            help='Wait at most this long for each stop, snapshot, upload and '
+                 'boot (default: 600)')
+        move.add_argument(
+            '--network-only', action='store_true',
+            help='Only rebuild the network world and pre-create the ports; '
+                 'move no server')
         parser.add_argument(
             '--dry-run', action='store_true',
             help='Check and print what would be done; change nothing')
@@ -127,17 +178,74 @@ class MigrateServer(command.Lister):
             run = runner.Run(
                 plan, source, dest, source_id, dest_id,
                 journal_mod.Journal(args.journal_url),
-                runner.Options(dry_run=args.dry_run,
-                               floating_ip_mode=args.floating_ip_mode),
-                progress=_say)
-            rows, migration_id = run.execute()
+                run_options(args), progress=_say,
+                dest_names={'dest_cloud': dest_name,
+                            'dest_region': args.dest_region,
+                            'dest_project': args.dest_project})
+            outcome = run.execute()
         except (clouds.CloudError, inventory.InventoryError, model.PlanError,
                 runner.PrecheckFailed, runner.MigrationFailed,
-                replicate.ReplicationError) as exc:
+                replicate.ReplicationError,
+                transport_base.TransportError) as exc:
             raise exceptions.CommandError(str(exc))
-        if migration_id:
-            _say('Migration %s recorded in the journal' % migration_id)
-        return constants.MIGRATE_COLUMNS, [r.as_tuple() for r in rows]
+        self.outcome = outcome
+        if outcome.migration_id:
+            _say('Migration %s recorded in the journal' % outcome.migration_id)
+        return constants.MIGRATE_COLUMNS, [_format(r) for r in outcome.rows]
+
+    def run(self, parsed_args):
+        self.outcome = None
+        result = super().run(parsed_args)
+        if self.outcome is not None and self.outcome.failed:
+            raise exceptions.CommandError(
+                '%d of %d servers failed (migration %s: `openstack overcloud '
+                'migration show %s`; the failed ones were rolled back)'
+                % (self.outcome.failed, self.outcome.total,
+                   self.outcome.migration_id, self.outcome.migration_id))
+        return result
+
+
+def run_options(args):
+    transport_options = {}
+    if args.transport == 'sharedfs' and args.sharedfs_dir:
+        transport_options['directory'] = args.sharedfs_dir
+    if args.transport == 'ssh':
+        for key, value in (('host', args.ssh_host),
+                           ('directory', args.ssh_dir),
+                           ('identity_file', args.ssh_key),
+                           ('port', args.ssh_port)):
+            if value is not None:
+                transport_options[key] = value
+    return runner.Options(
+        dry_run=args.dry_run, floating_ip_mode=args.floating_ip_mode,
+        transport=args.transport, transport_options=transport_options,
+        stop=args.stop, restart_on_failure=not args.keep_source_stopped,
+        delete_source=args.delete_source, parallel=args.parallel,
+        timeout=args.timeout, servers=not args.network_only)
+
+
+def transport_names():
+    try:
+        return transport_base.names()
+    except Exception:  # a broken install must not break --help
+        return ['glance']
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            'expected a whole number of 1 or more, got %r' % text)
+    return value
+
+
+def _format(row):
+    row = list(row)
+    row[-1] = format_columns.DictColumn(row[-1] or {})
+    return tuple(row)
 
 
 def _mappings(args, plan):

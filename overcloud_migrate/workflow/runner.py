@@ -1,12 +1,24 @@
-"""One migration run: prechecks, then the network world, then servers.
+"""One migration: prechecks, the network world, then the servers.
 
-Plain logic used by ``openstack overcloud migrate``; no CLI here.
+Plain logic used by ``openstack overcloud migrate`` and ``openstack
+overcloud migration resume|rollback``; no CLI here.
 """
 
 import dataclasses
+import json
 
+from openstack import exceptions as sdk_exc
+
+from overcloud_migrate.plan import model
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
+from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.workflow import engine
+from overcloud_migrate.workflow import tasks
+
+# Output columns: the resource columns of replication, plus what a server
+# row reports.
+COLUMNS = replicate.COLUMNS + ('Bytes', 'MB/s', 'Downtime (s)', 'Phases')
 
 
 class PrecheckFailed(Exception):
@@ -33,6 +45,17 @@ class MigrationFailed(Exception):
 class Options:
     dry_run: bool = False
     floating_ip_mode: str = 'keep'
+    transport: str = 'glance'
+    transport_options: dict = dataclasses.field(default_factory=dict)
+    stop: bool = True
+    restart_on_failure: bool = True
+    delete_source: bool = False
+    parallel: int = 1
+    timeout: int = 600
+    servers: bool = True      # False: the network world only
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
 
 
 def is_admin(connection):
@@ -41,24 +64,44 @@ def is_admin(connection):
     return 'admin' in (access.role_names or [])
 
 
+@dataclasses.dataclass
+class Outcome:
+    rows: list
+    migration_id: str = None
+    failed: int = 0
+    total: int = 0
+
+
 class Run:
 
     def __init__(self, plan, source, dest, source_identity, dest_identity,
-                 journal, options, progress=None):
+                 journal, options, progress=None, dest_names=None):
         self.plan = plan
         self.source = source
         self.dest = dest
+        self.source_identity = source_identity
         self.source_key = source_identity.key()
         self.dest_key = dest_identity.key()
         self.journal = journal
         self.options = options
         self.progress = progress or (lambda message: None)
         self.admin = is_admin(dest)
+        self.dest_names = dest_names or {}
 
-    def check(self):
+    def transport(self):
+        return transport_base.load(self.options.transport,
+                                   **self.options.transport_options)
+
+    def check(self, transport=None):
         problems = prechecks.Prechecks(
             self.plan, self.dest, self.journal, self.source_key,
             self.dest_key, self.admin, source=self.source).run()
+        if transport is not None:
+            try:
+                transport.check()
+            except transport_base.TransportError as exc:
+                problems.append(prechecks.Problem(
+                    'transport', transport.name, '', str(exc)))
         if problems:
             raise PrecheckFailed(problems)
 
@@ -71,29 +114,195 @@ class Run:
             progress=self.progress)
 
     def execute(self):
-        """Check, then replicate (or only say what would be done).
-
-        Returns the rows (see replicate.COLUMNS) and the migration ID (None
-        for a dry run).
-        """
-        self.check()
+        """Check, then migrate (or only say what would be done)."""
+        transport = self.transport() if self.options.servers else None
+        self.check(transport)
         if self.options.dry_run:
-            rows = self._replicator().run()
-            return rows + self._server_rows('planned'), None
-        migration_id = self.journal.start(self.source_key, self.dest_key,
-                                          self.plan.to_dict())
+            rows = [r.as_tuple() + ('',) * 4
+                    for r in self._replicator().run()]
+            rows += [('server', s.name, s.id, 'migrate', '', 'planned',
+                      '', '', '', {}) for s in self.plan.servers]
+            return Outcome(rows, None, 0, len(self.plan.servers))
+        migration_id = self.journal.start(
+            self.source_key, self.dest_key, self.plan.to_dict(),
+            source_cloud=self.source_identity.name,
+            options=self.options.to_dict(), **self.dest_names)
+        for position, server in enumerate(self.plan.servers):
+            self.journal.add_server(migration_id, server.id, server.name,
+                                    position)
+        return self._continue(migration_id, transport)
+
+    def resume(self, migration_id):
+        """Finish a migration that was interrupted: nothing is redone."""
+        transport = self.transport() if self.options.servers else None
+        if transport is not None:
+            transport.check()
+        self.journal.set_state(migration_id, 'running')
+        self.journal.log(migration_id, 'resumed')
+        return self._continue(migration_id, transport)
+
+    def _continue(self, migration_id, transport):
         self.journal.log(migration_id, 'replicating the network world of %d '
                          'servers' % len(self.plan.servers))
+        replicator = self._replicator(migration_id)
         try:
-            rows = self._replicator(migration_id).run()
+            network_rows = replicator.run()
         except replicate.ReplicationError as exc:
             self.journal.log(migration_id, str(exc), level='error')
             self.journal.finish(migration_id, 'failed', str(exc))
             raise MigrationFailed(str(exc), migration_id)
-        self.journal.log(migration_id, 'network world replicated')
-        self.journal.finish(migration_id, 'network-ready')
-        return rows + self._server_rows('network ready'), migration_id
+        rows = [r.as_tuple() + ('',) * 4 for r in network_rows]
+        if not self.options.servers:
+            self.journal.finish(migration_id, 'network-ready')
+            return Outcome(rows, migration_id, 0, 0)
+        todo = []
+        for server in self.plan.servers:
+            if self.journal.server(migration_id, server.id).state == 'done':
+                continue
+            existing = self.already_migrated(server)
+            if existing is not None:
+                # An earlier migration moved it: nothing to do, say so.
+                self.journal.update_server(migration_id, server.id,
+                                           state='done', dest_id=existing.id,
+                                           error=None)
+                self.journal.log(migration_id, "server '%s' was already "
+                                 'migrated (%s)' % (server.name, existing.id))
+                continue
+            todo.append(server)
+        contexts = [tasks.ServerContext(
+            migration_id=migration_id, server=server, plan=self.plan,
+            source=self.source, dest=self.dest, journal=self.journal,
+            transport=transport, ids=replicator.ids, stop=self.options.stop,
+            restart_on_failure=self.options.restart_on_failure,
+            delete_source=self.options.delete_source,
+            timeout=self.options.timeout, progress=self.progress)
+            for server in todo]
+        if contexts:
+            engine.run_servers(contexts, self.journal.url, migration_id,
+                               parallel=self.options.parallel)
+        records = self.journal.servers(migration_id)
+        failed = [r for r in records if r.state != 'done']
+        rows += [server_row(r) for r in records]
+        state = 'failed' if failed else 'done'
+        self.journal.finish(migration_id, state,
+                            '; '.join(r.error or r.state for r in failed)
+                            or None)
+        return Outcome(rows, migration_id, len(failed), len(records))
 
-    def _server_rows(self, status):
-        return [replicate.Row('server', s.name, s.id, 'migrate', '', status)
-                for s in self.plan.servers]
+
+    def already_migrated(self, server):
+        """The ACTIVE destination copy of ``server`` from any earlier run."""
+        for found in self.dest.compute.servers(
+                tags=tasks.SERVER_TAG_PREFIX + server.id):
+            if found.status == 'ACTIVE':
+                return found
+        return None
+
+
+def server_row(record):
+    """The output row of one server (see COLUMNS)."""
+    downtime = ''
+    if record.stopped_at and record.active_at:
+        downtime = round(record.active_at - record.stopped_at, 1)
+    rate = ''
+    if record.bytes and record.transfer_seconds:
+        rate = round(record.bytes / 1e6 / record.transfer_seconds, 1)
+    status = record.state
+    if record.error:
+        status = '%s: %s' % (record.state, record.error)
+    return ('server', record.name, record.source_id, 'migrate',
+            record.dest_id or '', status, record.bytes or '', rate, downtime,
+            json.loads(record.phases or '{}'))
+
+
+def load_plan(record):
+    return model.Plan.from_dict(json.loads(record.plan))
+
+
+def rollback(record, source, dest, journal, timeout=600, progress=None):
+    """Undo a migration at the destination and restart its source servers.
+
+    Deletes what the migration created (servers, images, then the network
+    resources of its ID map, in dependency order) and starts every source
+    server that was running before it.  Returns the number of resources
+    deleted.  Safe to run again.
+    """
+    say = progress or (lambda message: None)
+    migration_id = record.id
+    deleted = 0
+    for run in journal.servers(migration_id):
+        for server in dest.compute.servers(
+                tags=tasks.SERVER_TAG_PREFIX + run.source_id):
+            say("deleting destination server '%s'" % server.name)
+            dest.compute.delete_server(server)
+            dest.compute.wait_for_delete(server, wait=timeout)
+            deleted += 1
+    for conn in (dest, source):
+        for image in tasks.marked_images(conn, migration_id):
+            conn.image.delete_image(image, ignore_missing=True)
+            deleted += 1
+    mappings = [m for m in journal.mappings(migration_id) if m.created]
+    order = ('floating_ip', 'port', 'router', 'subnet', 'network',
+             'security_group', 'keypair', 'flavor')
+    # Groups that refer to each other: drop those rules before the groups.
+    for mapping in mappings:
+        if mapping.resource_type == 'security_group':
+            for rule in dest.network.security_group_rules(
+                    security_group_id=mapping.dest_id):
+                if rule.remote_group_id:
+                    dest.network.delete_security_group_rule(
+                        rule, ignore_missing=True)
+    for kind in order:
+        for mapping in [m for m in mappings if m.resource_type == kind]:
+            try:
+                _delete(dest, kind, mapping.dest_id)
+                deleted += 1
+            except sdk_exc.NotFoundException:
+                pass
+            journal.forget(mapping.source, mapping.destination, kind,
+                           mapping.source_id)
+    for run in journal.servers(migration_id):
+        if run.source_was_running:
+            try:
+                server = source.compute.get_server(run.source_id)
+            except sdk_exc.NotFoundException:
+                continue
+            if server.status == 'SHUTOFF':
+                say("restarting source server '%s'" % run.name)
+                source.compute.start_server(server)
+                source.compute.wait_for_server(server, status='ACTIVE',
+                                               failures=['ERROR'],
+                                               wait=timeout)
+            journal.update_server(migration_id, run.source_id,
+                                  state='rolled-back', stopped_by_us=False)
+    journal.finish(migration_id, 'rolled-back')
+    journal.log(migration_id, 'rolled back: %d resources deleted' % deleted)
+    return deleted
+
+
+def _delete(dest, kind, dest_id):
+    net = dest.network
+    if kind == 'floating_ip':
+        net.delete_ip(dest_id, ignore_missing=False)
+    elif kind == 'port':
+        net.delete_port(dest_id, ignore_missing=False)
+    elif kind == 'router':
+        router = net.get_router(dest_id)
+        if router.routes:
+            net.update_router(router, routes=[])
+        for port in net.ports(device_id=router.id,
+                              device_owner='network:router_interface'):
+            net.remove_interface_from_router(router, port_id=port.id)
+        net.delete_router(router, ignore_missing=False)
+    elif kind == 'subnet':
+        net.delete_subnet(dest_id, ignore_missing=False)
+    elif kind == 'network':
+        for port in net.ports(network_id=dest_id):
+            net.delete_port(port)
+        net.delete_network(dest_id, ignore_missing=False)
+    elif kind == 'security_group':
+        net.delete_security_group(dest_id, ignore_missing=False)
+    elif kind == 'keypair':
+        dest.compute.delete_keypair(dest_id, ignore_missing=False)
+    elif kind == 'flavor':
+        dest.compute.delete_flavor(dest_id, ignore_missing=False)

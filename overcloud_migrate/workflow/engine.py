@@ -1,0 +1,117 @@
+"""One TaskFlow flow per server, persisted beside the journal.
+
+A flow's state lives in TaskFlow's SQLAlchemy backend on the journal's own
+database; ``resume`` rebuilds the same flow (same task names) and loads it
+with the saved flow detail, so finished tasks are not run again.
+"""
+
+import concurrent.futures
+import contextlib
+import logging
+import uuid
+
+from taskflow import engines
+from taskflow import exceptions as tf_exc
+from taskflow.patterns import linear_flow
+from taskflow.persistence import backends
+from taskflow.persistence import models
+
+from overcloud_migrate.workflow import tasks
+
+LOG = logging.getLogger(__name__)
+
+
+def _backend_url(journal_url):
+    if journal_url.startswith('sqlite:') and '?' not in journal_url:
+        return journal_url + '?timeout=30'
+    return journal_url
+
+
+class FlowStore:
+    """The TaskFlow logbook of one migration."""
+
+    def __init__(self, journal_url, migration_id):
+        self.backend = backends.fetch({'connection':
+                                       _backend_url(journal_url)})
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            conn.upgrade()
+        self.migration_id = migration_id
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            try:
+                self.book = conn.get_logbook(migration_id)
+            except tf_exc.NotFound:
+                self.book = models.LogBook('migration-%s' % migration_id,
+                                           uuid=migration_id)
+                conn.save_logbook(self.book)
+
+    def detail(self, server_id):
+        """The flow detail of one server (created on first use)."""
+        for detail in self.book:
+            if detail.name == server_id:
+                return detail
+        detail = models.FlowDetail(server_id, uuid=str(uuid.uuid5(
+            uuid.UUID(self.migration_id), server_id)))
+        self.book.add(detail)
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            conn.save_logbook(self.book)
+        return detail
+
+    def close(self):
+        self.backend.close()
+
+
+def server_flow(ctx):
+    flow = linear_flow.Flow('server-%s' % ctx.server.id)
+    flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
+             tasks.TransferImage(ctx), tasks.BootServer(ctx),
+             tasks.Verify(ctx))
+    if ctx.delete_source:
+        flow.add(tasks.DeleteSource(ctx))
+    return flow
+
+
+def run_servers(contexts, journal_url, migration_id, parallel=1,
+                on_done=None):
+    """Run (or resume) each server's flow, ``parallel`` at a time.
+
+    Returns {server id: None or the error message}.  A failing flow is
+    reverted (its destination server and image deleted, the source server
+    restarted) and does not stop the others.
+    """
+    store = FlowStore(journal_url, migration_id)
+    journal = contexts[0].journal if contexts else None
+    # Flow details are made here, not in the threads: the logbook is shared.
+    details = {ctx.server.id: store.detail(ctx.server.id) for ctx in contexts}
+
+    def one(ctx):
+        server = ctx.server
+        detail = details[server.id]
+        engine = engines.load(server_flow(ctx), flow_detail=detail,
+                              book=store.book, backend=store.backend,
+                              engine='serial')
+        journal.update_server(migration_id, server.id, state='running',
+                              error=None)
+        try:
+            engine.run()
+        except Exception as exc:  # the flow reverted; record and go on
+            message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            if isinstance(exc, tf_exc.WrappedFailure):
+                message = '; '.join(str(f.exception) for f in exc)
+            journal.update_server(migration_id, server.id, state='failed',
+                                  error=message)
+            journal.log(migration_id, "server '%s': %s" % (server.name,
+                                                           message), 'error')
+            result = message
+        else:
+            journal.update_server(migration_id, server.id, state='done')
+            journal.log(migration_id, "server '%s' migrated" % server.name)
+            result = None
+        if on_done:
+            on_done(ctx, result)
+        return server.id, result
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+            return dict(pool.map(one, contexts))
+    finally:
+        store.close()

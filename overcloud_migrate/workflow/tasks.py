@@ -1,0 +1,427 @@
+"""The TaskFlow tasks that move one server, each idempotent and revertible.
+
+Every task finds its own earlier effect before acting (a snapshot by its
+image properties, the destination image by its properties, the destination
+server by its tag), so re-running a task after a crash never duplicates a
+resource.  Reverting undoes what the task made and restarts the source
+server the flow stopped.
+
+Test hook: ``OVERCLOUD_MIGRATE_FAULT`` may hold ``kill:before:<task>`` or
+``kill:after:<task>`` (the process dies with exit status 137 at that point,
+as with kill -9) and ``transfer:corrupt`` (see transports.base).
+"""
+
+import dataclasses
+import os
+import time
+
+from openstack import exceptions as sdk_exc
+from taskflow import task
+
+from overcloud_migrate.transports import base as transport_base
+
+FAULT_ENV = transport_base.FAULT_ENV
+SERVER_TAG_PREFIX = 'om:src:'
+PROP_MIGRATION = 'om_migration'
+PROP_SOURCE_SERVER = 'om_source_server'
+PROP_SOURCE_IMAGE = 'om_source_image'
+# Properties of the snapshot worth keeping on the destination image.
+KEEP_PREFIXES = ('hw_', 'os_', 'img_', 'architecture', 'hypervisor_type',
+                 'vm_mode', 'auto_disk_config', 'base_image_ref',
+                 'image_location', 'instance_uuid', 'owner_id')
+
+
+class MigrationError(Exception):
+    """A server could not be moved; the message names it and the cause."""
+
+
+class AbortRequested(MigrationError):
+    pass
+
+
+@dataclasses.dataclass
+class ServerContext:
+    """What the tasks of one server need; rebuilt on resume, never saved."""
+    migration_id: str
+    server: object          # plan.model.Server
+    plan: object            # plan.model.Plan
+    source: object          # openstacksdk connections
+    dest: object
+    journal: object
+    transport: object
+    ids: dict               # (kind, source id) -> destination id
+    stop: bool = True
+    restart_on_failure: bool = True
+    delete_source: bool = False
+    timeout: int = 600
+    progress: object = None
+
+
+def fault(point):
+    """Die like kill -9 when the test hook asks for it at ``point``."""
+    wanted = os.environ.get(FAULT_ENV, '')
+    if wanted and 'kill:%s' % point in wanted.split(','):
+        os._exit(137)
+
+
+class Phase(task.Task):
+    """A step of a server's move, timed and journaled."""
+
+    phase = None
+    #: names of earlier results this phase takes (TaskFlow cannot read
+    #: them from the generic execute() signature)
+    needs = ()
+
+    def __init__(self, context, **kwargs):
+        super().__init__(name='%s:%s' % (self.phase, context.server.id),
+                         requires=self.needs, **kwargs)
+        self.ctx = context
+
+    def execute(self, *args, **kwargs):
+        ctx = self.ctx
+        migration = ctx.journal.get(ctx.migration_id)
+        if migration is not None and migration.state == 'aborting':
+            raise AbortRequested('Migration %s was aborted before %s of '
+                                 "server '%s'" % (ctx.migration_id,
+                                                  self.phase,
+                                                  ctx.server.name))
+        fault('before:%s' % self.phase)
+        start = time.monotonic()
+        result = self.run(*args, **kwargs)
+        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                  phase=self.phase,
+                                  seconds=time.monotonic() - start)
+        fault('after:%s' % self.phase)
+        return result
+
+    def run(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def say(self, message):
+        if self.ctx.progress:
+            self.ctx.progress("%s: %s" % (self.ctx.server.name, message))
+
+    def fail(self, what, exc):
+        reason = getattr(exc, 'details', None) or str(exc).splitlines()[0]
+        raise MigrationError("%s of server '%s' (%s) failed: %s"
+                             % (what, self.ctx.server.name,
+                                self.ctx.server.id, reason))
+
+
+class StopSource(Phase):
+    """Stop the source server (unless --no-stop) for a consistent disk."""
+
+    phase = 'stop'
+    default_provides = 'stop_info'
+
+    def run(self):
+        ctx = self.ctx
+        compute = ctx.source.compute
+        record = ctx.journal.server(ctx.migration_id, ctx.server.id)
+        try:
+            server = compute.get_server(ctx.server.id)
+        except sdk_exc.NotFoundException as exc:
+            self.fail('Reading', exc)
+        if record.stopped_at is None:
+            ctx.journal.update_server(
+                ctx.migration_id, ctx.server.id, state='stopping',
+                source_was_running=server.status == 'ACTIVE')
+        if not ctx.stop:
+            self.say('not stopped (--no-stop): the snapshot is only crash '
+                     'consistent')
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      stopped_at=record.stopped_at
+                                      or time.time())
+            return {'stopped': False}
+        if server.status == 'ACTIVE':
+            self.say('stopping the source server')
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      stopped_by_us=True)
+            try:
+                compute.stop_server(server)
+            except sdk_exc.ConflictException:
+                pass  # already stopping
+        try:
+            compute.wait_for_server(server, status='SHUTOFF',
+                                    failures=['ERROR'], wait=ctx.timeout)
+        except sdk_exc.SDKException as exc:
+            self.fail('Stopping', exc)
+        if record.stopped_at is None:
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      stopped_at=time.time())
+        return {'stopped': True}
+
+    def revert(self, *args, **kwargs):
+        if self.ctx.restart_on_failure:
+            restart_source(self.ctx)
+
+
+def restart_source(ctx):
+    """Start the source server again if this migration stopped it."""
+    record = ctx.journal.server(ctx.migration_id, ctx.server.id)
+    if record is None or not record.stopped_by_us:
+        return
+    compute = ctx.source.compute
+    try:
+        server = compute.get_server(ctx.server.id)
+        if server.status == 'SHUTOFF':
+            compute.start_server(server)
+            compute.wait_for_server(server, status='ACTIVE',
+                                    failures=['ERROR'], wait=ctx.timeout)
+    except sdk_exc.SDKException:
+        return  # the journal keeps stopped_by_us: rollback tries again
+    ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                              stopped_by_us=False)
+
+
+def marked_images(conn, migration_id, **props):
+    """Images carrying all these marker properties (checked here: the SDK
+    drops unknown query filters, so a server-side filter cannot be trusted
+    before a delete)."""
+    wanted = {PROP_MIGRATION: migration_id}
+    wanted.update(props)
+    found = []
+    for image in conn.image.images(owner=conn.current_project_id):
+        props_of = dict(image.properties or {})
+        if all(props_of.get(k) == v for k, v in wanted.items()):
+            found.append(image)
+    return found
+
+
+class Snapshot(Phase):
+    """Snapshot the source server through Nova and wait until active."""
+
+    phase = 'snapshot'
+    default_provides = 'snapshot_id'
+    needs = ('stop_info',)
+
+    def run(self, stop_info):
+        ctx = self.ctx
+        source = ctx.source
+        found = marked_images(source, ctx.migration_id, **{
+            PROP_SOURCE_SERVER: ctx.server.id})
+        usable = [i for i in found if i.status in ('queued', 'saving',
+                                                   'active')]
+        for image in found:
+            if image not in usable:
+                source.image.delete_image(image, ignore_missing=True)
+        if usable:
+            image = usable[0]
+        else:
+            self.say('snapshotting')
+            try:
+                image = source.compute.create_server_image(
+                    ctx.server.id, 'om-%s-%s' % (ctx.server.name,
+                                                 ctx.migration_id[:8]),
+                    metadata={PROP_MIGRATION: ctx.migration_id,
+                              PROP_SOURCE_SERVER: ctx.server.id},
+                    wait=False)
+            except sdk_exc.SDKException as exc:
+                self.fail('Snapshotting', exc)
+        try:
+            image = source.image.wait_for_status(
+                source.image.get_image(image.id), 'active',
+                failures=['killed', 'deleted'], wait=ctx.timeout)
+        except sdk_exc.ResourceTimeout:
+            raise MigrationError(
+                "The snapshot %s of server '%s' did not become active within "
+                '%d s' % (image.id, ctx.server.name, ctx.timeout))
+        except sdk_exc.SDKException as exc:
+            self.fail('Snapshotting', exc)
+        return image.id
+
+    def revert(self, *args, **kwargs):
+        for image in marked_images(self.ctx.source, self.ctx.migration_id,
+                                    **{PROP_SOURCE_SERVER:
+                                       self.ctx.server.id}):
+            self.ctx.source.image.delete_image(image, ignore_missing=True)
+
+
+class TransferImage(Phase):
+    """Create the destination image and move the bytes; verify the hash."""
+
+    phase = 'transfer'
+    default_provides = 'dest_image_id'
+    needs = ('snapshot_id',)
+
+    def run(self, snapshot_id):
+        ctx = self.ctx
+        snapshot = ctx.source.image.get_image(snapshot_id)
+        for image in marked_images(ctx.dest, ctx.migration_id, **{
+                PROP_SOURCE_IMAGE: snapshot_id}):
+            if image.status == 'active' and _hash_ok(image, snapshot):
+                return image.id
+            ctx.dest.image.delete_image(image, ignore_missing=True)
+        last = None
+        for attempt in (1, 2):
+            image = self._create(snapshot)
+            self.say('transferring %s MB with %s (attempt %d)'
+                     % (round((snapshot.size or 0) / 1e6, 1),
+                        ctx.transport.name, attempt))
+            try:
+                result = ctx.transport.transfer(
+                    transport_base.ImageRef(
+                        ctx.source, snapshot.id, snapshot.size,
+                        snapshot.hash_algo, snapshot.hash_value,
+                        snapshot.name),
+                    transport_base.ImageRef(ctx.dest, image.id),
+                    lambda done, total: None)
+                image = ctx.dest.image.wait_for_status(
+                    ctx.dest.image.get_image(image.id), 'active',
+                    failures=['killed', 'deleted'], wait=ctx.timeout)
+            except (transport_base.TransportError,
+                    sdk_exc.SDKException) as exc:
+                ctx.dest.image.delete_image(image, ignore_missing=True)
+                self.fail('Transferring the image', exc)
+            if _hash_ok(image, snapshot) and image.size == result.bytes \
+                    and (snapshot.hash_algo != 'sha512'
+                         or result.sha512 == snapshot.hash_value):
+                ctx.journal.update_server(
+                    ctx.migration_id, ctx.server.id, bytes=result.bytes,
+                    transfer_seconds=result.seconds)
+                return image.id
+            last = ('size %s/%s, %s %s/%s' % (
+                image.size, snapshot.size, snapshot.hash_algo,
+                (image.hash_value or '')[:12],
+                (snapshot.hash_value or '')[:12]))
+            self.say('hash mismatch (%s): sending the image again' % last)
+            ctx.journal.log(ctx.migration_id, "image of server '%s' arrived "
+                            'damaged (%s); sent again' % (ctx.server.name,
+                                                          last), 'warning')
+            ctx.dest.image.delete_image(image, ignore_missing=True)
+        raise MigrationError("The image of server '%s' arrived damaged twice "
+                             '(%s)' % (ctx.server.name, last))
+
+    def _create(self, snapshot):
+        ctx = self.ctx
+        props = {k: v for k, v in (snapshot.properties or {}).items()
+                 if k.startswith(KEEP_PREFIXES) and v is not None
+                 and not isinstance(v, (dict, list))}
+        base_image = ctx.plan.by_id('images', ctx.server.image_id or '')
+        if base_image is not None:
+            for key, value in base_image.properties.items():
+                props.setdefault(key, value)
+        props.update({PROP_MIGRATION: ctx.migration_id,
+                      PROP_SOURCE_IMAGE: snapshot.id,
+                      PROP_SOURCE_SERVER: ctx.server.id})
+        try:
+            return ctx.dest.image.create_image(
+                name=snapshot.name, disk_format=snapshot.disk_format,
+                container_format=snapshot.container_format,
+                min_disk=snapshot.min_disk or 0,
+                min_ram=snapshot.min_ram or 0, visibility='private',
+                **props)
+        except sdk_exc.SDKException as exc:
+            self.fail('Creating the destination image', exc)
+
+    def revert(self, *args, **kwargs):
+        for image in marked_images(self.ctx.dest, self.ctx.migration_id, **{
+                PROP_SOURCE_SERVER: self.ctx.server.id}):
+            self.ctx.dest.image.delete_image(image, ignore_missing=True)
+
+
+def _hash_ok(image, snapshot):
+    return (image.hash_algo == snapshot.hash_algo
+            and image.hash_value == snapshot.hash_value
+            and image.size == snapshot.size)
+
+
+def find_dest_server(ctx):
+    servers = list(ctx.dest.compute.servers(
+        tags=SERVER_TAG_PREFIX + ctx.server.id))
+    return servers[0] if servers else None
+
+
+class BootServer(Phase):
+    """Boot at the destination on the pre-created ports; wait for ACTIVE."""
+
+    phase = 'boot'
+    default_provides = 'dest_server_id'
+    needs = ('dest_image_id',)
+
+    def run(self, dest_image_id):
+        ctx = self.ctx
+        compute = ctx.dest.compute
+        server = find_dest_server(ctx)
+        if server is None:
+            self.say('booting at the destination')
+            flavor = ctx.plan.by_id('flavors', ctx.server.flavor_id)
+            attrs = {
+                'name': ctx.server.name,
+                'flavor_id': ctx.ids[('flavor', flavor.id)],
+                'image_id': dest_image_id,
+                'networks': [{'port': ctx.ids[('port', p)]}
+                             for p in ctx.server.port_ids],
+                'metadata': dict(ctx.server.metadata),
+                'tags': [SERVER_TAG_PREFIX + ctx.server.id],
+            }
+            if ctx.server.key_name:
+                attrs['key_name'] = ctx.server.key_name
+            zone = ctx.server.availability_zone
+            if zone:
+                zone = ctx.plan.mappings.availability_zones.get(zone, zone)
+                attrs['availability_zone'] = zone
+            if ctx.server.description:
+                attrs['description'] = ctx.server.description
+            try:
+                server = compute.create_server(**attrs)
+            except sdk_exc.SDKException as exc:
+                self.fail('Booting', exc)
+        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                  dest_id=server.id, state='booting')
+        try:
+            server = compute.wait_for_server(server, status='ACTIVE',
+                                             failures=['ERROR'],
+                                             wait=ctx.timeout)
+        except sdk_exc.SDKException as exc:
+            self.fail('Booting', exc)
+        record = ctx.journal.server(ctx.migration_id, ctx.server.id)
+        if record.active_at is None:
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      active_at=time.time())
+        return server.id
+
+    def revert(self, *args, **kwargs):
+        server = find_dest_server(self.ctx)
+        if server is not None:
+            self.ctx.dest.compute.delete_server(server)
+            self.ctx.dest.compute.wait_for_delete(server,
+                                                  wait=self.ctx.timeout)
+
+
+class Verify(Phase):
+    """The destination server is ACTIVE on the planned fixed IPs."""
+
+    phase = 'verify'
+    needs = ('dest_server_id',)
+
+    def run(self, dest_server_id):
+        ctx = self.ctx
+        server = ctx.dest.compute.get_server(dest_server_id)
+        have = sorted(a['addr'] for addrs in (server.addresses or {}).values()
+                      for a in addrs if a.get('OS-EXT-IPS:type') != 'floating')
+        want = sorted(f.ip_address for p in ctx.server.port_ids
+                      for f in ctx.plan.by_id('ports', p).fixed_ips)
+        if server.status != 'ACTIVE' or have != want:
+            raise MigrationError(
+                "Server '%s' at the destination is %s with addresses %s; "
+                'expected ACTIVE with %s' % (ctx.server.name, server.status,
+                                             have, want))
+        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                  state='verified')
+
+
+class DeleteSource(Phase):
+    """--delete-source: only after the destination server is verified."""
+
+    phase = 'delete-source'
+    needs = ('dest_server_id',)
+
+    def run(self, dest_server_id):
+        ctx = self.ctx
+        self.say('deleting the source server (--delete-source)')
+        try:
+            ctx.source.compute.delete_server(ctx.server.id,
+                                             ignore_missing=True)
+        except sdk_exc.SDKException as exc:
+            self.fail('Deleting the source', exc)
