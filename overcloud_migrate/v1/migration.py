@@ -1,0 +1,221 @@
+"""``openstack overcloud migration list|show|resume|abort|rollback``."""
+
+import json
+import sys
+
+from osc_lib.cli import format_columns
+from osc_lib.command import command
+from osc_lib import exceptions
+
+from overcloud_migrate import clouds
+from overcloud_migrate.common import options
+from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.plan import model
+from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.v1 import constants
+from overcloud_migrate.v1 import migrate as migrate_cmd
+from overcloud_migrate.workflow import runner
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _record(journal, migration_id):
+    record = journal.get(migration_id)
+    if record is None:
+        raise exceptions.CommandError(
+            "No migration '%s' in the journal %s." % (migration_id,
+                                                      journal.url))
+    return record
+
+
+def _migration_parser(parser):
+    parser.add_argument('migration', metavar='<migration>',
+                        help='Migration ID (see `openstack overcloud '
+                             'migration list`)')
+    options.add_journal_option(parser)
+    return parser
+
+
+class ListMigration(command.Lister):
+    """List the migrations recorded in the journal."""
+
+    auth_required = False
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        options.add_journal_option(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        journal = journal_mod.Journal(parsed_args.journal_url)
+        rows = []
+        for record in journal.migrations():
+            rows.append((record.id, record.created_at.isoformat()
+                         if record.created_at else '', record.state,
+                         len(journal.servers(record.id)),
+                         record.source_cloud or record.source,
+                         record.dest_cloud or record.destination))
+        return constants.MIGRATION_COLUMNS, rows
+
+
+class ShowMigration(command.ShowOne):
+    """Show a migration: its state, servers, phases and events."""
+
+    auth_required = False
+
+    def get_parser(self, prog_name):
+        return _migration_parser(super().get_parser(prog_name))
+
+    def take_action(self, parsed_args):
+        journal = journal_mod.Journal(parsed_args.journal_url)
+        record = _record(journal, parsed_args.migration)
+        servers = [dict(zip(runner.COLUMNS[1:], runner.server_row(r)[1:]))
+                   for r in journal.servers(record.id)]
+        events = ['%s %s %s' % (e.at.isoformat() if e.at else '', e.level,
+                                e.message) for e in journal.events(record.id)]
+        created = [{'type': m.resource_type, 'source': m.source_id,
+                    'destination': m.dest_id}
+                   for m in journal.mappings(record.id) if m.created]
+        fields = ('id', 'state', 'created_at', 'updated_at', 'source_cloud',
+                  'dest_cloud', 'options', 'error', 'servers',
+                  'created_resources', 'events')
+        values = (record.id, record.state,
+                  record.created_at.isoformat() if record.created_at else '',
+                  record.updated_at.isoformat() if record.updated_at else '',
+                  record.source_cloud or record.source,
+                  record.dest_cloud or record.destination,
+                  format_columns.DictColumn(json.loads(record.options or
+                                                       '{}')),
+                  record.error or '', format_columns.ListColumn(servers),
+                  format_columns.ListColumn(created),
+                  format_columns.ListColumn(events))
+        return fields, values
+
+
+class _CloudsCommand(command.Command):
+    """Shared: reopen both clouds of a recorded migration."""
+
+    def get_parser(self, prog_name):
+        parser = _migration_parser(super().get_parser(prog_name))
+        options.add_dest_cloud_options(parser)
+        return parser
+
+    def _open(self, args):
+        journal = journal_mod.Journal(args.journal_url)
+        record = _record(journal, args.migration)
+        source = self.app.client_manager.sdk_connection
+        source_id = clouds.identity_of(source, self.app.options.cloud)
+        if source_id.key() != record.source:
+            raise exceptions.CommandError(
+                'Migration %s was made from %s, not from the cloud of these '
+                '--os-* options (%s): give the same source cloud.'
+                % (record.id, record.source_cloud or record.source,
+                   source_id.key()))
+        name = args.dest_cloud or record.dest_cloud
+        dest = clouds.open_destination(
+            self.app.cloud_config, name,
+            args.dest_region or record.dest_region,
+            args.dest_project or record.dest_project)
+        dest_id = clouds.identity_of(dest, name)
+        if dest_id.key() != record.destination:
+            raise exceptions.CommandError(
+                'Migration %s went to %s, not to %s.'
+                % (record.id, record.destination, dest_id.key()))
+        return journal, record, source, source_id, dest, dest_id
+
+
+class ResumeMigration(command.Lister, _CloudsCommand):
+    """Finish an interrupted migration without redoing finished steps.
+
+    Every step finds its earlier effect (network resources by tag, the
+    snapshot and the destination image by their properties, the server by
+    its tag), so nothing is created twice.
+    """
+
+    def get_parser(self, prog_name):
+        return _CloudsCommand.get_parser(self, prog_name)
+
+    def take_action(self, parsed_args):
+        try:
+            journal, record, source, source_id, dest, dest_id = \
+                self._open(parsed_args)
+            if record.state in ('done', 'rolled-back'):
+                raise exceptions.CommandError(
+                    'Migration %s is %s: nothing to resume.'
+                    % (record.id, record.state))
+            saved = json.loads(record.options or '{}')
+            run_options = runner.Options(**{
+                k: v for k, v in saved.items()
+                if k in runner.Options.__dataclass_fields__})
+            run = runner.Run(runner.load_plan(record), source, dest,
+                             source_id, dest_id, journal, run_options,
+                             progress=_say)
+            outcome = run.resume(record.id)
+        except (clouds.CloudError, model.PlanError, runner.MigrationFailed,
+                transport_base.TransportError) as exc:
+            raise exceptions.CommandError(str(exc))
+        self.outcome = outcome
+        return (constants.MIGRATE_COLUMNS,
+                [migrate_cmd._format(r) for r in outcome.rows])
+
+    def run(self, parsed_args):
+        self.outcome = None
+        result = super().run(parsed_args)
+        if self.outcome is not None and self.outcome.failed:
+            raise exceptions.CommandError(
+                '%d of %d servers failed (migration %s)'
+                % (self.outcome.failed, self.outcome.total,
+                   self.outcome.migration_id))
+        return result
+
+
+class AbortMigration(command.Command):
+    """Ask a running migration to stop before its next step.
+
+    Each server's flow then reverts (its destination server and image are
+    deleted, the source server restarted); use `migration rollback` to also
+    remove the network world it built.
+    """
+
+    auth_required = False
+
+    def get_parser(self, prog_name):
+        return _migration_parser(super().get_parser(prog_name))
+
+    def take_action(self, parsed_args):
+        journal = journal_mod.Journal(parsed_args.journal_url)
+        record = _record(journal, parsed_args.migration)
+        if record.state not in ('running', 'network-ready'):
+            raise exceptions.CommandError('Migration %s is %s, not running.'
+                                          % (record.id, record.state))
+        journal.set_state(record.id, 'aborting')
+        journal.log(record.id, 'abort requested')
+        _say('Abort of migration %s requested' % record.id)
+
+
+class RollbackMigration(command.Lister, _CloudsCommand):
+    """Undo a migration: delete what it created, restart its sources.
+
+    Deletes the destination servers and images it made, the network
+    resources it created (never ones it only reused or mapped), and starts
+    again every source server that was running before it. Safe to repeat.
+    """
+
+    def get_parser(self, prog_name):
+        return _CloudsCommand.get_parser(self, prog_name)
+
+    def take_action(self, parsed_args):
+        try:
+            journal, record, source, _sid, dest, _did = \
+                self._open(parsed_args)
+            deleted = runner.rollback(record, source, dest, journal,
+                                      progress=_say)
+        except clouds.CloudError as exc:
+            raise exceptions.CommandError(str(exc))
+        rows = [(r.name, r.source_id, r.state) for r in
+                journal.servers(record.id)]
+        _say('Rolled back migration %s: %d resources deleted'
+             % (record.id, deleted))
+        return ('Name', 'Source ID', 'State'), rows
