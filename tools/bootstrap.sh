@@ -10,6 +10,11 @@ need=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v gcc >/dev/null || need+=(gcc)
+[ -x /usr/sbin/globus-gridftp-server ] || command -v globus-gridftp-server >/dev/null || need+=(globus-gridftp-server-progs)
+command -v globus-url-copy >/dev/null || need+=(globus-gass-copy-progs)
+command -v curl >/dev/null || need+=(curl)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null || need+=(openssh-client)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || need+=(python3-dev)
 if [ ${#need[@]} -gt 0 ]; then

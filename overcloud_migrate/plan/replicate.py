@@ -12,6 +12,7 @@ say what would be done, in the same columns as a real run.
 """
 
 import dataclasses
+import ipaddress
 
 from openstack import exceptions as sdk_exc
 
@@ -467,8 +468,25 @@ class Replicator:
     def _routes(self, router, dest_router):
         if not router.routes:
             return
-        wanted = sorted((r['destination'], r['nexthop'])
-                        for r in router.routes)
+        # Neutron accepts only next hops on a subnet the router is on; the
+        # plan holds the interfaces on the migrated servers' subnets.
+        cidrs = [ipaddress.ip_network(self.plan.by_id('subnets',
+                                                      i.subnet_id).cidr)
+                 for i in router.interfaces
+                 if self.plan.by_id('subnets', i.subnet_id)]
+        wanted, dropped = [], []
+        for route in router.routes:
+            hop = ipaddress.ip_address(route['nexthop'])
+            pair = (route['destination'], route['nexthop'])
+            (wanted if any(hop in c for c in cidrs) else dropped).append(pair)
+        for destination, nexthop in dropped:
+            self._row('router_routes', '%s: %s via %s' % (
+                router.name, destination, nexthop), router.id, 'skip',
+                dest_router.id if dest_router else None,
+                'skipped: next hop on no migrated subnet')
+        if not wanted:
+            return
+        wanted.sort()
         have = sorted((r['destination'], r['nexthop'])
                       for r in (dest_router.routes if dest_router else [])
                       or [])

@@ -62,9 +62,17 @@ class Transport(abc.ABC):
     def __init__(self, **options):
         self.options = options
 
+    @classmethod
+    def available(cls):
+        """Cheap: can this driver run on this host at all?"""
+        return True
+
     @abc.abstractmethod
-    def check(self):
-        """Raise :class:`PreflightError` saying why this cannot run."""
+    def check(self, size=None):
+        """Raise :class:`PreflightError` saying why this cannot run.
+
+        ``size``, when known, is about how many bytes will be moved.
+        """
 
     @abc.abstractmethod
     def transfer(self, source: ImageRef, dest: ImageRef,

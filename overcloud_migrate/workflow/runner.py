@@ -98,7 +98,8 @@ class Run:
             self.dest_key, self.admin, source=self.source).run()
         if transport is not None:
             try:
-                transport.check()
+                transport.check(size=sum(i.size or 0
+                                         for i in self.plan.images) or None)
             except transport_base.TransportError as exc:
                 problems.append(prechecks.Problem(
                     'transport', transport.name, '', str(exc)))
@@ -136,8 +137,10 @@ class Run:
         """Finish a migration that was interrupted: nothing is redone."""
         transport = self.transport() if self.options.servers else None
         if transport is not None:
-            transport.check()
-        self.journal.set_state(migration_id, 'running')
+            transport.check(size=sum(i.size or 0
+                                     for i in self.plan.images) or None)
+        if self.journal.get(migration_id).state != 'aborting':
+            self.journal.set_state(migration_id, 'running')
         self.journal.log(migration_id, 'resumed')
         return self._continue(migration_id, transport)
 
@@ -156,10 +159,11 @@ class Run:
             self.journal.finish(migration_id, 'network-ready')
             return Outcome(rows, migration_id, 0, 0)
         todo = []
+        aborting = self.journal.get(migration_id).state == 'aborting'
         for server in self.plan.servers:
             if self.journal.server(migration_id, server.id).state == 'done':
                 continue
-            existing = self.already_migrated(server)
+            existing = None if aborting else self.already_migrated(server)
             if existing is not None:
                 # An earlier migration moved it: nothing to do, say so.
                 self.journal.update_server(migration_id, server.id,

@@ -122,7 +122,8 @@ class StopSource(Phase):
             server = compute.get_server(ctx.server.id)
         except sdk_exc.NotFoundException as exc:
             self.fail('Reading', exc)
-        if record.stopped_at is None:
+        if record.source_was_running is None:
+            # First sight only: after a crash mid-stop it is SHUTOFF by us.
             ctx.journal.update_server(
                 ctx.migration_id, ctx.server.id, state='stopping',
                 source_was_running=server.status == 'ACTIVE')
@@ -269,6 +270,11 @@ class TransferImage(Phase):
                 image = ctx.dest.image.wait_for_status(
                     ctx.dest.image.get_image(image.id), 'active',
                     failures=['killed', 'deleted'], wait=ctx.timeout)
+            except transport_base.HashMismatch as exc:
+                # Caught on the way (a staging driver): send it again.
+                last = str(exc)
+                self._damaged(image, last)
+                continue
             except (transport_base.TransportError,
                     sdk_exc.SDKException) as exc:
                 ctx.dest.image.delete_image(image, ignore_missing=True)
@@ -284,13 +290,17 @@ class TransferImage(Phase):
                 image.size, snapshot.size, snapshot.hash_algo,
                 (image.hash_value or '')[:12],
                 (snapshot.hash_value or '')[:12]))
-            self.say('hash mismatch (%s): sending the image again' % last)
-            ctx.journal.log(ctx.migration_id, "image of server '%s' arrived "
-                            'damaged (%s); sent again' % (ctx.server.name,
-                                                          last), 'warning')
-            ctx.dest.image.delete_image(image, ignore_missing=True)
+            self._damaged(image, last)
         raise MigrationError("The image of server '%s' arrived damaged twice "
                              '(%s)' % (ctx.server.name, last))
+
+    def _damaged(self, image, what):
+        ctx = self.ctx
+        self.say('hash mismatch (%s): sending the image again' % what)
+        ctx.journal.log(ctx.migration_id, "image of server '%s' arrived "
+                        'damaged (%s); sent again' % (ctx.server.name, what),
+                        'warning')
+        ctx.dest.image.delete_image(image, ignore_missing=True)
 
     def _create(self, snapshot):
         ctx = self.ctx

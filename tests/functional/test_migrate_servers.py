@@ -1,0 +1,229 @@
+"""`openstack overcloud migrate`, part 2, on devcloud: servers really move.
+
+The 3-tier project moves from devcloud-a to devcloud-b; a kill -9 in each
+phase (through the OVERCLOUD_MIGRATE_FAULT hook, not sleeps) is finished by
+`migration resume` with exactly one of everything; `migration rollback`
+leaves the destination as it was; a byte corrupted in transit is caught by
+the hash check and the image sent again.
+"""
+
+import json
+import os
+import subprocess
+import sysconfig
+
+import openstack
+import pytest
+
+from overcloud_devcloud import scenario
+
+OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
+PREFIX = 'ms'
+SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
+
+
+@pytest.fixture(scope='module')
+def clouds(devcloud):
+    src = openstack.connect(cloud='devcloud-a')
+    dst = openstack.connect(cloud='devcloud-b')
+    for conn in (src, dst):
+        _clean(conn)
+    project = scenario.build(src, PREFIX)
+    yield src, dst, project
+    for conn in (dst, src):
+        _clean(conn)
+
+
+def _clean(conn):
+    scenario.delete(conn, PREFIX)
+    for image in conn.image.images(owner=conn.current_project_id):
+        if image.name.startswith('om-%s-' % PREFIX):
+            conn.image.delete_image(image)
+
+
+def run(journal, *args, fault=None, cloud='devcloud-a'):
+    env = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal)
+    env.pop('OVERCLOUD_MIGRATE_FAULT', None)
+    if fault:
+        env['OVERCLOUD_MIGRATE_FAULT'] = fault
+    result = subprocess.run([OPENSTACK, '--os-cloud', cloud, 'overcloud',
+                             *args], capture_output=True, text=True, env=env,
+                            timeout=900)
+    return result.returncode, result.stdout, result.stderr
+
+
+def migrate(journal, *extra, fault=None, servers=SERVERS):
+    return run(journal, 'migrate', *servers, '--dest-cloud', 'devcloud-b',
+               '-f', 'json', *extra, fault=fault)
+
+
+def server_rows(stdout):
+    return {r['Name']: r for r in json.loads(stdout) if r['Type'] == 'server'}
+
+
+def latest_migration(journal):
+    code, out, err = run(journal, 'migration', 'list', '-f', 'json')
+    assert code == 0, err
+    return json.loads(out)[-1]['ID']
+
+
+def dest_state(dst):
+    """What a migration leaves at the destination: servers, images, ports."""
+    mine = [s for s in dst.compute.servers() if s.name in SERVERS]
+    return {
+        'servers': sorted(s.name for s in mine),
+        'images': sorted(i.name for i in dst.image.images(
+            owner=dst.current_project_id) if i.name.startswith('om-ms-')),
+        'ports': sorted(p.name for p in dst.network.ports()
+                        if (p.name or '').startswith(PREFIX + '-')),
+    }
+
+
+def snapshot_of(src, image_id):
+    return src.image.download_image(src.image.get_image(image_id)).content
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+
+
+def test_three_tier_moves_active_on_its_fixed_ips_byte_identical(
+        clouds, journal):
+    src, dst, project = clouds
+    code, out, err = migrate(journal, '--parallel', '3')
+    assert code == 0, err
+    rows = server_rows(out)
+    assert set(rows) == set(SERVERS)
+    for name, row in rows.items():
+        assert row['Status'] == 'done', row
+        assert row['Bytes'] > 0 and row['MB/s'] > 0
+        assert 0 < row['Downtime (s)'] < 600
+        assert {'stop', 'snapshot', 'transfer', 'boot', 'verify'} <= \
+            set(row['Phases'])
+    expected = {'ms-web': ['10.10.1.10'], 'ms-app': ['10.10.2.10'],
+                'ms-db': ['10.10.2.20']}
+    migration = latest_migration(journal)
+    for name, ips in expected.items():
+        server = dst.compute.get_server(rows[name]['Destination ID'])
+        assert server.status == 'ACTIVE'
+        fixed = sorted(a['addr'] for v in server.addresses.values()
+                       for a in v if a['OS-EXT-IPS:type'] == 'fixed')
+        assert fixed == ips
+        assert server.metadata == {'tier': name.split('-')[1],
+                                   'app': PREFIX}
+        assert server.key_name == 'ms-key'
+        # the destination image holds exactly the bytes of the snapshot
+        dest_image = dst.image.get_image(server.image['id'])
+        snap_id = dest_image.properties['om_source_image']
+        assert dest_image.properties['om_migration'] == migration
+        assert dst.image.download_image(dest_image).content == \
+            snapshot_of(src, snap_id)
+        # the source is kept, stopped
+        assert src.compute.get_server(project.servers[name.split('-')[1]]
+                                      .id).status == 'SHUTOFF'
+    web = dst.compute.get_server(rows['ms-web']['Destination ID'])
+    floating = [a['addr'] for v in web.addresses.values() for a in v
+                if a['OS-EXT-IPS:type'] == 'floating']
+    assert floating == [project.floating_ip.floating_ip_address]
+
+    # A second run does nothing.
+    before = dest_state(dst)
+    code, out, err = migrate(journal)
+    assert code == 0, err
+    assert dest_state(dst) == before
+    assert all(r['Status'] == 'done' and not r['Bytes']
+               for r in server_rows(out).values())
+
+    # rollback leaves the destination as it was and restarts the sources
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert dest_state(dst) == {'servers': [], 'images': [], 'ports': []}
+    assert not [n for n in dst.network.networks()
+                if n.name.startswith(PREFIX + '-')]
+    for server in project.servers.values():
+        assert src.compute.get_server(server.id).status == 'ACTIVE'
+
+
+@pytest.mark.parametrize('point', [
+    'after:stop', 'after:snapshot', 'before:transfer', 'after:transfer',
+    'after:boot'])
+def test_kill_in_each_phase_then_resume_makes_exactly_one_of_everything(
+        clouds, journal, point):
+    src, dst, project = clouds
+    code, _out, _err = migrate(journal, '--parallel', '3',
+                               fault='kill:%s' % point)
+    assert code == 137, 'the fault hook did not fire at %s' % point
+    migration = latest_migration(journal)
+    code, out, err = run(journal, 'migration', 'resume', migration,
+                         '-f', 'json')
+    assert code == 0, err
+    assert {r['Status'] for r in server_rows(out).values()} == {'done'}
+    state = dest_state(dst)
+    assert state['servers'] == sorted(SERVERS)
+    assert len(state['images']) == 3, state
+    assert state['ports'] == sorted('%s-port' % s for s in SERVERS)
+    snaps = [i for i in src.image.images(owner=src.current_project_id)
+             if (i.properties or {}).get('om_migration') == migration]
+    assert len(snaps) == 3
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert dest_state(dst) == {'servers': [], 'images': [], 'ports': []}
+    for server in project.servers.values():
+        assert src.compute.get_server(server.id).status == 'ACTIVE'
+
+
+def test_a_corrupted_byte_is_caught_and_the_image_sent_again(clouds,
+                                                             journal):
+    src, dst, project = clouds
+    code, out, err = migrate(journal, fault='transfer:corrupt',
+                             servers=['ms-web'])
+    assert code == 0, err
+    assert server_rows(out)['ms-web']['Status'] == 'done'
+    assert 'hash mismatch' in err and 'sending the image again' in err
+    migration = latest_migration(journal)
+    code, out, _err = run(journal, 'migration', 'show', migration, '-f',
+                          'json')
+    assert any('arrived damaged' in e for e in json.loads(out)['events'])
+    server = next(s for s in dst.compute.servers() if s.name == 'ms-web')
+    image = dst.image.get_image(server.image['id'])
+    assert dst.image.download_image(image).content == snapshot_of(
+        src, image.properties['om_source_image'])
+    assert len(dest_state(dst)['images']) == 1
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+
+
+def test_unknown_transport_lists_the_valid_ones(clouds, journal):
+    _src, dst, _project = clouds
+    before = dest_state(dst)
+    code, _out, err = migrate(journal, '--transport', 'pigeon')
+    assert code != 0
+    assert "Unknown transport 'pigeon'" in err and 'glance' in err
+    assert 'Traceback' not in err
+    assert dest_state(dst) == before
+
+
+def test_a_failing_server_is_rolled_back_and_its_source_restarted(
+        clouds, journal):
+    src, dst, project = clouds
+    code, out, err = migrate(journal, '--timeout', '60',
+                             fault='kill:before:verify', servers=['ms-db'])
+    assert code == 137
+    migration = latest_migration(journal)
+    # Abort the interrupted migration: resuming it then reverts the flow.
+    code, _out, err = run(journal, 'migration', 'abort', migration)
+    assert code == 0, err
+    code, out, err = run(journal, 'migration', 'resume', migration,
+                         '-f', 'json')
+    assert code != 0
+    assert '1 of 1 servers failed' in err
+    row = server_rows(out)['ms-db']
+    assert row['Status'].startswith('failed') and 'aborted' in row['Status']
+    assert dest_state(dst)['servers'] == []
+    assert dest_state(dst)['images'] == []
+    assert src.compute.get_server(project.servers['db'].id).status == \
+        'ACTIVE'
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert dest_state(dst) == {'servers': [], 'images': [], 'ports': []}
