@@ -78,7 +78,53 @@ class Env(command.Command):
             self.app.stdout.write('export %s=%s\n' % (key, shlex.quote(value)))
 
 
-COMMANDS = {'up': Up, 'down': Down, 'status': Status, 'env': Env}
+class Scenario(lister.Lister):
+    """Build (or delete) the 3-tier project in one cloud of the bed.
+
+    Two tenant networks behind a router with an external gateway, three
+    security groups that refer to each other, a keypair, three servers
+    (PREFIX-web, PREFIX-app, PREFIX-db) on fixed IPs and a floating IP.
+    Anything left from an earlier build with the same prefix is deleted
+    first.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--cloud', default='devcloud-a',
+                            choices=layout_mod.CLOUDS,
+                            help='Cloud to build in (default: devcloud-a)')
+        parser.add_argument('--prefix', default='3t',
+                            help='Name prefix of every resource '
+                                 '(default: 3t)')
+        parser.add_argument('--delete', action='store_true',
+                            help='Only delete what the scenario made')
+        return parser
+
+    def take_action(self, parsed_args):
+        import openstack
+
+        from overcloud_devcloud import scenario
+        config = openstack.config.OpenStackConfig(
+            config_files=[str(layout_mod.Layout().clouds_yaml)],
+            load_envvars=False)
+        conn = openstack.connection.Connection(
+            config=config.get_one(cloud=parsed_args.cloud))
+        scenario.delete(conn, parsed_args.prefix)
+        if parsed_args.delete:
+            return ('Server', 'ID', 'Fixed IP', 'Floating IP'), []
+        built = scenario.build(conn, parsed_args.prefix)
+        rows = []
+        for tier, server in built.servers.items():
+            port = built.ports[tier]
+            rows.append((server.name, server.id,
+                         port.fixed_ips[0]['ip_address'],
+                         built.floating_ip.floating_ip_address
+                         if tier == 'web' else ''))
+        return ('Server', 'ID', 'Fixed IP', 'Floating IP'), rows
+
+
+COMMANDS = {'up': Up, 'down': Down, 'status': Status, 'env': Env,
+            'scenario': Scenario}
 
 
 class DevcloudApp(app.App):

@@ -155,3 +155,7 @@ def delete(conn, prefix='3t', wait=180):
     for group in groups:
         net.delete_security_group(group)
     compute.delete_keypair('%s-key' % prefix, ignore_missing=True)
+    # Images a migration of the scenario left (snapshots, copies).
+    for image in conn.image.images(owner=conn.current_project_id):
+        if (image.name or '').startswith('om-%s-' % prefix):
+            conn.image.delete_image(image, ignore_missing=True)
