@@ -221,6 +221,10 @@ class Plan:
     ports: typing.List[Port] = _field(factory=list)
     floating_ips: typing.List[FloatingIP] = _field(factory=list)
     servers: typing.List[Server] = _field(factory=list)
+    # --order dependency: the planner's waves ({index, groups: [{server_ids,
+    # host, ...}]}); servers are migrated in this order, an operator may
+    # edit it in the plan file.
+    order: dict = _field(factory=dict)
 
     # -- lookups --------------------------------------------------------
 
@@ -254,7 +258,26 @@ class Plan:
                             'not %r' % (PLAN_VERSION, version))
         plan = _build(cls, data, 'plan')
         plan.check_references()
+        if plan.order:
+            plan.apply_order()
         return plan
+
+    def waves(self):
+        """Server IDs wave by wave from ``order`` (one wave if none)."""
+        if not self.order.get('waves'):
+            return [[s.id for s in self.servers]]
+        return [[sid for group in wave.get('groups', [])
+                 for sid in group.get('server_ids', [])]
+                for wave in self.order['waves']]
+
+    def apply_order(self):
+        """Sort ``servers`` by ``order``; raise if they disagree."""
+        ordered = [sid for wave in self.waves() for sid in wave]
+        known = {s.id: s for s in self.servers}
+        if sorted(ordered) != sorted(known):
+            raise PlanError('plan.order: its waves must list every server of '
+                            'the plan exactly once')
+        self.servers = [known[sid] for sid in ordered]
 
     def check_references(self):
         """Every id a plan item refers to must be in the plan."""

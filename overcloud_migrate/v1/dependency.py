@@ -20,110 +20,14 @@ from overcloud_migrate.planner import capacity
 from overcloud_migrate.planner import graph
 from overcloud_migrate.planner import inputs
 from overcloud_migrate.planner import model
+from overcloud_migrate.plan.cloud_inputs import placement_hosts  # noqa: F401
+from overcloud_migrate.plan.cloud_inputs import source_inventory  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 
 COLUMNS = ('Wave', 'Servers', 'vCPU', 'RAM MB', 'Disk GB', 'Target Host',
            'Traffic Inside', 'Traffic Cut', 'Basis')
 LONG_COLUMNS = COLUMNS + ('Server IDs',)
-
-
-# --- gathering from the clouds (the only code here that makes API calls) ---
-
-def _flavor_sizes(conn, server, cache):
-    flavor = server.flavor
-    vcpus = getattr(flavor, 'vcpus', None)
-    if vcpus is None:
-        flavor_id = getattr(flavor, 'id', None) or server.flavor_id
-        if flavor_id not in cache:
-            cache[flavor_id] = conn.compute.get_flavor(flavor_id)
-        flavor = cache[flavor_id]
-    disk = (getattr(flavor, 'disk', 0) or 0) + (
-        getattr(flavor, 'ephemeral', 0) or 0)
-    return int(flavor.vcpus or 0), int(flavor.ram or 0), int(disk)
-
-
-def source_inventory(conn, wanted=(), topology_needed=False):
-    """Servers of the source project with their fixed IPs and sizes.
-
-    :param wanted: server names or IDs; empty means every server of the
-        project. Others' addresses go to ``outside`` so their flows are
-        not reported as unknown.
-    """
-    every = list(conn.compute.servers(details=True))
-    if wanted:
-        chosen = []
-        for ref in wanted:
-            found = conn.compute.find_server(ref, ignore_missing=True)
-            if found is None:
-                raise exceptions.CommandError(
-                    f'No server with name or ID {ref!r} in the source '
-                    f'cloud.')
-            if found.id not in chosen:
-                chosen.append(found.id)
-    else:
-        chosen = [s.id for s in every]
-    chosen_set = set(chosen)
-    ports = {}
-    project_id = conn.current_project_id
-    for port in conn.network.ports(project_id=project_id):
-        ports.setdefault(port.device_id, []).append(port)
-    inventory = inputs.Inventory(servers=[])
-    flavors = {}
-    by_id = {s.id: s for s in every}
-    for sid in chosen:
-        server = by_id.get(sid) or conn.compute.get_server(sid)
-        own = ports.get(sid)
-        if own is None:
-            own = list(conn.network.ports(device_id=sid))
-        ips = tuple(ip['ip_address'] for p in own
-                    for ip in (p.fixed_ips or []))
-        vcpus, ram, disk = _flavor_sizes(conn, server, flavors)
-        inventory.servers.append(model.ServerInfo(
-            sid, server.name, ips, vcpus, ram, disk))
-        inventory.networks[sid] = sorted({p.network_id for p in own})
-        inventory.security_groups[sid] = sorted(
-            {g for p in own for g in (p.security_group_ids or [])})
-    for server in every:
-        if server.id not in chosen_set:
-            inventory.outside.update({server.id, server.name})
-            for port in ports.get(server.id, []):
-                inventory.outside.update(
-                    ip['ip_address'] for ip in (port.fixed_ips or []))
-    if topology_needed:
-        external = set()
-        for net_id in {n for nets in inventory.networks.values()
-                       for n in nets}:
-            net = conn.network.get_network(net_id)
-            if net.is_router_external or net.is_shared:
-                external.add(net_id)
-        inventory.networks = {
-            sid: [n for n in nets if n not in external]
-            for sid, nets in inventory.networks.items()}
-        for rule in conn.network.security_group_rules(
-                project_id=project_id, direction='ingress'):
-            if rule.remote_group_id:
-                inventory.remote_groups.setdefault(
-                    rule.security_group_id, []).append(rule.remote_group_id)
-    return inventory
-
-
-def placement_hosts(conn):
-    """Free capacity of the destination's compute nodes (admin)."""
-    providers = []
-    for rp in conn.placement.resource_providers():
-        inventories = {
-            inv.resource_class: {'total': inv.total or 0,
-                                 'reserved': inv.reserved or 0,
-                                 'allocation_ratio':
-                                     inv.allocation_ratio or 1.0}
-            for inv in conn.placement.resource_provider_inventories(rp)}
-        if 'VCPU' not in inventories:
-            continue
-        usages = conn.placement.fetch_resource_provider_usages(rp).usages
-        providers.append({'name': rp.name, 'inventories': inventories,
-                          'usages': usages or {}})
-    return capacity.hosts_from_placement(providers)
 
 
 def plan_rows(plan, names, long=False):

@@ -13,7 +13,9 @@ from overcloud_migrate.common import options
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import inventory
 from overcloud_migrate.plan import model
+from overcloud_migrate.plan import ordering
 from overcloud_migrate.plan import replicate
+from overcloud_migrate.planner import model as planner_model
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.workflow import runner
@@ -129,6 +131,29 @@ class MigrateServer(command.Lister):
             '--network-only', action='store_true',
             help='Only rebuild the network world and pre-create the ports; '
                  'move no server')
+        order = parser.add_argument_group('order')
+        order.add_argument(
+            '--order', choices=('given', 'dependency'), default='given',
+            help='given: the servers in the order named; dependency: waves '
+                 'of servers that talk to each other, from --flows, --pcap '
+                 'or (without either) an estimate from the topology '
+                 '(default: given)')
+        traffic = order.add_mutually_exclusive_group()
+        traffic.add_argument(
+            '--flows', metavar='<file>',
+            help='With --order dependency: traffic between the servers '
+                 '(CSV or JSON rows: source, destination, bytes or rate)')
+        traffic.add_argument(
+            '--pcap', metavar='<file>',
+            help='With --order dependency: a packet capture (pcap/pcapng)')
+        order.add_argument(
+            '--algorithm', choices=('default', 'seed'), default='default',
+            help='With --order dependency: the grouping method '
+                 '(default: default)')
+        order.add_argument(
+            '--host-capacity', metavar='<file>',
+            help='With --order dependency: destination host capacities '
+                 '(YAML/JSON) instead of the destination\'s Placement')
         parser.add_argument(
             '--dry-run', action='store_true',
             help='Check and print what would be done; change nothing')
@@ -147,11 +172,19 @@ class MigrateServer(command.Lister):
             raise exceptions.CommandError(
                 'Name at least one server, or give --all-servers or '
                 '--from-plan.')
+        if (args.flows or args.pcap or args.host_capacity) and \
+                args.order != 'dependency':
+            raise exceptions.CommandError(
+                '--flows, --pcap and --host-capacity go with --order '
+                'dependency.')
 
     def take_action(self, parsed_args):
         args = parsed_args
         self._validate(args)
         try:
+            traffic = None
+            if args.order == 'dependency':
+                traffic = ordering.read_traffic(args.flows, args.pcap)
             plan = model.Plan.load(args.from_plan) if args.from_plan else None
             source = self.app.client_manager.sdk_connection
             source_id = clouds.identity_of(source, self.app.options.cloud)
@@ -172,6 +205,15 @@ class MigrateServer(command.Lister):
                                             mappings)
             else:
                 plan.mappings = mappings
+            if traffic is not None:
+                result = ordering.order_by_dependency(
+                    plan, source, dest, traffic,
+                    host_capacity=args.host_capacity,
+                    algorithm=args.algorithm, warn=_say)
+                _say('Dependency order (%s, %s): %s' % (
+                    result.algorithm, result.basis, ' | '.join(
+                        ', '.join(_name(plan, sid) for sid in wave)
+                        for wave in plan.waves())))
             if args.plan_file:
                 plan.dump(args.plan_file)
                 _say('Plan written to %s' % args.plan_file)
@@ -184,6 +226,7 @@ class MigrateServer(command.Lister):
                             'dest_project': args.dest_project})
             outcome = run.execute()
         except (clouds.CloudError, inventory.InventoryError, model.PlanError,
+                planner_model.PlannerError,
                 runner.PrecheckFailed, runner.MigrationFailed,
                 replicate.ReplicationError,
                 transport_base.TransportError) as exc:
@@ -240,6 +283,11 @@ def _positive(text):
         raise argparse.ArgumentTypeError(
             'expected a whole number of 1 or more, got %r' % text)
     return value
+
+
+def _name(plan, server_id):
+    server = plan.by_id('servers', server_id)
+    return server.name if server else server_id
 
 
 def _format(row):

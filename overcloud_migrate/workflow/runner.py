@@ -131,6 +131,11 @@ class Run:
         for position, server in enumerate(self.plan.servers):
             self.journal.add_server(migration_id, server.id, server.name,
                                     position)
+        if self.plan.order:
+            for number, wave in enumerate(self.plan.waves(), 1):
+                self.journal.log(migration_id, 'wave %d: %s' % (
+                    number, ', '.join(self.plan.by_id('servers', sid).name
+                                      for sid in wave)))
         return self._continue(migration_id, transport)
 
     def resume(self, migration_id):
