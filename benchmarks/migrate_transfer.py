@@ -46,7 +46,7 @@ def vm_image(path, size, data_fraction=0.25):
             if index % step == 0:
                 block = bytearray(os.urandom(CHUNK))
                 if index == 0:
-                    block[0:446] = bytes(446)
+                    block[0:512] = bytes(512)
                     block[446:462] = (b'\x00' * 4 + b'\x83' + b'\x00' * 3 +
                                       (2048).to_bytes(4, 'little') +
                                       (size // 512 - 2048).to_bytes(4,
@@ -67,9 +67,13 @@ def upload_file(conn, name, path):
     image = conn.image.create_image(name=name, disk_format='raw',
                                     container_format='bare')
     with open(path, 'rb') as handle:
-        conn.image.put('/images/%s/file' % image.id,
-                       data=iter(lambda: handle.read(CHUNK), b''),
-                       headers={'Content-Type': 'application/octet-stream'})
+        response = conn.image.put(
+            '/images/%s/file' % image.id,
+            data=iter(lambda: handle.read(CHUNK), b''),
+            headers={'Content-Type': 'application/octet-stream'})
+    if response.status_code >= 300:
+        raise RuntimeError('upload of %s failed: HTTP %d %s' % (
+            name, response.status_code, response.text[:200]))
     return conn.image.wait_for_status(conn.image.get_image(image.id),
                                       'active', failures=['killed'],
                                       wait=600)
@@ -123,7 +127,6 @@ def build_server(src, image):
 def seed_style(src, dst, server, workdir):
     """The seed's flow: every step after the previous, through files."""
     compute = src.compute
-    start = time.monotonic()
     compute.stop_server(server)
     compute.wait_for_server(server, status='SHUTOFF', wait=600)
     stopped = time.monotonic()
@@ -144,7 +147,6 @@ def seed_style(src, dst, server, workdir):
                                     networks=[{'port': port.id}])
     dst.compute.wait_for_server(new, wait=600)
     active = time.monotonic()
-    del start
     return active - stopped, snap, dest_image, new
 
 
@@ -218,17 +220,18 @@ def main():
                 row = [r for r in json.loads(out) if r['Type'] == 'server'][0]
                 figures['downtime ours (s)'] = float(row['Downtime (s)'])
                 figures['phases ours'] = row['Phases']
-                mid = json.loads(openstack_cli(
-                    'overcloud', 'migration', 'list', '-f', 'json',
-                    journal=journal))[-1]['ID']
                 # Undo ours, keep the network world for the seed's run.
                 for found in dst.compute.servers():
                     if found.name == server.name:
                         dst.compute.delete_server(found)
                         dst.compute.wait_for_delete(found, wait=300)
                 src.compute.start_server(server)
-                src.compute.wait_for_server(server, wait=300)
-                del mid
+                deadline = time.monotonic() + 300
+                while src.compute.get_server(server.id).status != 'ACTIVE':
+                    if time.monotonic() > deadline:
+                        raise RuntimeError('the source did not restart')
+                    time.sleep(1)
+                server = src.compute.get_server(server.id)
                 downtime, *_rest = seed_style(src, dst, server, work)
                 figures['downtime seed-style (s)'] = downtime
         finally:
