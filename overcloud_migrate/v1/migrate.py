@@ -23,7 +23,24 @@ from overcloud_migrate.workflow import runner
 LOG = logging.getLogger(__name__)
 
 
-class MigrateServer(command.Lister):
+class ReportThenFail:
+    """Print the report first, then exit non-zero if any server failed."""
+
+    outcome = None
+
+    def run(self, parsed_args):
+        self.outcome = None
+        result = super().run(parsed_args)
+        if self.outcome is not None and self.outcome.failed:
+            raise exceptions.CommandError(
+                '%d of %d servers failed (migration %s: `openstack overcloud '
+                'migration show %s`; the failed ones were rolled back)'
+                % (self.outcome.failed, self.outcome.total,
+                   self.outcome.migration_id, self.outcome.migration_id))
+        return result
+
+
+class MigrateServer(ReportThenFail, command.Lister):
     """Migrate servers, with their networks and addresses, to another cloud.
 
     The source is the cloud of the usual --os-* options; the destination is
@@ -235,17 +252,6 @@ class MigrateServer(command.Lister):
         if outcome.migration_id:
             _say('Migration %s recorded in the journal' % outcome.migration_id)
         return constants.MIGRATE_COLUMNS, [_format(r) for r in outcome.rows]
-
-    def run(self, parsed_args):
-        self.outcome = None
-        result = super().run(parsed_args)
-        if self.outcome is not None and self.outcome.failed:
-            raise exceptions.CommandError(
-                '%d of %d servers failed (migration %s: `openstack overcloud '
-                'migration show %s`; the failed ones were rolled back)'
-                % (self.outcome.failed, self.outcome.total,
-                   self.outcome.migration_id, self.outcome.migration_id))
-        return result
 
 
 def run_options(args):

@@ -126,7 +126,8 @@ class _CloudsCommand(command.Command):
         return journal, record, source, source_id, dest, dest_id
 
 
-class ResumeMigration(command.Lister, _CloudsCommand):
+class ResumeMigration(migrate_cmd.ReportThenFail, command.Lister,
+                      _CloudsCommand):
     """Finish an interrupted migration without redoing finished steps.
 
     Every step finds its earlier effect (network resources by tag, the
@@ -159,16 +160,6 @@ class ResumeMigration(command.Lister, _CloudsCommand):
         self.outcome = outcome
         return (constants.MIGRATE_COLUMNS,
                 [migrate_cmd._format(r) for r in outcome.rows])
-
-    def run(self, parsed_args):
-        self.outcome = None
-        result = super().run(parsed_args)
-        if self.outcome is not None and self.outcome.failed:
-            raise exceptions.CommandError(
-                '%d of %d servers failed (migration %s)'
-                % (self.outcome.failed, self.outcome.total,
-                   self.outcome.migration_id))
-        return result
 
 
 class AbortMigration(command.Command):
