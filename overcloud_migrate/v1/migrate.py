@@ -10,6 +10,7 @@ from osc_lib import exceptions
 
 from overcloud_migrate import clouds
 from overcloud_migrate.common import options
+from overcloud_migrate.common import progress
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import inventory
 from overcloud_migrate.plan import model
@@ -238,6 +239,7 @@ class MigrateServer(ReportThenFail, command.Lister):
                 plan, source, dest, source_id, dest_id,
                 journal_mod.Journal(args.journal_url),
                 run_options(args), progress=_say,
+                progress_bar=progress.bar_factory(),
                 dest_names={'dest_cloud': dest_name,
                             'dest_region': args.dest_region,
                             'dest_project': args.dest_project})

@@ -75,7 +75,8 @@ class Outcome:
 class Run:
 
     def __init__(self, plan, source, dest, source_identity, dest_identity,
-                 journal, options, progress=None, dest_names=None):
+                 journal, options, progress=None, dest_names=None,
+                 progress_bar=None):
         self.plan = plan
         self.source = source
         self.dest = dest
@@ -85,6 +86,7 @@ class Run:
         self.journal = journal
         self.options = options
         self.progress = progress or (lambda message: None)
+        self.progress_bar = progress_bar
         self.admin = is_admin(dest)
         self.dest_names = dest_names or {}
 
@@ -184,7 +186,8 @@ class Run:
             transport=transport, ids=replicator.ids, stop=self.options.stop,
             restart_on_failure=self.options.restart_on_failure,
             delete_source=self.options.delete_source,
-            timeout=self.options.timeout, progress=self.progress)
+            timeout=self.options.timeout, progress=self.progress,
+            progress_bar=self.progress_bar)
             for server in todo]
         if contexts:
             engine.run_servers(contexts, self.journal.url, migration_id,

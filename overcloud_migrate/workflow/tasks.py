@@ -55,6 +55,8 @@ class ServerContext:
     delete_source: bool = False
     timeout: int = 600
     progress: object = None
+    # progress_bar(label) -> callback(done, total), or None (not a TTY)
+    progress_bar: object = None
 
 
 def fault(point):
@@ -266,7 +268,8 @@ class TransferImage(Phase):
                         snapshot.hash_algo, snapshot.hash_value,
                         snapshot.name),
                     transport_base.ImageRef(ctx.dest, image.id),
-                    lambda done, total: None)
+                    ctx.progress_bar(ctx.server.name) if ctx.progress_bar
+                    else (lambda done, total: None))
                 image = ctx.dest.image.wait_for_status(
                     ctx.dest.image.get_image(image.id), 'active',
                     failures=['killed', 'deleted'], wait=ctx.timeout)
