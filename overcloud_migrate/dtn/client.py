@@ -1,0 +1,154 @@
+"""A client for the DTN service's v1 API (used by the CLI and transports)."""
+
+import re
+import time
+
+import requests
+
+TOKEN_HEADER = 'X-Auth-Token'
+DEFAULT_TIMEOUT = 30.0
+
+
+def _reason(exc):
+    """The useful end of a requests exception ("[Errno 111] ...")."""
+    text = str(exc)
+    match = re.search(r'(\[Errno -?\d+\][^\'")]*)', text)
+    if match:
+        return match.group(1).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class DTNClientError(Exception):
+    """The DTN service refused a request or could not be reached."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class TransferFailed(DTNClientError):
+    """A transfer ended failed or cancelled."""
+
+    def __init__(self, message, transfer):
+        super().__init__(message)
+        self.transfer = transfer
+
+
+class WaitTimeout(DTNClientError):
+    """A transfer did not end in time."""
+
+    def __init__(self, message, transfer):
+        super().__init__(message)
+        self.transfer = transfer
+
+
+class DTNClient:
+    def __init__(self, endpoint, token=None, timeout=DEFAULT_TIMEOUT,
+                 session=None):
+        if not endpoint or not endpoint.startswith(('http://', 'https://')):
+            raise DTNClientError('The DTN endpoint %r is not an http(s) URL.'
+                                 % (endpoint,))
+        self.endpoint = endpoint.rstrip('/')
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        if token:
+            self.session.headers[TOKEN_HEADER] = token
+
+    def _call(self, method, path, **kwargs):
+        url = self.endpoint + path
+        try:
+            response = self.session.request(method, url, timeout=self.timeout,
+                                            **kwargs)
+        except requests.RequestException as exc:
+            raise DTNClientError('The DTN service at %s is unreachable: %s'
+                                 % (self.endpoint, _reason(exc)))
+        if response.status_code >= 400:
+            try:
+                message = response.json()['error']['message']
+            except (ValueError, KeyError, TypeError):
+                message = response.text.strip()[:200] or response.reason
+            raise DTNClientError('The DTN service at %s answered %d: %s'
+                                 % (self.endpoint, response.status_code,
+                                    message), status=response.status_code)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise DTNClientError('The DTN service at %s sent no JSON for %s %s.'
+                                 % (self.endpoint, method, path))
+
+    # nodes
+    def nodes(self):
+        return self._call('GET', '/v1/nodes')['nodes']
+
+    def node(self, name):
+        return self._call('GET', '/v1/nodes/%s' % requests.utils.quote(
+            name, safe=''))['node']
+
+    def add_node(self, name, address, exports, gridftp_port=2811,
+                 gridftp_scheme='ftp', data_port=None, endpoint=None):
+        body = {'name': name, 'address': address, 'exports': exports,
+                'gridftp_port': gridftp_port,
+                'gridftp_scheme': gridftp_scheme}
+        if data_port is not None:
+            body['data_port'] = data_port
+        if endpoint is not None:
+            body['endpoint'] = endpoint
+        return self._call('POST', '/v1/nodes', json=body)['node']
+
+    def delete_node(self, name):
+        self._call('DELETE', '/v1/nodes/%s' % requests.utils.quote(
+            name, safe=''))
+
+    # listings
+    def listing(self, node, path):
+        return self._call('GET', '/v1/listing',
+                          params={'node': node, 'path': path})
+
+    # transfers
+    def start_transfer(self, source, dest, mover=None, streams=None):
+        body = {'source': source, 'dest': dest}
+        if mover:
+            body['mover'] = mover
+        if streams:
+            body['streams'] = streams
+        return self._call('POST', '/v1/transfers', json=body)['transfer']
+
+    def transfer(self, transfer_id):
+        return self._call('GET', '/v1/transfers/%s' % transfer_id)['transfer']
+
+    def transfers(self):
+        return self._call('GET', '/v1/transfers')['transfers']
+
+    def cancel_transfer(self, transfer_id):
+        return self._call('DELETE',
+                          '/v1/transfers/%s' % transfer_id)['transfer']
+
+    def wait_transfer(self, transfer_id, timeout=None, interval=1.0,
+                      progress=None):
+        """Poll until the transfer ends; raise on failure or timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            row = self.transfer(transfer_id)
+            if progress is not None:
+                progress(row)
+            if row['state'] == 'done':
+                return row
+            if row['state'] in ('failed', 'cancelled'):
+                raise TransferFailed('The transfer %s %s: %s' % (
+                    transfer_id, row['state'], row.get('error') or
+                    'no reason given'), row)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout('The transfer %s did not finish within %ss '
+                                  '(%s, %d bytes done).' % (
+                                      transfer_id, timeout, row['state'],
+                                      row['bytes_done']), row)
+            time.sleep(interval)
+
+    # log
+    def log(self, since=None, node=None, file=None, limit=None):
+        params = {key: value for key, value in (
+            ('since', since), ('node', node), ('file', file),
+            ('limit', limit)) if value is not None}
+        return self._call('GET', '/v1/log', params=params)['log']

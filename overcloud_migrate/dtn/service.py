@@ -1,0 +1,207 @@
+"""``overcloud-dtn-api``: serve the DTN API with a threaded WSGI server.
+
+Example (the seed's source DTN)::
+
+    overcloud-dtn-api --node-name daejeon --export data=/export/data \\
+        --gridftp-url-base ftp://210.119.43.34:2811 \\
+        --token-file /etc/overcloud-migrate/dtn-token
+"""
+
+import argparse
+import logging
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import urllib.parse
+from wsgiref import simple_server
+
+from overcloud_migrate.dtn import api
+from overcloud_migrate.dtn import auth
+from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn import store as store_mod
+from overcloud_migrate.dtn import transfers
+
+LOG = logging.getLogger('overcloud_migrate.dtn.service')
+
+DEFAULT_PORT = 22641
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn,
+                          simple_server.WSGIServer):
+    """wsgiref's server, one thread per request."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Handler(simple_server.WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (wsgiref's name)
+        LOG.info('%s %s', self.address_string(), format % args)
+
+
+def _export(spec):
+    name, sep, directory = spec.partition('=')
+    if not sep or not name or not directory:
+        raise argparse.ArgumentTypeError(
+            '%r is not NAME=DIR (for example data=/export/data)' % spec)
+    try:
+        directory = paths.normalise(directory)
+    except paths.PathRefused as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    if directory == '/':
+        raise argparse.ArgumentTypeError('an export may not be / itself')
+    return name, directory
+
+
+def _gridftp_base(value):
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ('ftp', 'gsiftp', 'sshftp') or not parsed.hostname:
+        raise argparse.ArgumentTypeError(
+            '%r is not a GridFTP URL like ftp://HOST:2811' % value)
+    return parsed.scheme, parsed.hostname, parsed.port or 2811
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='overcloud-dtn-api',
+        description='The DTN transfer service of overcloud-migrate.')
+    parser.add_argument('--host', default='0.0.0.0', metavar='<address>',
+                        help='Address to listen on (default: 0.0.0.0)')
+    parser.add_argument('--port', type=int, default=DEFAULT_PORT,
+                        metavar='<port>',
+                        help='Port to listen on; 0 picks a free one '
+                             '(default: %d)' % DEFAULT_PORT)
+    parser.add_argument('--export', dest='exports', action='append',
+                        type=_export, default=[], metavar='<name>=<dir>',
+                        help='A directory this DTN serves; repeat for more '
+                             '(at least one is required)')
+    parser.add_argument('--node-name', default=socket.gethostname().split(
+        '.')[0], metavar='<name>',
+        help='Name of this DTN in the node registry (default: host name)')
+    parser.add_argument('--gridftp-url-base', type=_gridftp_base,
+                        default=None, metavar='<url>',
+                        help='URL of this DTN\'s GridFTP server as other '
+                             'DTNs reach it, e.g. ftp://10.0.0.5:2811 '
+                             '(default: ftp://<host name>:2811)')
+    parser.add_argument('--data-port', type=int, default=None,
+                        metavar='<port>',
+                        help='Run the builtin mover\'s receiver on this port '
+                             '(22642 is usual; needs --data-token-file; '
+                             'default: no receiver)')
+    parser.add_argument('--data-token-file', default=None, metavar='<file>',
+                        help='File holding the secret the DTNs\' builtin '
+                             'mover data ports share (default: none, the '
+                             'builtin mover is then unusable)')
+    parser.add_argument('--database-url', default=None, metavar='<url>',
+                        help='SQLAlchemy database URL (default: %s)'
+                             % store_mod.default_database_url())
+    parser.add_argument('--token-file', default=None, metavar='<file>',
+                        help='File holding the shared token clients send in '
+                             'X-Auth-Token')
+    parser.add_argument('--keystone-config', default=None, metavar='<file>',
+                        help='INI file with a [keystone_authtoken] section: '
+                             'validate Keystone tokens instead')
+    parser.add_argument('--keystone-role', dest='keystone_roles',
+                        action='append', default=None, metavar='<role>',
+                        help='Role a Keystone token needs; repeatable '
+                             '(default: admin)')
+    parser.add_argument('--insecure-no-auth', action='store_true',
+                        help='Serve WITHOUT authentication (only on a closed '
+                             'test network; logs a warning per request)')
+    parser.add_argument('--default-mover', default=transfers.DEFAULT_MOVER,
+                        metavar='<name>',
+                        help='Mover for the seed API and transfers that name '
+                             'none (default: %s)' % transfers.DEFAULT_MOVER)
+    parser.add_argument('--max-body', type=int, default=api.MAX_BODY,
+                        metavar='<bytes>',
+                        help='Largest request body accepted (default: %d)'
+                             % api.MAX_BODY)
+    parser.add_argument('--log-level', default='INFO', metavar='<level>',
+                        help='Logging level (default: INFO)')
+    return parser
+
+
+def make_application(args, store):
+    """The authenticated WSGI application and its transfer manager."""
+    scheme, host, port = args.gridftp_url_base or (
+        'ftp', socket.getfqdn(), 2811)
+    store.upsert_local_node(args.node_name, host, port, scheme,
+                            args.data_port, dict(args.exports))
+    interrupted = store.fail_interrupted()
+    if interrupted:
+        LOG.warning('%d transfers were left unfinished by the previous run; '
+                    'marked failed', interrupted)
+    manager = transfers.TransferManager(store)
+    data_token = (auth.read_token_file(args.data_token_file)
+                  if args.data_token_file else None)
+    app = api.create_app(store, manager, api.Config(
+        local_node=args.node_name, default_mover=args.default_mover,
+        max_body=args.max_body, data_token=data_token))
+    token = auth.read_token_file(args.token_file) if args.token_file else None
+    wrapped = auth.wrap(app, token=token,
+                        keystone_config=args.keystone_config,
+                        keystone_roles=args.keystone_roles or ('admin',),
+                        insecure_no_auth=args.insecure_no_auth)
+    return wrapped, manager, data_token
+
+
+def start_receiver(args, token):
+    """The builtin mover's receiver on --data-port, or None."""
+    if args.data_port is None:
+        return None
+    if not token:
+        raise auth.AuthConfigError('--data-port needs --data-token-file (the '
+                                   'data port never runs open).')
+    from overcloud_migrate.dtn.movers import blockpipe  # needs xxhash
+    receiver = blockpipe.Receiver(
+        args.host, args.data_port,
+        transfers.receiver_resolver(dict(args.exports)), token)
+    return receiver.start()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper(), logging.INFO),
+        format='%(asctime)s %(levelname)s %(name)s: %(message)s',
+        stream=sys.stderr)
+    if not args.exports:
+        print('overcloud-dtn-api: at least one --export NAME=DIR is required',
+              file=sys.stderr)
+        return 2
+    try:
+        store = store_mod.Store(args.database_url)
+        application, manager, data_token = make_application(args, store)
+        receiver = start_receiver(args, data_token)
+    except (auth.AuthConfigError, ImportError, OSError) as exc:
+        print('overcloud-dtn-api: %s' % exc, file=sys.stderr)
+        return 2
+    server = simple_server.make_server(
+        args.host, args.port, application, server_class=ThreadingWSGIServer,
+        handler_class=_Handler)
+    host, port = server.server_address[:2]
+    print('overcloud-dtn-api: serving http://%s:%d/ (node %s, auth: %s, '
+          'builtin data port: %s)' % (
+              host, port, args.node_name, getattr(application, 'mode', '?'),
+              receiver.port if receiver else 'none'), flush=True)
+
+    def _stop(signum, frame):
+        LOG.info('signal %d: stopping', signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        manager.shutdown()
+        if receiver is not None:
+            receiver.stop()
+        server.server_close()
+        store.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
