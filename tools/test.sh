@@ -11,4 +11,4 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check overcloud_migrate devcloud tests benchmarks
 sphinx-build -q -W -b html doc/source doc/build/html
 sphinx-build -q -W -b html releasenotes/source releasenotes/build/html
-python -m pytest -p no:cacheprovider "$@"
+python -m pytest -p no:cacheprovider -rs "$@"

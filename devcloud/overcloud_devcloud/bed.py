@@ -1,6 +1,7 @@
 """The bed as a whole: bring it up, report on it, take it down."""
 
 import concurrent.futures
+import datetime
 import shutil
 import sys
 import time
@@ -220,6 +221,8 @@ class Bed:
 
     def _bring_up_cloud(self, cloud, pending, cold, secrets, started):
         layout = self.layout
+        since = datetime.datetime.now(datetime.timezone.utc).replace(
+            tzinfo=None, microsecond=0)
         todo = [s for s in self.cloud_services(cloud) if s.name in pending]
         if cold:
             self.progress('devcloud: creating the databases of %s' % cloud)
@@ -232,7 +235,7 @@ class Bed:
         self._start_and_wait(todo, started)
         conn = bootstrap.connect(layout, secrets, cloud)
         bootstrap.wait_for_compute(conn, cloud, lambda: self._check_alive(
-            self.cloud_services(cloud)))
+            self.cloud_services(cloud)), since)
         if cold:
             bootstrap.discover_hosts(layout, cloud)
             self.progress('devcloud: creating flavors, network and image in '

@@ -1,6 +1,7 @@
 """One-time initialisation of a cloud: schemas, identity, catalog, resources."""
 
 import concurrent.futures
+import datetime
 import grp
 import hashlib
 import os
@@ -165,9 +166,13 @@ def register_identity(layout, secrets, cloud):
                                      region_id='RegionOne')
 
 
-def wait_for_compute(conn, cloud, still_running, timeout=120):
-    """Wait until nova-compute of ``cloud`` has registered and is up.
+def wait_for_compute(conn, cloud, still_running, since, timeout=120):
+    """Wait until nova-compute of ``cloud`` has reported in since ``since``.
 
+    A heartbeat newer than ``since`` (a naive UTC datetime taken before the
+    process started) proves the restarted service consumes its RPC queue:
+    its 'up' state alone may be left from before a restart, and a request
+    cast to it then is lost with the broker's non-durable queues.
     ``still_running()`` raises when a process of the cloud has died.
     """
     host = '%s-compute' % cloud
@@ -176,11 +181,17 @@ def wait_for_compute(conn, cloud, still_running, timeout=120):
         still_running()
         for svc in conn.compute.services():
             if (svc.binary == 'nova-compute' and svc.host == host
-                    and svc.state == 'up'):
+                    and svc.state == 'up' and svc.updated_at
+                    and _utc(svc.updated_at) >= since):
                 return
         time.sleep(1)
     raise process.ProcessError('nova-compute of %s did not register as up '
                                'within %d s' % (cloud, timeout))
+
+
+def _utc(text):
+    """Nova's naive UTC timestamp text as a datetime."""
+    return datetime.datetime.fromisoformat(text.rstrip('Z').split('+')[0])
 
 
 def discover_hosts(layout, cloud):
