@@ -120,8 +120,9 @@ class Replicator:
                 if not self.dry_run:
                     self.journal.forget(self.source_key, self.dest_key, kind,
                                         source_id)
-        found = list(getattr(net, self._LISTERS[kind])(
-            tags=source_tag(source_id)))
+        tag = source_tag(source_id)
+        found = [r for r in getattr(net, self._LISTERS[kind])(tags=tag)
+                 if tag in (r.tags or [])]
         if found:
             if not self.dry_run:
                 self.journal.record(self.source_key, self.dest_key, kind,

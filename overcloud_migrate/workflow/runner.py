@@ -204,8 +204,7 @@ class Run:
 
     def already_migrated(self, server):
         """The ACTIVE destination copy of ``server`` from any earlier run."""
-        for found in self.dest.compute.servers(
-                tags=tasks.SERVER_TAG_PREFIX + server.id):
+        for found in tasks.tagged_servers(self.dest, server.id):
             if found.status == 'ACTIVE':
                 return found
         return None
@@ -243,8 +242,7 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
     migration_id = record.id
     deleted = 0
     for run in journal.servers(migration_id):
-        for server in dest.compute.servers(
-                tags=tasks.SERVER_TAG_PREFIX + run.source_id):
+        for server in tasks.tagged_servers(dest, run.source_id):
             say("deleting destination server '%s'" % server.name)
             dest.compute.delete_server(server)
             dest.compute.wait_for_delete(server, wait=timeout)

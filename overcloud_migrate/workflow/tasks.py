@@ -339,9 +339,15 @@ def _hash_ok(image, snapshot):
             and image.size == snapshot.size)
 
 
+def tagged_servers(conn, source_id):
+    """Destination servers tagged as copies of ``source_id`` (the tag is
+    checked here too, before anything acts on the list)."""
+    tag = SERVER_TAG_PREFIX + source_id
+    return [s for s in conn.compute.servers(tags=tag) if tag in (s.tags or [])]
+
+
 def find_dest_server(ctx):
-    servers = list(ctx.dest.compute.servers(
-        tags=SERVER_TAG_PREFIX + ctx.server.id))
+    servers = tagged_servers(ctx.dest, ctx.server.id)
     return servers[0] if servers else None
 
 
