@@ -181,10 +181,6 @@ def main(argv=None):
         args.host, args.port, application, server_class=ThreadingWSGIServer,
         handler_class=_Handler)
     host, port = server.server_address[:2]
-    print('overcloud-dtn-api: serving http://%s:%d/ (node %s, auth: %s, '
-          'builtin data port: %s)' % (
-              host, port, args.node_name, getattr(application, 'mode', '?'),
-              receiver.port if receiver else 'none'), flush=True)
 
     def _stop(signum, frame):
         LOG.info('signal %d: stopping', signum)
@@ -192,6 +188,12 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # Said only once a signal can stop us cleanly: whoever waits for this
+    # line may send SIGTERM right after it.
+    print('overcloud-dtn-api: serving http://%s:%d/ (node %s, auth: %s, '
+          'builtin data port: %s)' % (
+              host, port, args.node_name, getattr(application, 'mode', '?'),
+              receiver.port if receiver else 'none'), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
