@@ -148,6 +148,23 @@ class Replicator:
                 % (what, getattr(item, 'name', '') or '', item.id,
                    _reason(exc)))
 
+    def _ensure(self, kind, source_id, label, create):
+        """The destination resource standing for ``source_id``: found again
+        (journal, then tag) or made by ``create()``, which runs only when
+        needed and never on a dry run (then the result is None)."""
+        found = self.find(kind, source_id)
+        if found:
+            self.ids[(kind, source_id)] = found.id
+            self._row(kind, label, source_id, 'reuse', found.id)
+            return found
+        if self.dry_run:
+            self._row(kind, label, source_id, 'create', None)
+            return None
+        created = create()
+        self._created(kind, source_id, created)
+        self._row(kind, label, source_id, 'create', created.id)
+        return created
+
     # -- flavors and keypairs -------------------------------------------
 
     def dest_flavor_name(self, flavor):
@@ -227,23 +244,12 @@ class Replicator:
                 self._row('security_group', group.name, group.id, 'map',
                           found.id)
                 continue
-            found = self.find('security_group', group.id)
-            if found:
-                self.ids[('security_group', group.id)] = found.id
-                self._row('security_group', group.name, group.id, 'reuse',
-                          found.id)
-                continue
-            if self.dry_run:
-                self._row('security_group', group.name, group.id, 'create',
-                          None)
-                continue
-            created = self._create(
-                'security_group', group, 'security group',
-                net.create_security_group, name=group.name,
-                description=group.description, stateful=group.stateful)
-            self._created('security_group', group.id, created)
-            self._row('security_group', group.name, group.id, 'create',
-                      created.id)
+            self._ensure(
+                'security_group', group.id, group.name,
+                lambda group=group: self._create(
+                    'security_group', group, 'security group',
+                    net.create_security_group, name=group.name,
+                    description=group.description, stateful=group.stateful))
         for group in self.plan.security_groups:
             self._rules(group)
 
@@ -329,28 +335,21 @@ class Replicator:
                 self._row('network', network.name, network.id, 'map',
                           found.id)
                 continue
-            found = self.find('network', network.id)
-            if found:
-                self.ids[('network', network.id)] = found.id
-                self._row('network', network.name, network.id, 'reuse',
-                          found.id)
-                continue
-            if self.dry_run:
-                self._row('network', network.name, network.id, 'create', None)
-                continue
-            attrs = {'name': network.name, 'description': network.description,
-                     'is_admin_state_up': network.admin_state_up,
-                     'is_port_security_enabled':
-                         network.port_security_enabled}
-            if network.mtu:
-                attrs['mtu'] = network.mtu
-            if network.shared and self.admin:
-                attrs['is_shared'] = True
-            created = self._create('network', network, 'network',
-                                   net.create_network, **attrs)
-            self._created('network', network.id, created)
-            self._row('network', network.name, network.id, 'create',
-                      created.id)
+            self._ensure('network', network.id, network.name,
+                         lambda network=network: self._create(
+                             'network', network, 'network',
+                             net.create_network,
+                             **self._network_attrs(network)))
+
+    def _network_attrs(self, network):
+        attrs = {'name': network.name, 'description': network.description,
+                 'is_admin_state_up': network.admin_state_up,
+                 'is_port_security_enabled': network.port_security_enabled}
+        if network.mtu:
+            attrs['mtu'] = network.mtu
+        if network.shared and self.admin:
+            attrs['is_shared'] = True
+        return attrs
 
     def subnets(self):
         net = self.dest.network
@@ -367,36 +366,16 @@ class Replicator:
                           'map' if match else 'skip',
                           match.id if match else None)
                 continue
-            found = self.find('subnet', subnet.id)
-            if found:
-                self.ids[('subnet', subnet.id)] = found.id
-                self._row('subnet', subnet.name, subnet.id, 'reuse', found.id)
-                continue
-            if self.dry_run:
-                self._row('subnet', subnet.name, subnet.id, 'create', None)
-                continue
-            attrs = {'network_id': dest_net, 'name': subnet.name,
-                     'description': subnet.description,
-                     'ip_version': subnet.ip_version, 'cidr': subnet.cidr,
-                     'gateway_ip': subnet.gateway_ip,
-                     'allocation_pools': subnet.allocation_pools,
-                     'dns_nameservers': subnet.dns_nameservers,
-                     'host_routes': subnet.host_routes,
-                     'is_dhcp_enabled': subnet.enable_dhcp}
-            for key in ('ipv6_ra_mode', 'ipv6_address_mode'):
-                if getattr(subnet, key):
-                    attrs[key] = getattr(subnet, key)
-            created = self._create('subnet', subnet, 'subnet',
-                                   net.create_subnet, **attrs)
-            self._created('subnet', subnet.id, created)
-            self._row('subnet', subnet.name, subnet.id, 'create', created.id)
+            self._ensure('subnet', subnet.id, subnet.name,
+                         lambda subnet=subnet, dest_net=dest_net: self._create(
+                             'subnet', subnet, 'subnet', net.create_subnet,
+                             **_subnet_attrs(subnet, dest_net)))
 
     # -- routers --------------------------------------------------------
 
     def routers(self):
         net = self.dest.network
         for router in self.plan.routers:
-            found = self.find('router', router.id)
             gateway = None
             if router.external_network_id:
                 ext = self.plan.by_id('networks', router.external_network_id)
@@ -410,24 +389,16 @@ class Replicator:
                 gateway = {'network_id': dest_ext.id}
                 if router.enable_snat is not None and self.admin:
                     gateway['enable_snat'] = router.enable_snat
-            if found:
-                self.ids[('router', router.id)] = found.id
-                self._row('router', router.name, router.id, 'reuse', found.id)
-            elif self.dry_run:
-                self._row('router', router.name, router.id, 'create', None)
-            else:
-                attrs = {'name': router.name,
-                         'description': router.description,
-                         'is_admin_state_up': router.admin_state_up}
-                if gateway:
-                    attrs['external_gateway_info'] = gateway
-                found = self._create('router', router, 'router',
-                                     net.create_router, **attrs)
-                self._created('router', router.id, found)
-                self._row('router', router.name, router.id, 'create',
-                          found.id)
-            self._interfaces(router, found)
-            self._routes(router, found)
+            attrs = {'name': router.name, 'description': router.description,
+                     'is_admin_state_up': router.admin_state_up}
+            if gateway:
+                attrs['external_gateway_info'] = gateway
+            dest_router = self._ensure(
+                'router', router.id, router.name,
+                lambda router=router, attrs=attrs: self._create(
+                    'router', router, 'router', net.create_router, **attrs))
+            self._interfaces(router, dest_router)
+            self._routes(router, dest_router)
 
     def _interfaces(self, router, dest_router):
         net = self.dest.network
@@ -516,33 +487,28 @@ class Replicator:
         for port in self.plan.ports:
             label = port.name or ', '.join(f.ip_address
                                            for f in port.fixed_ips)
-            found = self.find('port', port.id)
-            if found:
-                self.ids[('port', port.id)] = found.id
-                self._row('port', label, port.id, 'reuse', found.id)
-                continue
-            if self.dry_run:
-                self._row('port', label, port.id, 'create', None)
-                continue
-            attrs = {'network_id': self.ids[('network', port.network_id)],
-                     'name': port.name, 'description': port.description,
-                     'is_port_security_enabled': port.port_security_enabled,
-                     'allowed_address_pairs': port.allowed_address_pairs}
-            fixed = [{'subnet_id': self.ids.get(('subnet', f.subnet_id)),
-                      'ip_address': f.ip_address} for f in port.fixed_ips
-                     if self.ids.get(('subnet', f.subnet_id))]
-            if fixed:
-                attrs['fixed_ips'] = fixed
-            if port.mac_address:
-                attrs['mac_address'] = port.mac_address
-            if port.port_security_enabled:
-                attrs['security_group_ids'] = [
-                    self.ids[('security_group', g)]
-                    for g in port.security_group_ids]
-            created = self._create('port', _Named(label, port.id), 'port',
-                                   net.create_port, **attrs)
-            self._created('port', port.id, created)
-            self._row('port', label, port.id, 'create', created.id)
+            self._ensure('port', port.id, label,
+                         lambda port=port, label=label: self._create(
+                             'port', _Named(label, port.id), 'port',
+                             net.create_port, **self._port_attrs(port)))
+
+    def _port_attrs(self, port):
+        attrs = {'network_id': self.ids[('network', port.network_id)],
+                 'name': port.name, 'description': port.description,
+                 'is_port_security_enabled': port.port_security_enabled,
+                 'allowed_address_pairs': port.allowed_address_pairs}
+        fixed = [{'subnet_id': self.ids.get(('subnet', f.subnet_id)),
+                  'ip_address': f.ip_address} for f in port.fixed_ips
+                 if self.ids.get(('subnet', f.subnet_id))]
+        if fixed:
+            attrs['fixed_ips'] = fixed
+        if port.mac_address:
+            attrs['mac_address'] = port.mac_address
+        if port.port_security_enabled:
+            attrs['security_group_ids'] = [
+                self.ids[('security_group', g)]
+                for g in port.security_group_ids]
+        return attrs
 
     def floating_ips(self):
         net = self.dest.network
@@ -589,6 +555,21 @@ class _Named:
     def __init__(self, name, id=None):
         self.name = name
         self.id = id or name
+
+
+def _subnet_attrs(subnet, dest_network_id):
+    attrs = {'network_id': dest_network_id, 'name': subnet.name,
+             'description': subnet.description,
+             'ip_version': subnet.ip_version, 'cidr': subnet.cidr,
+             'gateway_ip': subnet.gateway_ip,
+             'allocation_pools': subnet.allocation_pools,
+             'dns_nameservers': subnet.dns_nameservers,
+             'host_routes': subnet.host_routes,
+             'is_dhcp_enabled': subnet.enable_dhcp}
+    for key in ('ipv6_ra_mode', 'ipv6_address_mode'):
+        if getattr(subnet, key):
+            attrs[key] = getattr(subnet, key)
+    return attrs
 
 
 def _same_key(a, b):
