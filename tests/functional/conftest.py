@@ -6,8 +6,11 @@ import openstack
 import pytest
 
 from overcloud_devcloud import bed as bed_mod
+from overcloud_devcloud import scenario
 
 KEEP_ENV = 'OVERCLOUD_DEVCLOUD_KEEP'
+#: what the README's demo (tools/demo.sh) builds and migrates in this bed
+DEMO_PREFIX = '3t'
 
 
 @pytest.fixture(scope='session')
@@ -22,6 +25,14 @@ def devcloud():
     if started:
         bed.up()
     os.environ.update(bed.environment())
+    # The demo shares the bed and leaves its project in both clouds; the
+    # tests count servers and quotas, so they start without it.
+    for name in ('devcloud-a', 'devcloud-b'):
+        connection = openstack.connect(cloud=name)
+        try:
+            scenario.delete(connection, DEMO_PREFIX)
+        finally:
+            connection.close()
     yield bed
     if started and os.environ.get(KEEP_ENV) != '1':
         bed.down()
