@@ -67,9 +67,10 @@ def upload_file(conn, name, path):
     image = conn.image.create_image(name=name, disk_format='raw',
                                     container_format='bare')
     with open(path, 'rb') as handle:
+        # A file object: requests sends it with a Content-Length, the
+        # fastest way into Glance (chunked encoding is ~1/3 slower).
         response = conn.image.put(
-            '/images/%s/file' % image.id,
-            data=iter(lambda: handle.read(CHUNK), b''),
+            '/images/%s/file' % image.id, data=handle,
             headers={'Content-Type': 'application/octet-stream'})
     if response.status_code >= 300:
         raise RuntimeError('upload of %s failed: HTTP %d %s' % (
@@ -130,15 +131,27 @@ def seed_style(src, dst, server, workdir):
     compute.stop_server(server)
     compute.wait_for_server(server, status='SHUTOFF', wait=600)
     stopped = time.monotonic()
+    phases = {}
+    mark = [stopped]
+
+    def lap(name):
+        now = time.monotonic()
+        phases[name] = round(now - mark[0], 3)
+        mark[0] = now
+
     snap = compute.create_server_image(server, '%s-seed-snap' % PREFIX,
                                        wait=False)
     snap = src.image.wait_for_status(src.image.get_image(snap.id), 'active',
                                      failures=['killed'], wait=600)
+    lap('snapshot')
     local = os.path.join(workdir, 'seed-download.img')
     download(src, snap, local)
+    lap('download')
     remote = os.path.join(workdir, 'seed-copy.img')
     shutil.copyfile(local, remote)          # scp to the other controller
+    lap('copy')
     dest_image = upload_file(dst, '%s-seed-image' % PREFIX, remote)
+    lap('upload')
     port = dst.network.find_port('%s-port' % PREFIX, ignore_missing=False)
     flavor = dst.compute.find_flavor('m1.small', ignore_missing=False)
     new = dst.compute.create_server(name='%s-seed-vm' % PREFIX,
@@ -146,8 +159,9 @@ def seed_style(src, dst, server, workdir):
                                     image_id=dest_image.id,
                                     networks=[{'port': port.id}])
     dst.compute.wait_for_server(new, wait=600)
+    lap('boot')
     active = time.monotonic()
-    return active - stopped, snap, dest_image, new
+    return active - stopped, phases
 
 
 def cleanup(src, dst):
@@ -232,8 +246,9 @@ def main():
                         raise RuntimeError('the source did not restart')
                     time.sleep(1)
                 server = src.compute.get_server(server.id)
-                downtime, *_rest = seed_style(src, dst, server, work)
+                downtime, phases = seed_style(src, dst, server, work)
                 figures['downtime seed-style (s)'] = downtime
+                figures['phases seed-style'] = phases
         finally:
             cleanup(src, dst)
     targets = [
@@ -246,9 +261,17 @@ def main():
          figures['seed store-and-forward MB/s'], '>= 1.8'),
     ]
     if 'downtime ours (s)' in figures:
+        seed_downtime = figures['downtime seed-style (s)']
         targets.append(('(c) downtime ours / seed-style',
-                        figures['downtime ours (s)'] /
-                        figures['downtime seed-style (s)'], '<= 0.5'))
+                        figures['downtime ours (s)'] / seed_downtime,
+                        '<= 0.5'))
+        # Both flows snapshot the stopped server through Nova and boot
+        # the copy from Glance; whatever moves the bytes, their downtime
+        # cannot be shorter than those two phases.
+        ours = figures['phases ours']
+        fixed = ours.get('snapshot', 0) + ours.get('boot', 0)
+        targets.append(('(c) floor: (snapshot + boot) / seed-style',
+                        fixed / seed_downtime, '-'))
     print('image: %d MiB raw, ~75%% zero blocks' % args.size_mib)
     for name, value in figures.items():
         print('%-34s %s' % (name, value if isinstance(value, dict)

@@ -28,7 +28,7 @@ class GlanceTransport(base.Transport):
         reader = base.HashingReader(response.iter_content(CHUNK),
                                     source.size, progress)
         try:
-            streams.upload(dest, iter(reader))
+            streams.upload(dest, iter(reader), source.size)
         finally:
             response.close()
         return base.Result(reader.count, time.monotonic() - start,

@@ -121,7 +121,7 @@ class SharedfsTransport(base.Transport):
                 data.read, sha512, 'image %s in %s' % (source.id, staged),
                 count, progress)
             try:
-                streams.upload(dest, chunks)
+                streams.upload(dest, chunks, count)
             except base.HashMismatch:
                 # The file is bad; the next attempt must download again.
                 self._remove(staged)

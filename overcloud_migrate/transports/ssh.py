@@ -264,7 +264,7 @@ class SshTransport(base.Transport):
                 'image %s at %s:%s' % (source.id, self.host, final),
                 count, progress, finish)
             try:
-                streams.upload(dest, chunks)
+                streams.upload(dest, chunks, count)
             except base.HashMismatch:
                 self._remove(final)
                 raise

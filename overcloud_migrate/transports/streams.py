@@ -96,14 +96,23 @@ def _range_start(response):
     return int(match.group(1)) if match else None
 
 
-def upload(dest, chunks):
-    """PUT ``chunks`` (an iterable of bytes) as the destination image's
-    data, chunked. An exception raised by the iterable propagates as is,
-    after the request was cut short (so Glance never sees a complete
-    body)."""
+def upload(dest, chunks, size=None):
+    """PUT ``chunks`` (an iterable of bytes) as the destination image's data.
+
+    With ``size`` (the byte count the chunks will add up to) the body is
+    sent with a ``Content-Length``: Glance then reads it as a plain stream,
+    about a third faster than chunked transfer encoding behind uWSGI (see
+    benchmarks/migrate_transfer.py). Without it, the body is chunked.
+
+    An exception raised by the iterable propagates as is, after the request
+    was cut short, so Glance never sees a complete body: with a length, the
+    last chunk is held back until the iterable has ended cleanly (its end
+    is where :class:`VerifiedChunks` raises a hash mismatch).
+    """
+    body = _SizedBody(chunks, size, dest.id) if size else chunks
     try:
         response = dest.connection.image.put(
-            _path(dest.id), data=chunks, raise_exc=False,
+            _path(dest.id), data=body, raise_exc=False,
             headers={'Content-Type': 'application/octet-stream'})
     except base.TransportError:
         raise
@@ -115,6 +124,42 @@ def upload(dest, chunks):
                                   'Glance failed: %s.'
                                   % (dest.id, _reason(response)))
     return response
+
+
+class _SizedBody:
+    """An upload body of known length (``len()`` makes requests send a
+    Content-Length) that never sends more or fewer bytes than announced and
+    sends its last chunk only after the source iterable has ended."""
+
+    def __init__(self, chunks, size, image_id):
+        self._chunks = chunks
+        self._size = size
+        self._image_id = image_id
+
+    def __len__(self):
+        return self._size
+
+    def __iter__(self):
+        count = 0
+        held = None
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            count += len(chunk)
+            if count > self._size:
+                raise base.TransportError(
+                    'Image %s: the source gave more than the %d bytes '
+                    'announced; the upload was cut short.'
+                    % (self._image_id, self._size))
+            if held is not None:
+                yield held
+            held = chunk
+        if count != self._size:
+            raise base.TransportError(
+                'Image %s: the source ended after %d of %d bytes; the upload '
+                'was cut short.' % (self._image_id, count, self._size))
+        if held is not None:
+            yield held
 
 
 class VerifiedChunks:

@@ -41,6 +41,7 @@ class ImageServer(http.server.ThreadingHTTPServer):
         self.served = 0            # body bytes sent by GETs
         self.requests = []         # (method, image id, Range header)
         self.aborted_puts = 0
+        self.put_framing = []      # 'chunked' or 'sized', one per PUT
         self.lock = threading.Lock()
 
     @property
@@ -127,8 +128,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server = self.server
         with server.lock:
             server.requests.append(('PUT', image_id, None))
+            chunked = 'chunked' in self.headers.get('Transfer-Encoding', '')
+            server.put_framing.append('chunked' if chunked else 'sized')
         try:
-            if 'chunked' in self.headers.get('Transfer-Encoding', ''):
+            if chunked:
                 body = self._read_chunked()
             else:
                 length = int(self.headers.get('Content-Length', 0))
