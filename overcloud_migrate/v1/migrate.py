@@ -232,9 +232,8 @@ class MigrateServer(ReportThenFail, command.Lister):
             source_id = clouds.identity_of(source, self.app.options.cloud)
             if args.handoff:
                 dest_name, dest = None, None
-                dest_id = clouds.CloudIdentity(
-                    'handoff', 'handoff:%s:%s' % (args.transport,
-                                                  args.handoff), '', '')
+                dest_id = clouds.handoff_identity(args.transport,
+                                                  args.handoff)
             else:
                 dest_name = clouds.dest_cloud_name(args.dest_cloud)
                 dest = clouds.open_destination(

@@ -316,19 +316,23 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
 
     Deletes what the migration created (servers, images, then the network
     resources of its ID map, in dependency order) and starts every source
-    server that was running before it.  Returns the number of resources
+    server that was running before it.  ``dest`` is None for a ``migrate
+    --handoff`` migration: then only its snapshots are deleted (the items
+    it left, and what a receiver made of them, are not touched).  Returns the number of resources
     deleted.  Safe to run again.
     """
     say = progress or (lambda message: None)
     migration_id = record.id
     deleted = 0
-    for run in journal.servers(migration_id):
+    for run in journal.servers(migration_id) if dest is not None else ():
         for server in tasks.tagged_servers(dest, run.source_id):
             say("deleting destination server '%s'" % server.name)
             dest.compute.delete_server(server)
             dest.compute.wait_for_delete(server, wait=timeout)
             deleted += 1
     for conn in (dest, source):
+        if conn is None:    # migrate --handoff: the receiver owns the rest
+            continue
         for image in tasks.marked_images(conn, migration_id):
             conn.image.delete_image(image, ignore_missing=True)
             deleted += 1

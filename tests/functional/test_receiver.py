@@ -291,3 +291,41 @@ def test_bad_items_are_never_acted_on(handed_off, tmp_path):
         reasons['bad-hash']
     # Nothing was made (the hash mismatch's image was deleted again).
     assert dest_state(dst) == before
+
+
+def test_an_interrupted_handoff_resumes_and_rolls_back(handed_off,
+                                                       tmp_path):
+    src = handed_off['src']
+    watch = tmp_path / 'handoff'
+    watch.mkdir()
+    journal = 'sqlite:///%s' % (tmp_path / 'src.sqlite')
+    code, _out, err = openstack_cmd(
+        'migrate', 'rv-web', '--handoff', str(watch), '--transport',
+        'sharedfs', '--journal-url', journal, cloud='devcloud-a',
+        fault='kill:after:snapshot')
+    assert code == 137, err
+    # the snapshot is there, the item is not (not even half of it)
+    assert os.listdir(watch) == []
+    code, out, err = openstack_cmd('migration', 'list', '--journal-url',
+                                   journal, '-f', 'json')
+    migration = json.loads(out)[-1]['ID']
+    code, out, err = openstack_cmd('migration', 'resume', migration,
+                                   '--journal-url', journal, '-f', 'json',
+                                   cloud='devcloud-a')
+    assert code == 0, err
+    [row] = [r for r in json.loads(out) if r['Type'] == 'server']
+    assert row['Status'] == 'handed-off'
+    assert os.listdir(watch) == [row['Destination ID']]
+    assert sorted(os.listdir(watch / row['Destination ID'])) == [
+        'COMPLETE', 'image.raw', 'plan.json']
+
+    def snapshots():
+        return [i for i in src.image.images(owner=src.current_project_id)
+                if (i.properties or {}).get('om_migration') == migration]
+
+    assert len(snapshots()) == 1
+    code, _out, err = openstack_cmd('migration', 'rollback', migration,
+                                    '--journal-url', journal,
+                                    cloud='devcloud-a')
+    assert code == 0, err
+    assert snapshots() == []
