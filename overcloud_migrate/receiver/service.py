@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.receiver import watcher as watcher_mod
@@ -29,11 +30,15 @@ class ReceiverError(Exception):
 
 class Receiver:
 
-    def __init__(self, root, processor, workers=2, once=False):
+    def __init__(self, root, processor, workers=2, once=False,
+                 rescan_interval=0):
         self.root = os.path.abspath(root)
         self.processor = processor
         self.workers = max(1, int(workers))
         self.once = once
+        #: seconds between full scans besides inotify (0: never); for a
+        #: directory written by another host (NFS), which inotify misses
+        self.rescan_interval = rescan_interval
         self.stopping = threading.Event()
         self.in_flight = set()
         self.results = {}
@@ -77,8 +82,14 @@ class Receiver:
             if self.once:
                 concurrent.futures.wait([f for f in futures if f])
                 return dict(self.results)
+            last_scan = time.monotonic()
             while not self.stopping.is_set():
-                for name in watcher.poll(500):
+                names = watcher.poll(500)
+                if self.rescan_interval and time.monotonic() - last_scan \
+                        >= self.rescan_interval:
+                    last_scan = time.monotonic()
+                    names += [n for n in watcher.rescan() if n not in names]
+                for name in names:
                     if self.stopping.is_set():
                         break
                     self._submit(pool, watcher, name)

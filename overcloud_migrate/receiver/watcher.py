@@ -53,6 +53,14 @@ class Watcher:
         return [name for name in handoff.list_items(self.root)
                 if self._watch(name)]
 
+    def rescan(self):
+        """Every complete item present now, watched or not (for
+        directories whose writers inotify cannot see, such as NFS)."""
+        self.scan()
+        return [name for name in handoff.list_items(self.root)
+                if os.path.exists(os.path.join(self.root, name,
+                                               handoff.MARKER))]
+
     def forget(self, name):
         """Stop watching an item (before it is moved away)."""
         wd = self.wds.pop(name, None)

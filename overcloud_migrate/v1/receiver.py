@@ -89,6 +89,13 @@ class ReceiverRun(command.Command):
                  'it free (needs admin), else a new one; new: a new address; '
                  'none: no floating IPs (default: keep)')
         parser.add_argument(
+            '--rescan-interval', metavar='<seconds>', type=int, default=0,
+            help='Also look for complete items every this many seconds. '
+                 'inotify sees only writes made on this host: use it when '
+                 'the items are written by another host into a network '
+                 'file system such as an NFS mount (default: 0, inotify '
+                 'only)')
+        parser.add_argument(
             '--once', action='store_true',
             help='Process the complete items present now, then exit '
                  '(non-zero if any failed) instead of watching')
@@ -125,8 +132,9 @@ class ReceiverRun(command.Command):
                 root, connect, identity, journal, processor_mod.Options(
                     timeout=args.timeout,
                     floating_ip_mode=args.floating_ip_mode))
-            receiver = service.Receiver(root, processor, args.workers,
-                                        once=args.once)
+            receiver = service.Receiver(
+                root, processor, args.workers, once=args.once,
+                rescan_interval=max(0, args.rescan_interval))
         except clouds.CloudError as exc:
             raise exceptions.CommandError(str(exc))
         signals = []

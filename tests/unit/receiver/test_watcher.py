@@ -172,3 +172,15 @@ def test_one_receiver_per_directory(tmp_path):
 def test_a_missing_watch_directory_is_an_error(tmp_path):
     with pytest.raises(service.ReceiverError):
         service.Receiver(str(tmp_path / 'nope'), None).run()
+
+
+def test_rescan_finds_items_that_inotify_did_not_report(tmp_path):
+    watcher = watcher_mod.Watcher(str(tmp_path))
+    try:
+        test_handoff.write_item(tmp_path, name='m3-v1')
+        poll_until(watcher, 1)
+        # already watched and reported once: a rescan still lists it, as
+        # it would an item another host wrote over NFS
+        assert watcher.rescan() == ['m3-v1']
+    finally:
+        watcher.close()
