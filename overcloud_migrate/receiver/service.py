@@ -114,6 +114,9 @@ class Receiver:
                 if state:
                     watcher.forget(name)
                     self.results[name] = state
+            except Exception:  # e.g. the directory went read-only
+                LOG.exception('%s: left as it is; it is taken again at the '
+                              'next start', name)
             finally:
                 with self._lock:
                     self.in_flight.discard(name)

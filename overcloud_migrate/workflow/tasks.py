@@ -380,7 +380,7 @@ class HandOff(Phase):
             image_name = handoff.image_file(snapshot.disk_format)
             plan_data = handoff.plan_bytes(handoff.server_plan(
                 ctx.plan, ctx.server.id, image))
-        except model.PlanError as exc:
+        except (model.PlanError, handoff.ItemError) as exc:
             self.fail('Writing the plan', exc)
         self.say('handing off %s MB to %s with %s'
                  % (round((snapshot.size or 0) / 1e6, 1),

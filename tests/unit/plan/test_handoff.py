@@ -45,13 +45,18 @@ def test_atomic_write_leaves_only_the_final_file(tmp_path):
     assert (tmp_path / 'a.json').read_bytes() == b'two'
 
 
-def test_atomic_write_never_follows_a_planted_temporary_name(tmp_path):
-    dir_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        handoff.atomic_write(dir_fd, 'b', b'x')
-    finally:
-        os.close(dir_fd)
-    assert sorted(os.listdir(tmp_path)) == ['b']
+def test_atomic_write_replaces_a_planted_link_instead_of_writing_through(
+        tmp_path):
+    outside = tmp_path / 'outside'
+    outside.write_bytes(b'keep me')
+    item = tmp_path / 'item'
+    item.mkdir()
+    os.symlink(outside, item / handoff.STATUS_FILE)
+    handoff.write_status(str(tmp_path), 'item', {'state': 'done'})
+    assert outside.read_bytes() == b'keep me'
+    assert not os.path.islink(item / handoff.STATUS_FILE)
+    assert json.loads((item / handoff.STATUS_FILE).read_text())['state'] \
+        == 'done'
 
 
 def test_server_plan_keeps_the_world_and_only_the_servers_own_parts():

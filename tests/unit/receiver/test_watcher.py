@@ -184,3 +184,33 @@ def test_rescan_finds_items_that_inotify_did_not_report(tmp_path):
         assert watcher.rescan() == ['m3-v1']
     finally:
         watcher.close()
+
+
+def test_a_failed_item_moved_back_is_taken_again(tmp_path):
+    test_handoff.write_item(tmp_path, name='m4-v1')
+    (tmp_path / 'm4-v1' / 'plan.json').write_text('{}')
+    processor = LocalProcessor(str(tmp_path))
+    receiver = service.Receiver(str(tmp_path), processor, workers=1)
+    thread = threading.Thread(target=receiver.run)
+    thread.start()
+    try:
+        for _ in range(100):
+            if processor.seen:
+                break
+            thread.join(0.1)
+        assert handoff.list_items(str(tmp_path), 'failed') == ['m4-v1']
+        # fixed by the operator, then moved back
+        fixed = tmp_path / 'failed' / 'm4-v1'
+        test_handoff.write_item(tmp_path / 'failed', name='m4-fixed')
+        (fixed / 'plan.json').write_bytes(
+            (tmp_path / 'failed' / 'm4-fixed' / 'plan.json').read_bytes())
+        os.rename(fixed, tmp_path / 'm4-v1')
+        for _ in range(100):
+            if len(processor.seen) == 2:
+                break
+            thread.join(0.1)
+        assert processor.seen == ['m4-v1', 'm4-v1']
+        assert handoff.list_items(str(tmp_path), 'done') == ['m4-v1']
+    finally:
+        receiver.stop()
+        thread.join(10)
