@@ -205,6 +205,13 @@ class MigrateServer(ReportThenFail, command.Lister):
             raise exceptions.CommandError(
                 'Name at least one server, or give --all-servers or '
                 '--from-plan.')
+        if args.handoff and (args.dest_cloud or args.dest_region
+                             or args.dest_project):
+            raise exceptions.CommandError(
+                '--handoff does nothing at the destination: the receiver '
+                'there names its cloud (`openstack overcloud receiver run '
+                '--dest-cloud`); drop --dest-cloud, --dest-region and '
+                '--dest-project.')
         if args.handoff and (args.network_only or args.delete_source):
             raise exceptions.CommandError(
                 '--handoff moves no server here: it does not go with '

@@ -5,10 +5,12 @@ import io
 import json
 import os
 
+from osc_lib import exceptions
 import pytest
 from openstackclient import shell
 
 from overcloud_migrate.plan import handoff
+from overcloud_migrate.v1 import migrate
 from tests.unit.plan import test_handoff
 
 
@@ -79,3 +81,32 @@ def test_run_needs_a_destination_cloud(monkeypatch, tmp_path):
     assert code == 1
     assert 'No destination cloud' in err
     assert 'Traceback' not in err
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--dest-cloud', 'b'], 'drop --dest-cloud'),
+    (['--network-only'], 'does not go with --network-only'),
+    (['--order', 'dependency'], 'give --host-capacity'),
+])
+def test_migrate_handoff_refuses_what_it_cannot_do(extra, message):
+    cmd = migrate.MigrateServer(None, None)
+    args = cmd.get_parser('openstack overcloud migrate').parse_args(
+        ['web', '--handoff', '/tmp/x', '--transport', 'sharedfs'] + extra)
+    with pytest.raises(exceptions.CommandError) as caught:
+        cmd._validate(args)
+    assert message in str(caught.value)
+
+
+def test_migrate_handoff_sets_the_transport_directory():
+    cmd = migrate.MigrateServer(None, None)
+    parser = cmd.get_parser('openstack overcloud migrate')
+    args = parser.parse_args(['web', '--handoff', '/srv/h', '--transport',
+                              'sharedfs', '--sharedfs-dir', '/elsewhere'])
+    cmd._validate(args)
+    options = migrate.run_options(args)
+    assert options.handoff == '/srv/h'
+    assert options.transport_options == {'directory': '/srv/h'}
+    args = parser.parse_args(['web', '--handoff', '/srv/h', '--transport',
+                              'ssh', '--ssh-host', 'u@dtn'])
+    assert migrate.run_options(args).transport_options == {
+        'host': 'u@dtn', 'directory': '/srv/h'}
