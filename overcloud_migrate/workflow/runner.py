@@ -318,8 +318,8 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
     resources of its ID map, in dependency order) and starts every source
     server that was running before it.  ``dest`` is None for a ``migrate
     --handoff`` migration: then only its snapshots are deleted (the items
-    it left, and what a receiver made of them, are not touched).  Returns the number of resources
-    deleted.  Safe to run again.
+    it left, and what a receiver made of them, are not touched).  Returns
+    the number of resources deleted.  Safe to run again.
     """
     say = progress or (lambda message: None)
     migration_id = record.id
