@@ -119,6 +119,19 @@ class Processor:
         except clouds.CloudError as exc:
             raise ItemFailed(str(exc))
         try:
+            existing = [s for s in tasks.tagged_servers(dest, item.server.id)
+                        if s.status == 'ACTIVE']
+            if existing:
+                # An earlier item (or a direct migrate) moved it already.
+                journal.update_server(migration_id, item.server.id,
+                                      state='done', dest_id=existing[0].id)
+                journal.log(migration_id, "server '%s' was already migrated "
+                            '(%s)' % (item.server.name, existing[0].id))
+                journal.finish(migration_id, 'done')
+                LOG.info('%s: server %s already runs at the destination as '
+                         '%s; nothing to do', item.name, item.server.name,
+                         existing[0].id)
+                return existing[0].id
             admin = runner.is_admin(dest)
             with self.network_lock:
                 problems = prechecks.Prechecks(

@@ -204,6 +204,27 @@ def test_servers_are_active_on_their_fixed_ips(handed_off):
                         .floating_ip_address]
 
 
+def test_a_server_already_at_the_destination_is_not_moved_again(
+        handed_off, tmp_path):
+    dst = handed_off['dst']
+    before = dest_state(dst)
+    web = next(r for r in handed_off['rows'] if r['Server'] == 'rv-web')
+    watch = tmp_path / 'again'
+    watch.mkdir()
+    # the same server handed off again (another migration, another item)
+    shutil.copytree(handed_off['watch'] / web['Item'], watch / 'again-web')
+    (watch / 'again-web' / 'status.json').unlink()
+    code, _out, err = openstack_cmd(
+        'receiver', 'run', '--watch', str(watch), '--dest-cloud',
+        'devcloud-b', '--journal-url', handed_off['journal'], '--once')
+    assert code == 0, err
+    assert 'already runs at the destination' in err
+    [row] = status_rows(watch)
+    assert row['State'] == 'done'
+    assert row['Destination ID'] == web['Destination ID']
+    assert dest_state(dst) == before
+
+
 def _bad_item(template, root, name, change):
     """A copy of a finished item (no status), changed by ``change``."""
     item = root / name
