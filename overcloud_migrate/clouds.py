@@ -131,3 +131,9 @@ def refuse_same_cloud(source, destination):
             'region (%s, project %s, region %s): pick another --dest-cloud, '
             '--dest-project or --dest-region.'
             % (source.auth_url, source.project, source.region or '-'))
+
+
+def handoff_identity(transport, directory):
+    """The stand-in destination of ``migrate --handoff`` in the journal."""
+    return CloudIdentity('handoff', 'handoff:%s:%s' % (transport, directory),
+                         '', '')

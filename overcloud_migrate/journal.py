@@ -20,10 +20,10 @@ from sqlalchemy import orm
 JOURNAL_URL_ENV = 'OVERCLOUD_MIGRATE_JOURNAL_URL'
 
 
-def default_url():
+def default_url(name='journal.sqlite'):
     state = os.environ.get('XDG_STATE_HOME') or os.path.join(
         os.path.expanduser('~'), '.local', 'state')
-    path = pathlib.Path(state) / 'overcloud-migrate' / 'journal.sqlite'
+    path = pathlib.Path(state) / 'overcloud-migrate' / name
     return 'sqlite:///%s' % path
 
 
@@ -123,10 +123,12 @@ class Journal:
         """Record a new migration of ``plan`` (a dict); returns its id.
 
         ``clouds`` may give source_cloud, dest_cloud, dest_region,
-        dest_project (names) and options (a dict, stored as JSON).
+        dest_project (names), options (a dict, stored as JSON) and
+        migration_id (default: a new UUID).
         """
         options = clouds.pop('options', None)
-        record = Migration(id=str(uuid.uuid4()), source=source,
+        migration_id = clouds.pop('migration_id', None) or str(uuid.uuid4())
+        record = Migration(id=migration_id, source=source,
                            destination=destination, state='running',
                            plan=json.dumps(plan, sort_keys=True),
                            options=json.dumps(options or {}), **clouds)

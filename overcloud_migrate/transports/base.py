@@ -56,7 +56,9 @@ class Transport(abc.ABC):
 
     #: short name users pick with --transport
     name = None
-    #: subset of {'streaming', 'staging', 'resume', 'remote'}
+    #: subset of {'streaming', 'staging', 'resume', 'remote', 'handoff'}
+    #: ('handoff': can leave items for the Receiver in its directory, see
+    #: :meth:`handoff_image` and :meth:`handoff_file`)
     capabilities = frozenset()
 
     def __init__(self, **options):
@@ -79,6 +81,25 @@ class Transport(abc.ABC):
                  progress: ProgressCallback) -> Result:
         """Copy the bytes; return their count and sha512 (computed on the
         way, so a mismatch with the source hash is caught)."""
+
+
+    # -- handoff (``migrate --handoff``): optional ------------------------
+
+    def handoff_image(self, source: ImageRef, item: str, name: str,
+                      progress: ProgressCallback):
+        """Write the source image's bytes to ``<directory>/<item>/<name>``
+        atomically (temporary name, fsync, rename); the item directory is
+        made if missing.
+
+        :returns: ``(bytes, sha512)`` of what was written.
+        """
+        raise PreflightError('The %s transport cannot hand items off to a '
+                             'directory.' % self.name)
+
+    def handoff_file(self, item: str, name: str, data: bytes):
+        """Write ``data`` to ``<directory>/<item>/<name>`` atomically."""
+        raise PreflightError('The %s transport cannot hand items off to a '
+                             'directory.' % self.name)
 
 
 def names():

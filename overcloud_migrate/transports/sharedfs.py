@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 
+from overcloud_migrate.plan import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 
@@ -57,7 +58,7 @@ class SharedfsTransport(base.Transport):
     """Stage in a shared directory (an NFS mount of a DTN export), then upload."""
 
     name = 'sharedfs'
-    capabilities = frozenset({'staging', 'resume'})
+    capabilities = frozenset({'staging', 'resume', 'handoff'})
 
     def __init__(self, directory=None, keep=False, **options):
         super().__init__(directory=directory, keep=keep, **options)
@@ -144,11 +145,17 @@ class SharedfsTransport(base.Transport):
 
     def _stage(self, source, progress):
         final = self.staged_path(source.id)
+        part = self.staged_path(source.id, '.part')
+        return self._fetch(source, final, part, progress)
+
+    def _fetch(self, source, final, part, progress):
+        """Download ``source`` into ``part`` (resuming it), check it,
+        fsync, rename to ``final``, fsync the directory; a complete
+        ``final`` from an earlier run that still fits is reused."""
         if os.path.exists(final):
             done = self._reuse(final, source)
             if done:
                 return done
-        part = self.staged_path(source.id, '.part')
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             self._lock(fd, source.id)
@@ -164,8 +171,51 @@ class SharedfsTransport(base.Transport):
             os.rename(part, final)
         finally:
             os.close(fd)
-        _fsync_dir(self.directory)
+        _fsync_dir(os.path.dirname(final))
         return final, sha512, count
+
+    # --- handoff ---
+
+    def _item_dir(self, item):
+        if not handoff.valid_name(item):
+            raise base.TransportError('Refusing the item name %r.' % item)
+        path = os.path.join(self.directory, item)
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            if os.path.islink(path) or not os.path.isdir(path):
+                raise base.TransportError('%s exists and is not a '
+                                          'directory.' % path)
+        else:
+            _fsync_dir(self.directory)
+        return path
+
+    def handoff_image(self, source, item, name, progress):
+        """Download into ``<dir>/<item>/.<name>.part``, then rename."""
+        if not handoff.valid_name(name):
+            raise base.TransportError('Refusing the file name %r.' % name)
+        try:
+            path = self._item_dir(item)
+            _final, sha512, count = self._fetch(
+                source, os.path.join(path, name),
+                os.path.join(path, '.%s.part' % name), progress)
+        except OSError as exc:
+            raise base.TransportError(
+                'Writing image %s into %s failed: %s.'
+                % (source.id, self.directory, exc.strerror or exc))
+        return count, sha512
+
+    def handoff_file(self, item, name, data):
+        if not handoff.valid_name(name):
+            raise base.TransportError('Refusing the file name %r.' % name)
+        try:
+            handoff.write_file(os.path.join(self._item_dir(item), name),
+                               data)
+        except OSError as exc:
+            raise base.TransportError('Writing %s of item %s into %s '
+                                      'failed: %s.' % (
+                                          name, item, self.directory,
+                                          exc.strerror or exc))
 
     def _reuse(self, final, source):
         """A complete staged file from an earlier run, if it still fits."""

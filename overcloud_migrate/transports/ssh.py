@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 
+from overcloud_migrate.plan import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 
@@ -48,7 +49,7 @@ class SshTransport(base.Transport):
     """Copy to a directory on a remote host over ssh (the seed's scp path)."""
 
     name = 'ssh'
-    capabilities = frozenset({'staging', 'remote'})
+    capabilities = frozenset({'staging', 'remote', 'handoff'})
 
     def __init__(self, host=None, directory=None, port=None,
                  identity_file=None, ssh_options=(), keep=True,
@@ -238,6 +239,52 @@ class SshTransport(base.Transport):
                     'Copying image %s to %s:%s failed: %s.'
                     % (image_id, self.host, temp,
                        _tail(err) or 'exit status %s' % code))
+
+    # --- handoff ---
+
+    def _item_path(self, item, name):
+        self._validate()
+        if not handoff.valid_name(item) or not handoff.valid_name(name):
+            raise base.TransportError('Refusing the item %r / file %r.'
+                                      % (item, name))
+        directory = posixpath.join(self.directory, item)
+        code, err = self._run(_words('mkdir', '-p', '--', directory))
+        if code != 0:
+            raise base.TransportError('Making %s:%s failed: %s.'
+                                      % (self.host, directory, err))
+        return directory, posixpath.join(directory, name)
+
+    def _sync(self, *paths):
+        """fsync the remote files/directories (coreutils ``sync FILE``)."""
+        code, err = self._run(_words('sync', '--', *paths))
+        if code != 0:
+            raise base.TransportError('Syncing %s on %s failed: %s.'
+                                      % (', '.join(paths), self.host, err))
+
+    def handoff_image(self, source, item, name, progress):
+        """Stream the source download into a temporary name in the item,
+        sync, move into place, sync the directory."""
+        directory, final = self._item_path(item, name)
+        count, sha512 = self._send(source, final, progress)
+        self._sync(final, directory)
+        return count, sha512
+
+    def handoff_file(self, item, name, data):
+        directory, final = self._item_path(item, name)
+        temp = posixpath.join(directory, '.%s.tmp-%s'
+                              % (name, uuid.uuid4().hex[:8]))
+        try:
+            self._pipe_to([data], temp, '%s/%s' % (item, name))
+            self._sync(temp)
+            code, err = self._run(_words('mv', '-f', '--', temp, final))
+            if code != 0:
+                raise base.TransportError('Moving %s into place at %s:%s '
+                                          'failed: %s.' % (name, self.host,
+                                                           final, err))
+        except BaseException:
+            self._remove(temp)
+            raise
+        self._sync(directory)
 
     def _upload(self, final, sha512, count, source, dest, progress):
         """Stream ``final`` back from the host into the destination."""

@@ -54,6 +54,14 @@ class MigrateServer(ReportThenFail, command.Lister):
     creates nothing: every resource made at the destination carries its
     source ID and is found again.
 
+    With --handoff DIR nothing is done at the destination here: each server
+    is stopped and snapshotted, then its image, its plan (the server and its
+    network world) and last a completion marker are written atomically into
+    DIR/<migration>-<server>/ with the chosen transport (sharedfs: DIR is a
+    local or mounted directory; ssh: DIR is on --ssh-host), for `openstack
+    overcloud receiver run` at the destination to pick up. No destination
+    cloud is needed.
+
     With --dry-run nothing is changed and the rows say what would be done.
     """
 
@@ -122,6 +130,13 @@ class MigrateServer(ReportThenFail, command.Lister):
         move.add_argument(
             '--ssh-port', metavar='<port>', type=int,
             help='ssh transport: the port (default: 22)')
+        move.add_argument(
+            '--handoff', metavar='<directory>',
+            help='Do not move the servers: leave each one (image, plan and a '
+                 'completion marker) as an item in this directory for the '
+                 'Receiver (`openstack overcloud receiver run`); needs a '
+                 'transport that reaches the directory (%s); no '
+                 '--dest-cloud' % ', '.join(handoff_names()))
         stop = move.add_mutually_exclusive_group()
         stop.add_argument(
             '--stop', dest='stop', action='store_true', default=True,
@@ -190,6 +205,22 @@ class MigrateServer(ReportThenFail, command.Lister):
             raise exceptions.CommandError(
                 'Name at least one server, or give --all-servers or '
                 '--from-plan.')
+        if args.handoff and (args.dest_cloud or args.dest_region
+                             or args.dest_project):
+            raise exceptions.CommandError(
+                '--handoff does nothing at the destination: the receiver '
+                'there names its cloud (`openstack overcloud receiver run '
+                '--dest-cloud`); drop --dest-cloud, --dest-region and '
+                '--dest-project.')
+        if args.handoff and (args.network_only or args.delete_source):
+            raise exceptions.CommandError(
+                '--handoff moves no server here: it does not go with '
+                '--network-only or --delete-source.')
+        if args.handoff and args.order == 'dependency' and \
+                not args.host_capacity:
+            raise exceptions.CommandError(
+                '--handoff has no destination to read host capacities from: '
+                'give --host-capacity with --order dependency.')
         if (args.flows or args.pcap or args.host_capacity) and \
                 args.order != 'dependency':
             raise exceptions.CommandError(
@@ -206,12 +237,17 @@ class MigrateServer(ReportThenFail, command.Lister):
             plan = model.Plan.load(args.from_plan) if args.from_plan else None
             source = self.app.client_manager.sdk_connection
             source_id = clouds.identity_of(source, self.app.options.cloud)
-            dest_name = clouds.dest_cloud_name(args.dest_cloud)
-            dest = clouds.open_destination(
-                self.app.cloud_config, dest_name, args.dest_region,
-                args.dest_project)
-            dest_id = clouds.identity_of(dest, dest_name)
-            clouds.refuse_same_cloud(source_id, dest_id)
+            if args.handoff:
+                dest_name, dest = None, None
+                dest_id = clouds.handoff_identity(args.transport,
+                                                  args.handoff)
+            else:
+                dest_name = clouds.dest_cloud_name(args.dest_cloud)
+                dest = clouds.open_destination(
+                    self.app.cloud_config, dest_name, args.dest_region,
+                    args.dest_project)
+                dest_id = clouds.identity_of(dest, dest_name)
+                clouds.refuse_same_cloud(source_id, dest_id)
             mappings = _mappings(args, plan)
             if plan is None:
                 servers = inventory.find_servers(source, args.servers,
@@ -258,11 +294,12 @@ class MigrateServer(ReportThenFail, command.Lister):
 
 def run_options(args):
     transport_options = {}
-    if args.transport == 'sharedfs' and args.sharedfs_dir:
-        transport_options['directory'] = args.sharedfs_dir
+    handoff_dir = getattr(args, 'handoff', None)
+    if args.transport == 'sharedfs' and (handoff_dir or args.sharedfs_dir):
+        transport_options['directory'] = handoff_dir or args.sharedfs_dir
     if args.transport == 'ssh':
         for key, value in (('host', args.ssh_host),
-                           ('directory', args.ssh_dir),
+                           ('directory', handoff_dir or args.ssh_dir),
                            ('identity_file', args.ssh_key),
                            ('port', args.ssh_port)):
             if value is not None:
@@ -272,7 +309,8 @@ def run_options(args):
         transport=args.transport, transport_options=transport_options,
         stop=args.stop, restart_on_failure=not args.keep_source_stopped,
         delete_source=args.delete_source, parallel=args.parallel,
-        timeout=args.timeout, servers=not args.network_only)
+        timeout=args.timeout, servers=not args.network_only,
+        handoff=handoff_dir)
 
 
 def transport_names():
@@ -280,6 +318,13 @@ def transport_names():
         return transport_base.names()
     except Exception:  # a broken install must not break --help
         return ['glance']
+
+
+def handoff_names():
+    try:
+        return runner.handoff_transports()
+    except Exception:  # a broken install must not break --help
+        return ['sharedfs', 'ssh']
 
 
 def _positive(text):

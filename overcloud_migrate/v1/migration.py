@@ -113,6 +113,12 @@ class _CloudsCommand(command.Command):
                 '--os-* options (%s): give the same source cloud.'
                 % (record.id, record.source_cloud or record.source,
                    source_id.key()))
+        saved = json.loads(record.options or '{}')
+        if saved.get('handoff'):
+            # migrate --handoff: no destination session, only the source.
+            return (journal, record, source, source_id, None,
+                    clouds.handoff_identity(saved.get('transport'),
+                                            saved['handoff']))
         name = args.dest_cloud or record.dest_cloud
         dest = clouds.open_destination(
             self.app.cloud_config, name,
@@ -142,7 +148,7 @@ class ResumeMigration(migrate_cmd.ReportThenFail, command.Lister,
         try:
             journal, record, source, source_id, dest, dest_id = \
                 self._open(parsed_args)
-            if record.state in ('done', 'rolled-back'):
+            if record.state in ('done', 'rolled-back', 'handed-off'):
                 raise exceptions.CommandError(
                     'Migration %s is %s: nothing to resume.'
                     % (record.id, record.state))

@@ -27,6 +27,16 @@ def _backend_url(journal_url):
     return journal_url
 
 
+def prepare(journal_url):
+    """Create or upgrade TaskFlow's tables once, before threads use them."""
+    backend = backends.fetch({'connection': _backend_url(journal_url)})
+    try:
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.upgrade()
+    finally:
+        backend.close()
+
+
 class FlowStore:
     """The TaskFlow logbook of one migration."""
 
@@ -62,6 +72,16 @@ class FlowStore:
 
 def server_flow(ctx):
     flow = linear_flow.Flow('server-%s' % ctx.server.id)
+    if ctx.item is not None:
+        # The Receiver: the image is already in a handoff item.
+        flow.add(tasks.UploadImage(ctx), tasks.BootServer(ctx),
+                 tasks.Verify(ctx))
+        return flow
+    if ctx.handoff:
+        # migrate --handoff: the Receiver does the rest at the destination.
+        flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
+                 tasks.HandOff(ctx))
+        return flow
     flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
              tasks.TransferImage(ctx), tasks.BootServer(ctx),
              tasks.Verify(ctx))
@@ -103,8 +123,10 @@ def run_servers(contexts, journal_url, migration_id, parallel=1,
                                                            message), 'error')
             result = message
         else:
-            journal.update_server(migration_id, server.id, state='done')
-            journal.log(migration_id, "server '%s' migrated" % server.name)
+            done = 'handed-off' if ctx.handoff else 'done'
+            journal.update_server(migration_id, server.id, state=done)
+            journal.log(migration_id, "server '%s' %s" % (
+                server.name, 'handed off' if ctx.handoff else 'migrated'))
             result = None
         if on_done:
             on_done(ctx, result)

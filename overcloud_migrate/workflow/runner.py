@@ -9,6 +9,7 @@ import json
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
@@ -53,6 +54,8 @@ class Options:
     parallel: int = 1
     timeout: int = 600
     servers: bool = True      # False: the network world only
+    #: --handoff DIR: leave items in DIR for the Receiver (no destination)
+    handoff: str = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -87,7 +90,7 @@ class Run:
         self.options = options
         self.progress = progress or (lambda message: None)
         self.progress_bar = progress_bar
-        self.admin = is_admin(dest)
+        self.admin = is_admin(dest) if dest is not None else False
         self.dest_names = dest_names or {}
 
     def transport(self):
@@ -118,6 +121,8 @@ class Run:
 
     def execute(self):
         """Check, then migrate (or only say what would be done)."""
+        if self.options.handoff:
+            return self.handoff()
         transport = self.transport() if self.options.servers else None
         self.check(transport)
         if self.options.dry_run:
@@ -149,7 +154,71 @@ class Run:
         if self.journal.get(migration_id).state != 'aborting':
             self.journal.set_state(migration_id, 'running')
         self.journal.log(migration_id, 'resumed')
+        if self.options.handoff:
+            return self._handoff(migration_id, transport)
         return self._continue(migration_id, transport)
+
+    # -- migrate --handoff ------------------------------------------------
+
+    def handoff(self):
+        """Stop, snapshot and hand each server off to the transport's
+        directory as an item for the Receiver; no destination session."""
+        transport = self.transport()
+        if 'handoff' not in transport.capabilities:
+            raise transport_base.PreflightError(
+                'The %s transport cannot reach a handoff directory; use one '
+                'of: %s.' % (transport.name, ', '.join(handoff_transports())
+                             or 'none'))
+        transport.check(size=sum(i.size or 0 for i in self.plan.images)
+                        or None)
+        problems = prechecks.Prechecks(
+            self.plan, None, self.journal, self.source_key, self.dest_key,
+            False, source=self.source)
+        problems.servers()
+        if problems.problems:
+            raise PrecheckFailed(problems.problems)
+        if self.options.dry_run:
+            return Outcome([('server', s.name, s.id, 'handoff',
+                             self.options.handoff, 'planned', '', '', '', {})
+                            for s in self.plan.servers], None, 0,
+                           len(self.plan.servers))
+        migration_id = self.journal.start(
+            self.source_key, self.dest_key, self.plan.to_dict(),
+            source_cloud=self.source_identity.name,
+            options=self.options.to_dict(), **self.dest_names)
+        for position, server in enumerate(self.plan.servers):
+            self.journal.add_server(migration_id, server.id, server.name,
+                                    position)
+        return self._handoff(migration_id, transport)
+
+    def _handoff(self, migration_id, transport):
+        todo = [s for s in self.plan.servers
+                if self.journal.server(migration_id, s.id).state
+                != 'handed-off']
+        contexts = [tasks.ServerContext(
+            migration_id=migration_id, server=server, plan=self.plan,
+            source=self.source, dest=None, journal=self.journal,
+            transport=transport, ids={}, stop=self.options.stop,
+            restart_on_failure=self.options.restart_on_failure,
+            timeout=self.options.timeout, progress=self.progress,
+            progress_bar=self.progress_bar, handoff=True)
+            for server in todo]
+        if contexts:
+            engine.run_servers(contexts, self.journal.url, migration_id,
+                               parallel=self.options.parallel)
+        records = self.journal.servers(migration_id)
+        failed = [r for r in records if r.state != 'handed-off']
+        rows = []
+        for record in records:
+            row = list(server_row(record))
+            row[3] = 'handoff'
+            row[4] = handoff.item_name(migration_id, record.source_id)
+            rows.append(tuple(row))
+        self.journal.finish(migration_id,
+                            'failed' if failed else 'handed-off',
+                            '; '.join(r.error or r.state for r in failed)
+                            or None)
+        return Outcome(rows, migration_id, len(failed), len(records))
 
     def _continue(self, migration_id, transport):
         self.journal.log(migration_id, 'replicating the network world of %d '
@@ -210,6 +279,18 @@ class Run:
         return None
 
 
+def handoff_transports():
+    """Names of the installed transports that can hand items off."""
+    found = []
+    for name in transport_base.names():
+        try:
+            if 'handoff' in transport_base.load(name).capabilities:
+                found.append(name)
+        except Exception:  # a broken driver is simply not offered
+            continue
+    return found
+
+
 def server_row(record):
     """The output row of one server (see COLUMNS)."""
     downtime = ''
@@ -235,19 +316,23 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
 
     Deletes what the migration created (servers, images, then the network
     resources of its ID map, in dependency order) and starts every source
-    server that was running before it.  Returns the number of resources
-    deleted.  Safe to run again.
+    server that was running before it.  ``dest`` is None for a ``migrate
+    --handoff`` migration: then only its snapshots are deleted (the items
+    it left, and what a receiver made of them, are not touched).  Returns
+    the number of resources deleted.  Safe to run again.
     """
     say = progress or (lambda message: None)
     migration_id = record.id
     deleted = 0
-    for run in journal.servers(migration_id):
+    for run in journal.servers(migration_id) if dest is not None else ():
         for server in tasks.tagged_servers(dest, run.source_id):
             say("deleting destination server '%s'" % server.name)
             dest.compute.delete_server(server)
             dest.compute.wait_for_delete(server, wait=timeout)
             deleted += 1
     for conn in (dest, source):
+        if conn is None:    # migrate --handoff: the receiver owns the rest
+            continue
         for image in tasks.marked_images(conn, migration_id):
             conn.image.delete_image(image, ignore_missing=True)
             deleted += 1

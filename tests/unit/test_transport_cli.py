@@ -36,8 +36,9 @@ def test_json_lists_every_driver(monkeypatch):
                                    'Description'}
     # real lists, not joined strings
     assert rows['glance']['Capabilities'] == ['streaming']
-    assert rows['sharedfs']['Capabilities'] == ['resume', 'staging']
-    assert rows['ssh']['Capabilities'] == ['remote', 'staging']
+    assert rows['sharedfs']['Capabilities'] == ['handoff', 'resume',
+                                                'staging']
+    assert rows['ssh']['Capabilities'] == ['handoff', 'remote', 'staging']
     assert rows['sharedfs']['Available'] is True
     assert 'ssh' in rows['ssh']['Description']
     assert all(row['Description'] for row in rows.values())

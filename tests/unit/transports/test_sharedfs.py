@@ -224,3 +224,31 @@ def test_missing_directory_at_transfer_time(tmp_path, image, image_server):
                        match='Staging image src-0001 in .*nope failed'):
         driver(tmp_path / 'nope').transfer(image.source, image.dest, None)
     assert image_server.served == 0
+
+
+# --- handoff (migrate --handoff) ---
+
+def test_handoff_writes_the_image_and_files_into_the_item(
+        tmp_path, image, image_server):
+    drv = driver(tmp_path)
+    count, sha512 = drv.handoff_image(image.source, 'm1-v1', 'image.raw',
+                                      None)
+    assert (count, sha512) == (len(image.data), image.sha512)
+    drv.handoff_file('m1-v1', 'COMPLETE', b'{}')
+    assert sorted(os.listdir(tmp_path / 'm1-v1')) == ['COMPLETE',
+                                                      'image.raw']
+    assert (tmp_path / 'm1-v1' / 'image.raw').read_bytes() == image.data
+    # again: the complete image is reused, not downloaded twice
+    image_server.reset_counts()
+    assert drv.handoff_image(image.source, 'm1-v1', 'image.raw', None) == \
+        (count, sha512)
+    assert gets(image_server) == []
+
+
+@pytest.mark.parametrize('item,name', [('..', 'x'), ('a/b', 'x'),
+                                       ('m1', '../x'), ('m1', '.x')])
+def test_handoff_names_stay_inside_the_directory(tmp_path, image, item,
+                                                 name):
+    with pytest.raises(base.TransportError):
+        driver(tmp_path).handoff_file(item, name, b'x')
+    assert os.listdir(tmp_path) in ([], ['m1'])

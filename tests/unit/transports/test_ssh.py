@@ -217,3 +217,18 @@ def test_missing_ssh_client_is_a_preflight_error(tmp_path):
                            ssh_binary=str(tmp_path / 'no-ssh'))
     with pytest.raises(base.PreflightError, match='not installed'):
         drv.check()
+
+
+def test_handoff_writes_the_item_on_the_remote_host(
+        sshd, tmp_path, image, image_server):
+    drv = driver(sshd, tmp_path)
+    count, sha512 = drv.handoff_image(image.source, 'm1-v1', 'image.raw',
+                                      None)
+    assert (count, sha512) == (len(image.data), image.sha512)
+    drv.handoff_file('m1-v1', 'plan.json', b'{"plan": 1}')
+    drv.handoff_file('m1-v1', 'COMPLETE', b'{}')
+    assert sorted(os.listdir(tmp_path / 'm1-v1')) == [
+        'COMPLETE', 'image.raw', 'plan.json']
+    assert (tmp_path / 'm1-v1' / 'image.raw').read_bytes() == image.data
+    assert (tmp_path / 'm1-v1' / 'plan.json').read_bytes() == b'{"plan": 1}'
+    assert os.listdir(tmp_path) == ['m1-v1']     # no temporary left

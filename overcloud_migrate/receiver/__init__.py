@@ -1,0 +1,1 @@
+"""The Receiver: the destination side of ``migrate --handoff``."""

@@ -1,0 +1,210 @@
+"""What the Receiver does with one complete handoff item.
+
+1. Read and check it (:func:`overcloud_migrate.plan.handoff.read_item`:
+   marker, sizes, the plan's sha512 and the plan model's own validation).
+2. Claim it: ``status.json`` says ``processing`` (a restarted Receiver
+   resumes such items).
+3. Precheck the plan against the destination; any problem fails the item
+   before anything is created.
+4. Rebuild its network world (:mod:`overcloud_migrate.plan.replicate`, one
+   item at a time: two items of one migration share networks).
+5. Upload the image from the item's file, boot, verify (the workflow's
+   TaskFlow flow, persisted in the Receiver's journal, so a restart runs
+   only the unfinished task and every task finds its earlier effect).
+6. Write ``status.json`` (done or failed, with the reason) and move the
+   item to ``done/`` or ``failed/``.
+"""
+
+import dataclasses
+import logging
+import threading
+import uuid
+
+from overcloud_migrate import clouds
+from overcloud_migrate.plan import handoff
+from overcloud_migrate.plan import prechecks
+from overcloud_migrate.plan import replicate
+from overcloud_migrate.workflow import engine
+from overcloud_migrate.workflow import runner
+from overcloud_migrate.workflow import tasks
+
+LOG = logging.getLogger(__name__)
+#: item name -> the Receiver's migration id for it (stable across restarts)
+_NAMESPACE = uuid.UUID('5f0c7c8e-2d55-4b8c-9a51-0d3f2b6c6e11')
+
+
+def receiver_migration_id(item_name):
+    return str(uuid.uuid5(_NAMESPACE, item_name))
+
+
+@dataclasses.dataclass
+class Options:
+    timeout: int = 600
+    floating_ip_mode: str = 'keep'
+
+
+class ItemFailed(Exception):
+    """The item cannot be done; the message is the reason in status.json."""
+
+
+class Processor:
+    """Processes items of ``root`` into the destination cloud.
+
+    ``connect()`` returns a new authenticated openstacksdk connection to
+    the destination; ``dest_identity`` is its
+    :class:`~overcloud_migrate.clouds.CloudIdentity`.
+    """
+
+    def __init__(self, root, connect, dest_identity, journal, options=None):
+        self.root = root
+        self.connect = connect
+        self.dest_identity = dest_identity
+        self.journal = journal
+        self.options = options or Options()
+        # Networks are shared between items: build them one item at a time.
+        self.network_lock = threading.Lock()
+        engine.prepare(journal.url)
+
+    def process(self, name):
+        """Process item ``name``; returns 'done', 'failed', or None when
+        it is not (yet) an item to act on."""
+        try:
+            item = handoff.read_item(self.root, name)
+        except handoff.NotReady:
+            return None
+        except handoff.ItemError as exc:
+            return self._finish(name, None, 'failed', str(exc))
+        except OSError as exc:
+            LOG.warning('%s cannot be read: %s', name, exc)
+            return None
+        LOG.info('%s: server %s (%s), %d bytes', name, item.server.name,
+                 item.server.id, item.size)
+        handoff.write_status(self.root, name, self._status(
+            item, 'processing'))
+        try:
+            dest_id = self._run(item)
+        except ItemFailed as exc:
+            return self._finish(name, item, 'failed', str(exc))
+        except Exception as exc:  # an unexpected error fails this item only
+            LOG.exception('%s: unexpected error', name)
+            return self._finish(name, item, 'failed', 'unexpected error: %s'
+                                % (str(exc).splitlines()[0] if str(exc)
+                                   else type(exc).__name__))
+        return self._finish(name, item, 'done', None, dest_server_id=dest_id)
+
+    # -- steps ------------------------------------------------------------
+
+    def _run(self, item):
+        plan = item.plan
+        source_key = clouds.CloudIdentity(
+            plan.source.name, plan.source.auth_url, plan.source.project,
+            plan.source.region).key()
+        dest_key = self.dest_identity.key()
+        migration_id = receiver_migration_id(item.name)
+        journal = self.journal
+        if journal.get(migration_id) is None:
+            journal.start(source_key, dest_key, plan.to_dict(),
+                          migration_id=migration_id,
+                          source_cloud=plan.source.name or None,
+                          dest_cloud=self.dest_identity.name,
+                          options={'handoff_item': item.name,
+                                   'source_migration': item.migration_id})
+            journal.add_server(migration_id, item.server.id,
+                               item.server.name, 0)
+        else:
+            journal.set_state(migration_id, 'running')
+            journal.log(migration_id, 'resumed by the receiver')
+        try:
+            dest = self.connect()
+        except clouds.CloudError as exc:
+            raise ItemFailed(str(exc))
+        try:
+            existing = [s for s in tasks.tagged_servers(dest, item.server.id)
+                        if s.status == 'ACTIVE']
+            if existing:
+                # An earlier item (or a direct migrate) moved it already.
+                journal.update_server(migration_id, item.server.id,
+                                      state='done', dest_id=existing[0].id)
+                journal.log(migration_id, "server '%s' was already migrated "
+                            '(%s)' % (item.server.name, existing[0].id))
+                journal.finish(migration_id, 'done')
+                LOG.info('%s: server %s already runs at the destination as '
+                         '%s; nothing to do', item.name, item.server.name,
+                         existing[0].id)
+                return existing[0].id
+            admin = runner.is_admin(dest)
+            with self.network_lock:
+                problems = prechecks.Prechecks(
+                    plan, dest, journal, source_key, dest_key, admin).run()
+                if problems:
+                    message = '%d precheck%s failed; nothing was created: %s' \
+                        % (len(problems), '' if len(problems) == 1 else 's',
+                           '; '.join('%s %s: %s' % (p.type, p.name or
+                                                    p.source_id, p.problem)
+                                     for p in problems))
+                    journal.finish(migration_id, 'failed', message)
+                    raise ItemFailed(message)
+                replicator = replicate.Replicator(
+                    plan, dest, journal, source_key, dest_key,
+                    migration_id=migration_id, admin=admin,
+                    floating_ip_mode=self.options.floating_ip_mode,
+                    progress=lambda m: LOG.info('%s: %s', item.name, m))
+                try:
+                    replicator.run()
+                except replicate.ReplicationError as exc:
+                    journal.finish(migration_id, 'failed', str(exc))
+                    raise ItemFailed(str(exc))
+            ctx = tasks.ServerContext(
+                migration_id=migration_id, server=item.server, plan=plan,
+                source=None, dest=dest, journal=journal, transport=None,
+                ids=replicator.ids, timeout=self.options.timeout,
+                progress=lambda m: LOG.info('%s: %s', item.name, m),
+                item=item)
+            error = engine.run_servers([ctx], journal.url,
+                                       migration_id)[item.server.id]
+            record = journal.server(migration_id, item.server.id)
+            journal.finish(migration_id, 'failed' if error else 'done',
+                           error)
+            if error:
+                raise ItemFailed(error)
+            return record.dest_id
+        finally:
+            dest.close()
+
+    def _status(self, item, state, reason=None, **extra):
+        status = {'state': state, 'reason': reason, 'item': None}
+        if item is not None:
+            status.update({
+                'item': item.name, 'migration_id': item.migration_id,
+                'receiver_migration_id': receiver_migration_id(item.name),
+                'server_id': item.server.id,
+                'server_name': item.server.name})
+        status.update(extra)
+        return status
+
+    def _finish(self, name, item, state, reason, **extra):
+        status = self._status(item, state, reason, **extra)
+        status['item'] = name
+        if item is None:
+            try:
+                marker = handoff.read_marker(self.root, name)
+                status.update(server_id=marker['server_id'],
+                              server_name=marker.get('server_name'),
+                              migration_id=marker['migration_id'])
+            except (handoff.ItemError, OSError, KeyError, TypeError):
+                pass
+        try:
+            handoff.write_status(self.root, name, status)
+            where = handoff.move(self.root, name, handoff.DONE
+                                 if state == 'done' else handoff.FAILED)
+        except (handoff.ItemError, OSError) as exc:
+            LOG.error('%s: %s (%s), and it cannot be marked or moved: %s',
+                      name, state, reason or 'no reason', exc)
+            return state
+        if state == 'done':
+            LOG.info('%s: done, server %s; moved to %s/%s', name,
+                     extra.get('dest_server_id'), handoff.DONE, where)
+        else:
+            LOG.error('%s: failed: %s; moved to %s/%s', name, reason,
+                      handoff.FAILED, where)
+        return state
