@@ -80,10 +80,12 @@ def journal(tmp_path):
     return tmp_path / 'journal.sqlite'
 
 
-def run(journal, *args):
+def run(journal, *args, fault=None):
     env = dict(os.environ,
                OVERCLOUD_MIGRATE_JOURNAL_URL='sqlite:///%s' % journal)
     env.pop('OVERCLOUD_MIGRATE_FAULT', None)
+    if fault:
+        env['OVERCLOUD_MIGRATE_FAULT'] = fault
     env.pop('OVERCLOUD_MIGRATE_DTN_TOKEN', None)
     result = subprocess.run([OPENSTACK, '--os-cloud', 'devcloud-a',
                              'overcloud', *args], capture_output=True,
@@ -91,14 +93,15 @@ def run(journal, *args):
     return result.returncode, result.stdout, result.stderr
 
 
-def migrate_dtn(journal, a, b, *extra, dest_url=None):
-    return run(journal, 'migrate', *SERVERS, '--dest-cloud', 'devcloud-b',
+def migrate_dtn(journal, a, b, *extra, dest_url=None, servers=SERVERS,
+                fault=None):
+    return run(journal, 'migrate', *servers, '--dest-cloud', 'devcloud-b',
                '--transport', 'dtn', '--dtn-source', a.url,
                '--dtn-dest', dest_url or b.url,
                '--dtn-source-dir', a.export, '--dtn-dest-dir', b.export,
                '--dtn-source-token-file', a.token_file,
                '--dtn-dest-token-file', b.token_file,
-               '--dtn-mover', 'gridftp', '-f', 'json', *extra)
+               '--dtn-mover', 'gridftp', '-f', 'json', *extra, fault=fault)
 
 
 def dest_state(dst):
@@ -184,3 +187,29 @@ def test_unreachable_dtn_fails_before_anything_is_created(clouds, dtns,
     assert 'Traceback' not in err and out == ''
     assert dest_state(dst) == before
     assert os.listdir(a.export) == [] and os.listdir(b.export) == []
+
+
+def test_a_byte_corrupted_on_the_way_is_caught_and_sent_again(clouds, dtns,
+                                                              journal):
+    """The fault hook flips a byte of the staged copy; the upload from the
+    destination DTN catches it, the image crosses again and arrives
+    intact."""
+    src, dst, _project = clouds
+    a, b = dtns
+    code, out, err = migrate_dtn(journal, a, b, servers=['md-web'],
+                                 fault='transfer:corrupt')
+    assert code == 0, err
+    assert 'hash mismatch' in err and 'sending the image again' in err
+    [row] = [r for r in json.loads(out) if r['Type'] == 'server']
+    server = dst.compute.get_server(row['Destination ID'])
+    assert server.status == 'ACTIVE'
+    image = dst.image.get_image(server.image['id'])
+    snap = src.image.get_image(image.properties['om_source_image'])
+    assert dst.image.download_image(image).content == \
+        src.image.download_image(snap).content
+    assert len(dest_state(dst)['images']) == 1
+    assert os.listdir(a.export) == [] and os.listdir(b.export) == []
+    migration = json.loads(run(journal, 'migration', 'list', '-f',
+                               'json')[1])[-1]['ID']
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
