@@ -213,3 +213,34 @@ def test_a_byte_corrupted_on_the_way_is_caught_and_sent_again(clouds, dtns,
                                'json')[1])[-1]['ID']
     code, _out, err = run(journal, 'migration', 'rollback', migration)
     assert code == 0, err
+
+
+def test_killed_before_the_transfer_then_resumed_with_the_journaled_options(
+        clouds, dtns, journal):
+    """`migration resume` rebuilds the dtn transport from the journal (token
+    file names, not tokens) and finishes the move."""
+    src, dst, _project = clouds
+    a, b = dtns
+    code, _out, _err = migrate_dtn(journal, a, b, servers=['md-db'],
+                                   fault='kill:before:transfer')
+    assert code == 137, 'the fault hook did not fire'
+    migration = json.loads(run(journal, 'migration', 'list', '-f',
+                               'json')[1])[-1]['ID']
+    code, out, err = run(journal, 'migration', 'resume', migration, '-f',
+                         'json')
+    assert code == 0, err
+    [row] = [r for r in json.loads(out) if r['Type'] == 'server']
+    assert row['Status'] == 'done'
+    server = dst.compute.get_server(row['Destination ID'])
+    assert server.status == 'ACTIVE'
+    image = dst.image.get_image(server.image['id'])
+    snap = src.image.get_image(image.properties['om_source_image'])
+    assert dst.image.download_image(image).content == \
+        src.image.download_image(snap).content
+    with open(journal, 'rb') as handle:
+        recorded = handle.read()
+    assert a.token.encode() not in recorded
+    assert os.listdir(a.export) == [] and os.listdir(b.export) == []
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert dest_state(dst)['servers'] == []
