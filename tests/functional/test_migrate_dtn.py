@@ -40,6 +40,9 @@ def dtns():
     base = tempfile.mkdtemp(prefix='migrate-dtn-')
     os.chmod(base, 0o755)   # the anonymous GridFTP user (nobody) traverses
     procs = gridftp_bed.Processes()
+    data_token = os.path.join(base, 'data-token')
+    with open(data_token, 'w') as handle:
+        handle.write(secrets.token_urlsafe(24) + '\n')
     try:
         sites = {}
         for name in ('site-a', 'site-b'):
@@ -51,12 +54,16 @@ def dtns():
             gridftp_bed.start_gridftp(procs, gridftp, site.gridftp_port,
                                       export, base, name)
             site.token = secrets.token_urlsafe(24)
-            gridftp_bed.start_dtn(procs, site, base)
+            site.data_port = gridftp_bed._free_port()
+            gridftp_bed.start_dtn(procs, site, base, extra=[
+                '--data-port', str(site.data_port),
+                '--data-token-file', data_token])
             site.token_file = os.path.join(base, name + '.token')
             sites[name] = site
         a, b = sites['site-a'], sites['site-b']
         a.client().add_node('site-b', '127.0.0.1', {'data': b.export},
-                            gridftp_port=b.gridftp_port, endpoint=b.url)
+                            gridftp_port=b.gridftp_port,
+                            data_port=b.data_port, endpoint=b.url)
         yield a, b
     finally:
         procs.stop_all()
@@ -94,14 +101,14 @@ def run(journal, *args, fault=None):
 
 
 def migrate_dtn(journal, a, b, *extra, dest_url=None, servers=SERVERS,
-                fault=None):
+                fault=None, mover='gridftp'):
     return run(journal, 'migrate', *servers, '--dest-cloud', 'devcloud-b',
                '--transport', 'dtn', '--dtn-source', a.url,
                '--dtn-dest', dest_url or b.url,
                '--dtn-source-dir', a.export, '--dtn-dest-dir', b.export,
                '--dtn-source-token-file', a.token_file,
                '--dtn-dest-token-file', b.token_file,
-               '--dtn-mover', 'gridftp', '-f', 'json', *extra, fault=fault)
+               '--dtn-mover', mover, '-f', 'json', *extra, fault=fault)
 
 
 def dest_state(dst):
@@ -244,3 +251,38 @@ def test_killed_before_the_transfer_then_resumed_with_the_journaled_options(
     code, _out, err = run(journal, 'migration', 'rollback', migration)
     assert code == 0, err
     assert dest_state(dst)['servers'] == []
+
+
+def test_the_builtin_mover_and_no_token_even_in_debug_output(clouds, dtns,
+                                                             journal):
+    src, dst, _project = clouds
+    a, b = dtns
+    code, out, err = run(journal, '--debug', 'migrate', 'md-app',
+                         '--dest-cloud', 'devcloud-b', '--transport', 'dtn',
+                         '--dtn-source', a.url, '--dtn-dest', b.url,
+                         '--dtn-source-dir', a.export,
+                         '--dtn-dest-dir', b.export,
+                         '--dtn-source-token-file', a.token_file,
+                         '--dtn-dest-token-file', b.token_file,
+                         '--dtn-mover', 'builtin', '--dtn-streams', '2',
+                         '-f', 'json')
+    assert code == 0, err[-3000:]
+    # debug logging is on, the driver's own log lines included
+    assert 'START with options' in err and 'DTN transfer' in err
+    for site in (a, b):
+        assert site.token not in err and site.token not in out
+    [row] = [r for r in json.loads(out) if r['Type'] == 'server']
+    server = dst.compute.get_server(row['Destination ID'])
+    assert server.status == 'ACTIVE'
+    image = dst.image.get_image(server.image['id'])
+    snap_id = image.properties['om_source_image']
+    assert dst.image.download_image(image).content == \
+        src.image.download_image(src.image.get_image(snap_id)).content
+    [moved] = [t for t in a.client().transfers()
+               if t['dest']['path'].endswith(snap_id + '.img')]
+    assert (moved['mover'], moved['streams'], moved['state']) == (
+        'builtin', 2, 'done')
+    migration = json.loads(run(journal, 'migration', 'list', '-f',
+                               'json')[1])[-1]['ID']
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
