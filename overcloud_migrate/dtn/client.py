@@ -78,6 +78,11 @@ class DTNClient:
             raise DTNClientError('The DTN service at %s sent no JSON for %s %s.'
                                  % (self.endpoint, method, path))
 
+    def info(self):
+        """``GET /v1/``: the API version, the movers and this DTN's node
+        name (also proves the token is accepted)."""
+        return self._call('GET', '/v1/')
+
     # nodes
     def nodes(self):
         return self._call('GET', '/v1/nodes')['nodes']

@@ -54,6 +54,31 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def check_directory(directory, what, missing_message):
+    """Raise PreflightError unless ``directory`` is a writable directory.
+
+    ``what`` names it in the messages ("sharedfs directory"); a real probe
+    file is created and removed: os.access() is fooled by root, read-only
+    mounts and NFS root squashing.
+    """
+    if not directory:
+        raise base.PreflightError(missing_message)
+    if not os.path.exists(directory):
+        raise base.PreflightError('The %s %s does not exist.'
+                                  % (what, directory))
+    if not os.path.isdir(directory):
+        raise base.PreflightError('The %s %s is not a directory.'
+                                  % (what, directory))
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.overcloud-migrate-probe-',
+                                     dir=directory)
+    except OSError as exc:
+        raise base.PreflightError('The %s %s is not writable: %s.'
+                                  % (what, directory, exc.strerror or exc))
+    os.close(fd)
+    os.unlink(probe)
+
+
 class SharedfsTransport(base.Transport):
     """Stage in a shared directory (an NFS mount of a DTN export), then upload."""
 
@@ -75,27 +100,9 @@ class SharedfsTransport(base.Transport):
     def check(self, size=None):
         """Raise PreflightError if the directory is missing, not a
         directory, not writable, or (``size`` given) too small."""
-        directory = self.directory
-        if not directory:
-            raise base.PreflightError('The sharedfs transport needs a '
-                                      'directory (none was given).')
-        if not os.path.exists(directory):
-            raise base.PreflightError('The sharedfs directory %s does not '
-                                      'exist.' % directory)
-        if not os.path.isdir(directory):
-            raise base.PreflightError('The sharedfs directory %s is not a '
-                                      'directory.' % directory)
-        try:
-            # A real probe: os.access() is fooled by root, read-only
-            # mounts and NFS root squashing.
-            fd, probe = tempfile.mkstemp(prefix='.overcloud-migrate-probe-',
-                                         dir=directory)
-        except OSError as exc:
-            raise base.PreflightError('The sharedfs directory %s is not '
-                                      'writable: %s.'
-                                      % (directory, exc.strerror or exc))
-        os.close(fd)
-        os.unlink(probe)
+        check_directory(self.directory, 'sharedfs directory',
+                        'The sharedfs transport needs a directory (none was '
+                        'given).')
         if size is not None:
             self._check_space(size)
 

@@ -11,6 +11,7 @@ from osc_lib import exceptions
 from overcloud_migrate import clouds
 from overcloud_migrate.common import options
 from overcloud_migrate.common import progress
+from overcloud_migrate.common import transport_options
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import inventory
 from overcloud_migrate.plan import model
@@ -109,27 +110,7 @@ class MigrateServer(ReportThenFail, command.Lister):
             help='keep: the same address when the destination has it free '
                  '(needs admin), else a new one; new: a new address; none: '
                  'no floating IPs (default: keep)')
-        move = parser.add_argument_group('moving servers')
-        move.add_argument(
-            '--transport', metavar='<name>', default='glance',
-            help='How images cross: %s (see `openstack overcloud transport '
-                 'list`; default: glance)' % ', '.join(transport_names()))
-        move.add_argument(
-            '--sharedfs-dir', metavar='<directory>',
-            help='sharedfs transport: the staging directory (for example '
-                 'the NFS mount of a DTN export)')
-        move.add_argument(
-            '--ssh-host', metavar='<user@host>',
-            help='ssh transport: the host the image is copied to')
-        move.add_argument(
-            '--ssh-dir', metavar='<directory>',
-            help='ssh transport: the directory on that host')
-        move.add_argument(
-            '--ssh-key', metavar='<file>',
-            help='ssh transport: the identity file (default: ssh\'s own)')
-        move.add_argument(
-            '--ssh-port', metavar='<port>', type=int,
-            help='ssh transport: the port (default: 22)')
+        move = transport_options.add_transport_options(parser)
         move.add_argument(
             '--handoff', metavar='<directory>',
             help='Do not move the servers: leave each one (image, plan and a '
@@ -226,6 +207,7 @@ class MigrateServer(ReportThenFail, command.Lister):
             raise exceptions.CommandError(
                 '--flows, --pcap and --host-capacity go with --order '
                 'dependency.')
+        transport_options.validate(args)
 
     def take_action(self, parsed_args):
         args = parsed_args
@@ -293,31 +275,16 @@ class MigrateServer(ReportThenFail, command.Lister):
 
 
 def run_options(args):
-    transport_options = {}
     handoff_dir = getattr(args, 'handoff', None)
-    if args.transport == 'sharedfs' and (handoff_dir or args.sharedfs_dir):
-        transport_options['directory'] = handoff_dir or args.sharedfs_dir
-    if args.transport == 'ssh':
-        for key, value in (('host', args.ssh_host),
-                           ('directory', handoff_dir or args.ssh_dir),
-                           ('identity_file', args.ssh_key),
-                           ('port', args.ssh_port)):
-            if value is not None:
-                transport_options[key] = value
     return runner.Options(
         dry_run=args.dry_run, floating_ip_mode=args.floating_ip_mode,
-        transport=args.transport, transport_options=transport_options,
+        transport=args.transport,
+        transport_options=transport_options.driver_options(
+            args, timeout=args.timeout, handoff=handoff_dir),
         stop=args.stop, restart_on_failure=not args.keep_source_stopped,
         delete_source=args.delete_source, parallel=args.parallel,
         timeout=args.timeout, servers=not args.network_only,
         handoff=handoff_dir)
-
-
-def transport_names():
-    try:
-        return transport_base.names()
-    except Exception:  # a broken install must not break --help
-        return ['glance']
 
 
 def handoff_names():

@@ -15,11 +15,12 @@ from osc_lib.cli import format_columns
 from osc_lib.command import command
 import stevedore
 
+from overcloud_migrate.common import transport_options
 from overcloud_migrate.transports import base
 
 LOG = logging.getLogger(__name__)
 
-COLUMNS = ('Name', 'Capabilities', 'Available', 'Description')
+COLUMNS = ('Name', 'Capabilities', 'Available', 'Options', 'Description')
 
 
 def _summary(plugin):
@@ -47,8 +48,9 @@ def _available(plugin):
 
 
 def transport_rows():
-    """One ``(name, capabilities, available, description)`` per driver,
-    sorted by name."""
+    """One ``(name, capabilities, available, options, description)`` per
+    driver, sorted by name; ``options`` are its `overcloud migrate`
+    options."""
     failed = []
 
     def on_failure(manager, entrypoint, exc):
@@ -58,10 +60,11 @@ def transport_rows():
         base.NAMESPACE, invoke_on_load=False,
         on_load_failure_callback=on_failure)
     rows = [(ext.name, sorted(getattr(ext.plugin, 'capabilities', ())),
-             _available(ext.plugin), _summary(ext.plugin))
+             _available(ext.plugin), transport_options.option_names(ext.name),
+             _summary(ext.plugin))
             for ext in manager]
-    rows += [(name, [], False, 'Cannot be loaded: %s' % exc)
-             for name, exc in failed]
+    rows += [(name, [], False, transport_options.option_names(name),
+              'Cannot be loaded: %s' % exc) for name, exc in failed]
     return sorted(rows)
 
 
@@ -71,6 +74,7 @@ class ListTransport(command.Lister):
     auth_required = False
 
     def take_action(self, parsed_args):
-        rows = [(name, format_columns.ListColumn(caps), available, summary)
-                for name, caps, available, summary in transport_rows()]
+        rows = [(name, format_columns.ListColumn(caps), available,
+                 format_columns.ListColumn(opts), summary)
+                for name, caps, available, opts, summary in transport_rows()]
         return COLUMNS, rows

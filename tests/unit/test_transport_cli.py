@@ -31,14 +31,23 @@ def test_json_lists_every_driver(monkeypatch):
     code, out = run(monkeypatch, '-f', 'json')
     assert code == 0
     rows = {row['Name']: row for row in json.loads(out)}
-    assert {'glance', 'sharedfs', 'ssh'} <= set(rows)
+    assert {'dtn', 'glance', 'sharedfs', 'ssh'} <= set(rows)
     assert set(rows['glance']) == {'Name', 'Capabilities', 'Available',
-                                   'Description'}
+                                   'Options', 'Description'}
     # real lists, not joined strings
     assert rows['glance']['Capabilities'] == ['streaming']
     assert rows['sharedfs']['Capabilities'] == ['handoff', 'resume',
                                                 'staging']
     assert rows['ssh']['Capabilities'] == ['handoff', 'remote', 'staging']
+    assert rows['dtn']['Capabilities'] == ['remote', 'resume', 'staging',
+                                           'third-party']
+    # each driver's `overcloud migrate` options, as real lists
+    assert rows['glance']['Options'] == []
+    assert rows['sharedfs']['Options'] == ['--sharedfs-dir']
+    assert {'--dtn-source', '--dtn-dest', '--dtn-source-dir',
+            '--dtn-dest-dir', '--dtn-mover'} <= set(rows['dtn']['Options'])
+    assert all(o.startswith('--dtn-') for o in rows['dtn']['Options'])
+    assert rows['dtn']['Available'] is True
     assert rows['sharedfs']['Available'] is True
     assert 'ssh' in rows['ssh']['Description']
     assert all(row['Description'] for row in rows.values())
@@ -56,4 +65,4 @@ def test_ssh_unavailable_without_an_ssh_client(monkeypatch, tmp_path):
 def test_value_format_and_column_selection(monkeypatch):
     code, out = run(monkeypatch, '-f', 'value', '-c', 'Name')
     assert code == 0
-    assert {'glance', 'sharedfs', 'ssh'} <= set(out.split())
+    assert {'dtn', 'glance', 'sharedfs', 'ssh'} <= set(out.split())

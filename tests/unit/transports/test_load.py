@@ -3,13 +3,14 @@
 import pytest
 
 from overcloud_migrate.transports import base
+from overcloud_migrate.transports import dtn
 from overcloud_migrate.transports import glance
 from overcloud_migrate.transports import sharedfs
 from overcloud_migrate.transports import ssh
 
 
 def test_names_lists_the_installed_drivers():
-    assert {'glance', 'sharedfs', 'ssh'} <= set(base.names())
+    assert {'dtn', 'glance', 'sharedfs', 'ssh'} <= set(base.names())
     assert base.names() == sorted(base.names())
 
 
@@ -17,6 +18,7 @@ def test_names_lists_the_installed_drivers():
     ('glance', glance.GlanceTransport),
     ('sharedfs', sharedfs.SharedfsTransport),
     ('ssh', ssh.SshTransport),
+    ('dtn', dtn.DtnTransport),
 ])
 def test_load_returns_the_driver(name, cls):
     driver = base.load(name)
@@ -39,5 +41,5 @@ def test_unknown_name_lists_the_valid_ones():
         base.load('carrier-pigeon')
     message = str(caught.value)
     assert "Unknown transport 'carrier-pigeon'" in message
-    for name in ('glance', 'sharedfs', 'ssh'):
+    for name in ('dtn', 'glance', 'sharedfs', 'ssh'):
         assert name in message

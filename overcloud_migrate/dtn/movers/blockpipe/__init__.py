@@ -1,0 +1,61 @@
+"""The builtin DTN-to-DTN data path: parallel TCP streams over chunk ranges.
+
+A :class:`Receiver` runs inside the destination DTN service; :func:`send`
+runs on the source DTN.  Plain sockets and files, no OpenStack imports.
+
+Modules: :mod:`.wire` (constants, messages, handshake, socket helpers),
+:mod:`.extents` (holes, zero blocks, hashing file ranges), :mod:`.receiver`
+and :mod:`.sender`.  This package exports their public names.
+
+Design, in the order a byte meets it:
+
+* The file is cut into chunks (8 MiB by default).  ``streams`` TCP
+  connections take chunks from one shared queue, so a slow stream never holds
+  up the others.
+* Holes are found with ``SEEK_DATA``/``SEEK_HOLE`` (once for the whole file)
+  and never read; the data extents are read once through a small buffer to
+  find all-zero blocks (128 KiB), which are not sent either, and to hash the
+  rest.  What remains goes out with ``sendfile`` (no copy into Python).
+* Every chunk carries an xxh3_128 of its data, header and segment table.
+  The receiver buffers the chunk, checks the hash and only then writes it,
+  so a bad chunk never touches the disk (or, with ``use_splice``, splices it
+  to the file, checks it there and punches it out again if bad); it answers
+  with a negative acknowledgement and the sender sends that chunk again.
+* The destination is ``<name>.part`` (ftruncated to the full size, so it
+  stays sparse: only data is written) plus ``<name>.part.state``, a small
+  journal of the chunks known good.  A broken connection, or a new
+  :func:`send` after the sender gave up, carries on from that journal: only
+  missing chunks are sent again.
+* On commit the receiver fsyncs, optionally compares a whole-file sha256
+  with the sender's, and renames ``.part`` to the final name: a file under
+  its final name is always complete.
+* Each connection is authenticated before anything else: the receiver sends
+  a random nonce, the sender answers with an HMAC-SHA256 keyed with the
+  shared token (compared in constant time), and the receiver proves the same
+  back.
+
+Wire format (after the handshake): ``b'J' + u32 length + JSON`` for control
+messages and acknowledgements; ``b'C' + u64 index + u32 nseg`` then ``nseg``
+times ``u64 offset + u64 length``, the segment bytes in that order and a
+16-byte xxh3_128 digest (of the segment bytes, then the index/nseg header
+and the segment table) for a chunk.
+"""
+
+
+from overcloud_migrate.dtn.movers.blockpipe.extents import data_extents
+from overcloud_migrate.dtn.movers.blockpipe.extents import data_segments
+from overcloud_migrate.dtn.movers.blockpipe.receiver import Receiver
+from overcloud_migrate.dtn.movers.blockpipe.sender import probe
+from overcloud_migrate.dtn.movers.blockpipe.sender import send
+from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_CHUNK_SIZE
+from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_PORT
+from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_TIMEOUT
+from overcloud_migrate.dtn.movers.blockpipe.wire import Faults
+from overcloud_migrate.dtn.movers.blockpipe.wire import MAX_CHUNK_SIZE
+from overcloud_migrate.dtn.movers.blockpipe.wire import MIN_CHUNK_SIZE
+from overcloud_migrate.dtn.movers.blockpipe.wire import ProtocolError
+from overcloud_migrate.dtn.movers.blockpipe.wire import ZERO_BLOCK
+
+__all__ = ['DEFAULT_CHUNK_SIZE', 'DEFAULT_PORT', 'DEFAULT_TIMEOUT', 'Faults',
+           'MAX_CHUNK_SIZE', 'MIN_CHUNK_SIZE', 'ProtocolError', 'Receiver',
+           'ZERO_BLOCK', 'data_extents', 'data_segments', 'probe', 'send']

@@ -1,0 +1,720 @@
+"""The destination side of the builtin mover: :class:`Receiver`, which the
+destination DTN service runs on its data port."""
+
+import errno
+import fcntl
+import hmac
+import json
+import logging
+import os
+import pathlib
+import secrets
+import selectors
+import socket
+import stat
+import threading
+import time
+import zlib
+
+import xxhash
+
+from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe.wire import (
+    DEFAULT_TIMEOUT,
+    DIGEST_LEN,
+    MAC_LEN,
+    MAGIC,
+    MAX_CHUNK_SIZE,
+    MAX_CONNECTIONS,
+    MAX_STREAMS,
+    MIN_CHUNK_SIZE,
+    NONCE_LEN,
+    ProtocolError,
+    STATE_FLUSH_SECONDS,
+    _CHUNK,
+    _F_GETPIPE_SZ,
+    _F_SETPIPE_SZ,
+    _NoHash,
+    _PIPE_SIZE,
+    _SCRATCH_SIZE,
+    _SEG,
+    _TIMEOUTS,
+    _as_key,
+    _chunk_count,
+    _decode_bitmap,
+    _describe_oserror,
+    _encode_bitmap,
+    _keepalive,
+    _mac,
+    _quiet_close,
+    _recv_exact,
+    _recv_into,
+    _recv_msg,
+    _send_msg,
+    _set_timeouts)
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _hash_file_range,
+    _punch_hole,
+    _sha256_fd)
+
+
+LOG = logging.getLogger(__name__)
+
+
+# -- the receiver -------------------------------------------------------------
+
+
+class _Incoming:
+    """One destination file being written (shared by its connections)."""
+
+    def __init__(self, final, size, chunk_size, identity):
+        self.final = final
+        self.part = final.with_name(final.name + '.part')
+        self.state = final.with_name(final.name + '.part.state')
+        self.size = size
+        self.chunk_size = chunk_size
+        self.identity = identity
+        self.nchunks = _chunk_count(size, chunk_size)
+        self.tid = secrets.token_hex(16)
+        self.lock = threading.Lock()
+        self.refs = 0
+        self.fd = None
+        self.good = bytearray(self.nchunks)
+        self.finished = False     # committed, failed or discarded
+        self.error = None         # why it failed, told to every stream
+        self.closing = False      # last connection gone, state being saved
+        self.last_flush = time.monotonic()
+        self.dirty = False
+
+    def open(self):
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.fd = os.open(self.part, flags, 0o644)
+        st = os.fstat(self.fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', str(self.part))
+        if not self._load_state(st.st_size):
+            self.good = bytearray(self.nchunks)
+            os.ftruncate(self.fd, 0)
+            os.ftruncate(self.fd, self.size)
+            self.flush_state(force=True)
+
+    def _load_state(self, part_size):
+        try:
+            with open(self.state, 'rb') as fh:
+                state = json.loads(fh.read(1 << 24))
+            good = _decode_bitmap(state['good'], self.nchunks)
+        except (OSError, ValueError, KeyError, TypeError, zlib.error,
+                ProtocolError):
+            return False
+        if (state.get('identity') != self.identity
+                or state.get('size') != self.size
+                or state.get('chunk_size') != self.chunk_size
+                or part_size != self.size):
+            return False
+        # Chunks not known good may hold a half write: clear them.
+        for index in range(self.nchunks):
+            if not good[index]:
+                start = index * self.chunk_size
+                length = min(self.chunk_size, self.size - start)
+                if not _punch_hole(self.fd, start, length):
+                    return False
+        self.good = good
+        LOG.info('resuming %s: %d of %d chunks already here',
+                 self.final, sum(good), self.nchunks)
+        return True
+
+    def flush_state(self, force=False):
+        """Record the good chunks (after making their data durable)."""
+        if self.fd is None or self.finished:
+            return
+        now = time.monotonic()
+        if not force and (not self.dirty
+                          or now - self.last_flush < STATE_FLUSH_SECONDS):
+            return
+        os.fdatasync(self.fd)
+        with self.lock:
+            good = bytes(self.good)
+            self.dirty = False
+        body = json.dumps({'v': 1, 'identity': self.identity,
+                           'size': self.size, 'chunk_size': self.chunk_size,
+                           'good': _encode_bitmap(good)}).encode('utf-8')
+        tmp = self.state.with_name(self.state.name + '.tmp')
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.state)
+        self.last_flush = now
+
+    def mark_good(self, index):
+        with self.lock:
+            self.good[index] = 1
+            self.dirty = True
+
+    def missing(self):
+        with self.lock:
+            return self.nchunks - sum(self.good)
+
+    def remove_partial(self):
+        for path in (self.part, self.state,
+                     self.state.with_name(self.state.name + '.tmp')):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def close_fd(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Receiver:
+    """The destination side: a threaded TCP server writing into one tree.
+
+    ``resolve_path(rel) -> pathlib.Path`` confines a sender's relative
+    destination path; anything it raises refuses the transfer before a byte
+    is written.  ``token`` is the secret shared with the senders.
+    """
+
+    def __init__(self, host, port, resolve_path, token, *,
+                 timeout=DEFAULT_TIMEOUT, max_chunk_size=MAX_CHUNK_SIZE,
+                 use_splice=False):
+        self.host = host
+        self._requested_port = port
+        self._resolve_path = resolve_path
+        self._key = _as_key(token)
+        self.timeout = timeout
+        self.max_chunk_size = max_chunk_size
+        # Default: read each chunk into memory, check it, write it (a bad
+        # chunk never touches the file).  use_splice=True: splice(2) socket
+        # -> pipe -> file and check in place (one copy less, but on the
+        # tmpfs test machines it cost more CPU than it saved).
+        self._splice = bool(use_splice) and hasattr(os, 'splice')
+        self._listener = None
+        self._selector = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
+        self._transfers = {}          # tid -> _Incoming
+        self._by_path = {}            # final path -> _Incoming
+        self._conns = set()
+        self._workers = set()
+
+    @property
+    def port(self):
+        if self._listener is None:
+            return self._requested_port
+        return self._listener.getsockname()[1]
+
+    def start(self):
+        infos = socket.getaddrinfo(self.host, self._requested_port,
+                                   type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, socktype, proto, _, addr = infos[0]
+        listener = socket.socket(family, socktype, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(addr)
+            listener.listen(64)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._accept_loop,
+                                         name='blockpipe-accept', daemon=True)
+        self._thread.start()
+        LOG.info('builtin mover data port listening on %s:%d',
+                 self.host, self.port)
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._listener is not None:
+            self._selector.close()
+            self._listener.close()
+        with self._lock:
+            conns = list(self._conns)
+            workers = list(self._workers)
+        for conn in conns:
+            _quiet_close(conn)
+        for worker in workers:
+            worker.join(timeout=10)
+        with self._lock:
+            transfers = list(self._transfers.values())
+        for incoming in transfers:
+            self._close_incoming(incoming)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept_loop(self):
+        while not self._stopping.is_set():
+            if not self._selector.select(timeout=0.2):
+                continue
+            try:
+                conn, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                LOG.warning('accept failed: %s', exc)
+                continue
+            with self._lock:
+                busy = len(self._conns) >= MAX_CONNECTIONS
+            if busy:
+                LOG.warning('refused a connection from %s: %d connections '
+                            'open already', peer[0], MAX_CONNECTIONS)
+                conn.close()
+                continue
+            worker = threading.Thread(target=self._serve, args=(conn, peer),
+                                      name='blockpipe-conn', daemon=True)
+            with self._lock:
+                self._conns.add(conn)
+                self._workers.add(worker)
+            worker.start()
+
+    # One connection ------------------------------------------------------
+
+    def _serve(self, conn, peer):
+        try:
+            _set_timeouts(conn, self.timeout)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(conn)
+            if not self._authenticate(conn, peer):
+                return
+            request = _recv_msg(conn)
+            if request is None:
+                return
+            op = request.get('op')
+            if op == 'open':
+                self._control(conn, request)
+            elif op == 'data':
+                self._data(conn, request)
+            elif op == 'ping':
+                _send_msg(conn, {'ok': True})
+            else:
+                _send_msg(conn, {'error': 'unknown operation %r' % (op,)})
+        except (OSError, EOFError, ValueError, ProtocolError) as exc:
+            if not self._stopping.is_set():
+                LOG.info('connection from %s ended: %s', peer[0], exc)
+        except Exception:
+            LOG.exception('connection from %s failed', peer[0])
+        finally:
+            _quiet_close(conn)
+            with self._lock:
+                self._conns.discard(conn)
+                self._workers.discard(threading.current_thread())
+
+    def _authenticate(self, conn, peer):
+        server_nonce = secrets.token_bytes(NONCE_LEN)
+        conn.sendall(MAGIC + server_nonce)
+        client_nonce = _recv_exact(conn, NONCE_LEN)
+        client_mac = _recv_exact(conn, MAC_LEN)
+        expected = _mac(self._key, b'client', server_nonce, client_nonce)
+        if not hmac.compare_digest(expected, client_mac):
+            LOG.warning('refused a data connection from %s: bad token',
+                        peer[0])
+            conn.sendall(b'N')
+            return False
+        conn.sendall(b'Y' + _mac(self._key, b'server', server_nonce,
+                                 client_nonce))
+        return True
+
+    def _control(self, conn, request):
+        try:
+            incoming = self._open_incoming(request)
+        except base.MoverError as exc:
+            _send_msg(conn, {'error': str(exc)})
+            return
+        try:
+            _send_msg(conn, {'ok': True, 'tid': incoming.tid,
+                             'good': _encode_bitmap(incoming.good)})
+            while True:
+                msg = self._recv_idle(conn)
+                if msg is None:
+                    return
+                op = msg.get('op')
+                if op == 'commit':
+                    reply = self._commit(incoming, msg.get('sha256'))
+                    _send_msg(conn, reply)
+                    if reply.get('ok'):
+                        return
+                elif op == 'abort':
+                    if msg.get('discard'):
+                        self._discard(incoming)
+                    _send_msg(conn, {'ok': True})
+                    return
+                elif op == 'good':
+                    with incoming.lock:
+                        _send_msg(conn, {'good': _encode_bitmap(incoming.good)})
+                else:
+                    _send_msg(conn, {'error': 'unknown operation %r' % (op,)})
+        finally:
+            self._release(incoming)
+
+    def _recv_idle(self, conn):
+        """Next control message; a silent sender is fine while it sends data."""
+        while True:
+            try:
+                return _recv_msg(conn)
+            except _TIMEOUTS:
+                if self._stopping.is_set():
+                    return None
+
+    def _open_incoming(self, request):
+        rel = request.get('path')
+        size = request.get('size')
+        chunk_size = request.get('chunk_size')
+        identity = request.get('identity')
+        if not isinstance(rel, str) or not rel:
+            raise base.MoverError('the request names no destination path')
+        if not isinstance(size, int) or size < 0:
+            raise base.MoverError('bad size %r for %s' % (size, rel))
+        if (not isinstance(chunk_size, int)
+                or not MIN_CHUNK_SIZE <= chunk_size <= self.max_chunk_size):
+            raise base.MoverError(
+                'chunk size %r for %s is outside %d..%d bytes'
+                % (chunk_size, rel, MIN_CHUNK_SIZE, self.max_chunk_size))
+        if not isinstance(identity, str):
+            raise base.MoverError('the request for %s has no identity' % rel)
+        try:
+            final = pathlib.Path(self._resolve_path(rel))
+        except Exception as exc:
+            LOG.warning('refused destination path %r: %s', rel, exc)
+            raise base.MoverError('destination path %s refused: %s'
+                                  % (rel, exc)) from None
+        if not final.name or final.is_dir():
+            raise base.MoverError('destination %s is a directory' % rel)
+        with self._lock:
+            # A transfer whose connections just went away saves its journal
+            # first: wait for it, so a resume sees every good chunk.
+            deadline = time.monotonic() + self.timeout
+            while (final in self._by_path and self._by_path[final].closing
+                   and time.monotonic() < deadline):
+                self._closed.wait(0.5)
+            incoming = self._by_path.get(final)
+            if incoming is not None and incoming.closing:
+                raise base.MoverError('destination %s is still being closed'
+                                      % rel)
+            if incoming is not None and not incoming.finished:
+                if (incoming.identity != identity or incoming.size != size
+                        or incoming.chunk_size != chunk_size):
+                    raise base.MoverError(
+                        'destination %s is busy with another transfer' % rel)
+                incoming.refs += 1
+                return incoming
+            incoming = _Incoming(final, size, chunk_size, identity)
+            try:
+                incoming.open()
+            except OSError as exc:
+                incoming.close_fd()
+                raise base.MoverError('cannot create %s: %s' % (
+                    incoming.part, _describe_oserror(exc))) from None
+            incoming.refs = 1
+            self._transfers[incoming.tid] = incoming
+            self._by_path[final] = incoming
+            return incoming
+
+    def _attach(self, tid):
+        with self._lock:
+            incoming = self._transfers.get(tid)
+            if incoming is None or incoming.finished or incoming.closing:
+                return None
+            if incoming.refs > MAX_STREAMS:
+                return None
+            incoming.refs += 1
+            return incoming
+
+    def _release(self, incoming):
+        with self._lock:
+            incoming.refs -= 1
+            if incoming.refs > 0:
+                return
+            incoming.closing = True
+        try:
+            self._close_incoming(incoming)
+        finally:
+            with self._lock:
+                self._transfers.pop(incoming.tid, None)
+                if self._by_path.get(incoming.final) is incoming:
+                    del self._by_path[incoming.final]
+                self._closed.notify_all()
+
+    def _close_incoming(self, incoming):
+        try:
+            incoming.flush_state(force=True)
+        except OSError as exc:
+            LOG.warning('cannot record progress of %s: %s', incoming.part,
+                        _describe_oserror(exc))
+        incoming.close_fd()
+
+    def _discard(self, incoming):
+        with incoming.lock:
+            incoming.finished = True
+        incoming.remove_partial()
+
+    def _fail(self, incoming, message):
+        """A write failed for good (disk full, ...): drop the partial file."""
+        LOG.error('%s', message)
+        with incoming.lock:
+            already = incoming.finished
+            incoming.finished = True
+            if incoming.error is None:
+                incoming.error = message
+        if not already:
+            incoming.remove_partial()
+
+    def _commit(self, incoming, want_sha256):
+        missing = incoming.missing()
+        if missing:
+            return {'error': '%s is incomplete: %d chunks missing'
+                    % (incoming.final, missing)}
+        with incoming.lock:
+            if incoming.finished:
+                return {'error': incoming.error or 'transfer of %s was '
+                        'abandoned' % incoming.final}
+        try:
+            os.fsync(incoming.fd)
+            digest = None
+            if want_sha256:
+                digest = _sha256_fd(incoming.fd, incoming.size)
+                if digest != want_sha256:
+                    self._fail(incoming, 'sha256 mismatch on %s' % incoming.final)
+                    return {'error': 'sha256 of %s does not match the source '
+                            '(got %s, expected %s); partial file removed'
+                            % (incoming.final, digest, want_sha256)}
+            os.replace(incoming.part, incoming.final)
+            with incoming.lock:
+                incoming.finished = True
+            try:
+                os.unlink(incoming.state)
+            except FileNotFoundError:
+                pass
+            dir_fd = os.open(incoming.final.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            return {'error': 'cannot complete %s: %s'
+                    % (incoming.final, _describe_oserror(exc))}
+        LOG.info('received %s (%d bytes)', incoming.final, incoming.size)
+        return {'ok': True, 'sha256': digest}
+
+    def _data(self, conn, request):
+        incoming = self._attach(request.get('tid'))
+        if incoming is None:
+            _send_msg(conn, {'error': 'unknown or finished transfer'})
+            return
+        link = _Link(self._splice, incoming.chunk_size,
+                     chunk_hash=request.get('chunk_hash', True) is not False)
+        try:
+            with incoming.lock:
+                _send_msg(conn, {'ok': True,
+                                 'good': _encode_bitmap(incoming.good)})
+            head = bytearray(_CHUNK.size)
+            while True:
+                try:
+                    kind = conn.recv(1)
+                except _TIMEOUTS:
+                    if self._stopping.is_set():
+                        return
+                    continue      # an idle stream waits for work: fine
+                if not kind:
+                    return
+                if kind != b'C':
+                    raise ProtocolError('expected a chunk, got %r' % kind)
+                _recv_into(conn, memoryview(head))
+                if not self._receive_chunk(conn, incoming, head, link):
+                    return
+        finally:
+            link.close()
+            self._release(incoming)
+
+    def _receive_chunk(self, conn, incoming, head, link):
+        index, nseg = _CHUNK.unpack(head)
+        if index >= incoming.nchunks:
+            raise ProtocolError('chunk %d beyond the end of %s'
+                                % (index, incoming.final))
+        start = index * incoming.chunk_size
+        end = min(start + incoming.chunk_size, incoming.size)
+        if nseg > (end - start) // _SEG.size + 1:
+            raise ProtocolError('chunk %d has %d segments' % (index, nseg))
+        table = _recv_exact(conn, nseg * _SEG.size)
+        segments = []
+        last = start
+        for i in range(nseg):
+            offset, length = _SEG.unpack_from(table, i * _SEG.size)
+            if offset < last or length <= 0 or offset + length > end:
+                raise ProtocolError('chunk %d of %s has a bad segment table'
+                                    % (index, incoming.final))
+            last = offset + length
+            segments.append((offset, length))
+        with incoming.lock:
+            if incoming.finished:
+                _send_msg(conn, {'ack': index, 'ok': False, 'fatal': True,
+                                 'error': incoming.error or 'transfer of %s '
+                                 'was abandoned' % incoming.final})
+                return False
+        # The digest covers the data, then the header and segment table.
+        hasher = xxhash.xxh3_128() if link.chunk_hash else _NoHash()
+        tail = bytes(head) + table
+        try:
+            if link.pipe is not None and segments:
+                ok = self._splice_chunk(conn, incoming, segments, hasher,
+                                        tail, link)
+                if ok is None:                 # no splice here after all
+                    ok = self._recv_chunk(conn, incoming, segments, hasher,
+                                          tail, link)
+            else:
+                ok = self._recv_chunk(conn, incoming, segments, hasher, tail,
+                                      link)
+        except _WriteError as exc:
+            self._fail(incoming, 'cannot write %s: %s; partial file removed'
+                       % (incoming.part, _describe_oserror(exc.cause)))
+            _send_msg(conn, {'ack': index, 'ok': False, 'fatal': True,
+                             'error': incoming.error})
+            return False
+        if not ok:
+            LOG.warning('chunk %d of %s arrived damaged; asking again',
+                        index, incoming.final)
+            with incoming.lock:
+                incoming.good[index] = 0
+            _send_msg(conn, {'ack': index, 'ok': False,
+                             'error': 'checksum mismatch'})
+            return True
+        incoming.mark_good(index)
+        _send_msg(conn, {'ack': index, 'ok': True})
+        try:
+            incoming.flush_state()
+        except OSError as exc:
+            LOG.warning('cannot record progress of %s: %s', incoming.part,
+                        _describe_oserror(exc))
+        return True
+
+    def _recv_chunk(self, conn, incoming, segments, hasher, tail, link):
+        """Read the chunk into memory, check it, then write it."""
+        view = link.buffer()
+        parts = []
+        pos = 0
+        for offset, length in segments:
+            part = view[pos:pos + length]
+            _recv_into(conn, part)
+            hasher.update(part)
+            parts.append((offset, part))
+            pos += length
+        digest = _recv_exact(conn, DIGEST_LEN)
+        hasher.update(tail)
+        if not hmac.compare_digest(digest, hasher.digest()):
+            return False
+        try:
+            for offset, part in parts:
+                done = 0
+                while done < len(part):
+                    done += os.pwrite(incoming.fd, part[done:], offset + done)
+        except OSError as exc:
+            raise _WriteError(exc) from None
+        return True
+
+    def _splice_chunk(self, conn, incoming, segments, hasher, tail, link):
+        """Move the chunk socket -> pipe -> file, then check it in place.
+
+        One copy less than reading it into memory.  A damaged chunk is
+        punched out again (the file reads zeros there, as before).  Returns
+        None when this socket cannot splice (nothing consumed yet).
+        """
+        sock_fd = conn.fileno()
+        r, w = link.pipe
+        first = True
+        for offset, length in segments:
+            pos = offset
+            left = length
+            while left:
+                try:
+                    n = os.splice(sock_fd, w, min(left, link.pipe_size))
+                except OSError as exc:
+                    if first and exc.errno in (errno.EINVAL, errno.ENOSYS):
+                        link.close()
+                        return None
+                    raise
+                first = False
+                if not n:
+                    raise EOFError('connection closed in the middle of a chunk')
+                while n:
+                    try:
+                        m = os.splice(r, incoming.fd, n, offset_dst=pos)
+                    except OSError as exc:
+                        raise _WriteError(exc) from None
+                    n -= m
+                    pos += m
+                    left -= m
+        digest = _recv_exact(conn, DIGEST_LEN)
+        for offset, length in segments if link.chunk_hash else ():
+            _hash_file_range(hasher, incoming.fd, offset, length,
+                             link.scratch())
+        hasher.update(tail)
+        if hmac.compare_digest(digest, hasher.digest()):
+            return True
+        for offset, length in segments:
+            if not _punch_hole(incoming.fd, offset, length):
+                try:
+                    os.pwrite(incoming.fd, bytes(length), offset)
+                except OSError as exc:
+                    raise _WriteError(exc) from None
+        return False
+
+
+class _WriteError(Exception):
+    def __init__(self, cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Link:
+    """Per-connection receive resources: a pipe for splice, or a buffer."""
+
+    def __init__(self, use_splice, chunk_size, chunk_hash=True):
+        self.chunk_size = chunk_size
+        self.chunk_hash = chunk_hash
+        self.pipe = None
+        self.pipe_size = 0
+        self._buffer = None
+        self._scratch = None
+        if use_splice:
+            self.pipe = os.pipe2(os.O_CLOEXEC)
+            try:
+                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_SETPIPE_SZ,
+                                             _PIPE_SIZE)
+            except OSError:
+                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_GETPIPE_SZ)
+
+    def scratch(self):
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(_SCRATCH_SIZE))
+        return self._scratch
+
+    def buffer(self):
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(self.chunk_size))
+        return self._buffer
+
+    def close(self):
+        if self.pipe is not None:
+            for fd in self.pipe:
+                os.close(fd)
+            self.pipe = None

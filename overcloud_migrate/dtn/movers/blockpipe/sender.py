@@ -1,0 +1,635 @@
+"""The source side of the builtin mover: :func:`send` (parallel streams over
+a shared chunk queue) and :func:`probe`."""
+
+import collections
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
+import stat
+import threading
+import time
+
+import xxhash
+
+from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe.wire import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_TIMEOUT,
+    Faults,
+    MAC_LEN,
+    MAGIC,
+    MAX_CHUNK_SIZE,
+    MAX_STREAMS,
+    MIN_CHUNK_SIZE,
+    NONCE_LEN,
+    ProtocolError,
+    WINDOW,
+    _CHUNK,
+    _LinkBroken,
+    _NoHash,
+    _READ_SIZE,
+    _SEG,
+    _TIMEOUTS,
+    _as_key,
+    _chunk_count,
+    _decode_bitmap,
+    _describe_oserror,
+    _keepalive,
+    _mac,
+    _quiet_close,
+    _recv_exact,
+    _recv_msg,
+    _send_msg,
+    _set_timeouts)
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    data_extents,
+    data_segments)
+
+
+LOG = logging.getLogger(__name__)
+
+
+# -- the sender ---------------------------------------------------------------
+
+
+def _connect(host, port, key, timeout):
+    """An authenticated connection to a :class:`Receiver`."""
+    where = '%s:%s' % (host, port)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise base.MoverUnavailable('cannot reach the data port %s: %s'
+                                    % (where, _describe_oserror(exc))) from None
+    try:
+        _set_timeouts(sock, timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keepalive(sock)
+        banner = _recv_exact(sock, len(MAGIC) + NONCE_LEN)
+        if banner[:len(MAGIC)] != MAGIC:
+            raise base.MoverUnavailable(
+                '%s is not a builtin mover data port' % where)
+        server_nonce = banner[len(MAGIC):]
+        client_nonce = secrets.token_bytes(NONCE_LEN)
+        sock.sendall(client_nonce + _mac(key, b'client', server_nonce,
+                                         client_nonce))
+        verdict = _recv_exact(sock, 1)
+        if verdict != b'Y':
+            raise base.MoverError('the data port %s refused our token' % where)
+        proof = _recv_exact(sock, MAC_LEN)
+        if not hmac.compare_digest(
+                proof, _mac(key, b'server', server_nonce, client_nonce)):
+            raise base.MoverError('the data port %s does not know our token'
+                                  % where)
+        return sock
+    except (OSError, EOFError) as exc:
+        sock.close()
+        raise base.MoverError('handshake with %s failed: %s' % (where, exc)) \
+            from None
+    except BaseException:
+        sock.close()
+        raise
+
+
+def probe(host, port, token=None, timeout=10.0):
+    """Check that a data port answers (and accepts ``token`` if given)."""
+    if token is None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                banner = _recv_exact(sock, len(MAGIC) + NONCE_LEN)
+        except (OSError, EOFError) as exc:
+            raise base.MoverUnavailable('cannot reach the data port %s:%s: %s'
+                                        % (host, port, exc)) from None
+        if banner[:len(MAGIC)] != MAGIC:
+            raise base.MoverUnavailable('%s:%s is not a builtin mover data '
+                                        'port' % (host, port))
+        return
+    sock = _connect(host, port, _as_key(token), timeout)
+    try:
+        _send_msg(sock, {'op': 'ping'})
+        reply = _recv_msg(sock)
+    except (OSError, EOFError) as exc:
+        raise base.MoverUnavailable('data port %s:%s: %s'
+                                    % (host, port, exc)) from None
+    finally:
+        sock.close()
+    if not reply or not reply.get('ok'):
+        raise base.MoverUnavailable('data port %s:%s answered %r'
+                                    % (host, port, reply))
+
+
+class _Stream:
+    """One data connection and its acknowledgement reader."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = {}
+        self.window = threading.Semaphore(WINDOW)
+        self.broken = threading.Event()
+        self.error = None
+        self.reader = None
+
+
+class _Sender:
+
+    def __init__(self, source_path, host, port, dest_path, key, streams,
+                 chunk_size, verify_sha256, progress, cancel, timeout,
+                 retries, keep_partial, faults, chunk_hash=True):
+        self.source_path = str(source_path)
+        self.host = host
+        self.port = port
+        self.dest_path = dest_path
+        self.key = key
+        self.streams = max(1, min(int(streams), MAX_STREAMS))
+        self.chunk_size = chunk_size
+        self.verify_sha256 = verify_sha256
+        self.progress = progress
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.timeout = timeout
+        self.retries = retries
+        self.keep_partial = keep_partial
+        self.faults = faults or Faults()
+        self.chunk_hash = chunk_hash
+        self._corrupt = set(self.faults.corrupt_chunks)
+        self._break = set(self.faults.break_chunks)
+        self.where = '%s:%s' % (host, port)
+        self.cv = threading.Condition()
+        self.queue = collections.deque()
+        self.done = None
+        self.remaining = 0
+        self.logical_done = 0
+        self.acks = 0
+        self.attempts = collections.Counter()
+        self.error = None
+        self.stopped = False
+        self.wire = 0
+        self.live = set()
+        self.tid = None
+        self._local = threading.local()
+
+    # -- bookkeeping (all under self.cv) --------------------------------
+
+    def _chunk_len(self, index):
+        return min(self.chunk_size, self.size - index * self.chunk_size)
+
+    def _mark_done(self, index, report=True):
+        if self.done[index]:
+            return
+        self.done[index] = 1
+        self.remaining -= 1
+        self.logical_done += self._chunk_len(index)
+        if report and self.progress is not None:
+            self.progress(self.logical_done)
+
+    def _requeue(self, index):
+        if not self.done[index]:
+            self.queue.appendleft(index)
+
+    def _fail(self, exc):
+        with self.cv:
+            if self.error is None:
+                self.error = exc
+            self.stopped = True
+            self.cv.notify_all()
+            live = list(self.live)
+        for stream in live:
+            stream.broken.set()
+            _quiet_close(stream.sock)
+
+    def _next(self, stream):
+        """Next chunk index for ``stream``; None when there is nothing left."""
+        with self.cv:
+            while True:
+                if self.stopped or self.remaining == 0:
+                    return None
+                if stream.broken.is_set():
+                    raise _LinkBroken()
+                while self.queue:
+                    index = self.queue.popleft()
+                    if not self.done[index]:
+                        return index
+                self.cv.wait(0.1)
+                if self.cancel.is_set():
+                    self.stopped = True
+                    self.cv.notify_all()
+
+    # -- the transfer -----------------------------------------------------
+
+    def run(self):
+        try:
+            fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise base.MoverError('cannot open %s: %s' % (
+                self.source_path, _describe_oserror(exc))) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise base.MoverError('%s is not a regular file'
+                                      % self.source_path)
+            self.size = st.st_size
+            self.mtime = st.st_mtime_ns
+            self.fd = fd
+            self.extents = data_extents(fd, self.size)
+            return self._run()
+        finally:
+            os.close(fd)
+
+    def _identity(self):
+        text = '%s|%d|%d|%d' % (os.path.abspath(self.source_path), self.size,
+                                self.mtime, self.chunk_size)
+        return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+    def _run(self):
+        started = time.monotonic()
+        nchunks = _chunk_count(self.size, self.chunk_size)
+        control = _connect(self.host, self.port, self.key, self.timeout)
+        self.control = control
+        try:
+            _send_msg(control, {'op': 'open', 'path': self.dest_path,
+                                'size': self.size,
+                                'chunk_size': self.chunk_size,
+                                'identity': self._identity()})
+            reply = _recv_msg(control)
+            if reply is None or not reply.get('ok'):
+                raise base.MoverError('%s refused %s: %s' % (
+                    self.where, self.dest_path,
+                    (reply or {}).get('error', 'connection closed')))
+            self.tid = reply['tid']
+            good = _decode_bitmap(reply['good'], nchunks)
+            self.done = bytearray(nchunks)
+            self.remaining = nchunks
+            with self.cv:
+                for index in range(nchunks):
+                    if good[index]:
+                        self._mark_done(index, report=False)
+                    else:
+                        self.queue.append(index)
+                if self.logical_done and self.progress is not None:
+                    self.progress(self.logical_done)
+            hasher = None
+            if self.verify_sha256:
+                hasher = _BackgroundSha256(self.source_path, self.size)
+            try:
+                self._move()
+                if self.cancel.is_set():
+                    self._abort()
+                    raise base.TransferCancelled(
+                        'transfer of %s to %s:%s was cancelled'
+                        % (self.source_path, self.where, self.dest_path))
+                if self.error is not None:
+                    raise self.error
+                digest = hasher.result() if hasher else None
+            finally:
+                if hasher is not None:
+                    hasher.stop()
+            self._check_unchanged()
+            self._commit(digest)
+            return base.TransferResult(
+                bytes=self.size, bytes_on_wire=self.wire,
+                seconds=time.monotonic() - started, sha256=digest)
+        except (OSError, EOFError) as exc:
+            raise base.MoverError('transfer of %s to %s:%s failed: %s' % (
+                self.source_path, self.where, self.dest_path, exc)) from None
+        finally:
+            _quiet_close(control)
+
+    def _move(self):
+        if self.remaining == 0:
+            return
+        workers = [threading.Thread(target=self._worker, daemon=True,
+                                    name='blockpipe-send-%d' % i)
+                   for i in range(min(self.streams, self.remaining))]
+        for worker in workers:
+            worker.start()
+        with self.cv:
+            while self.remaining and not self.stopped:
+                self.cv.wait(0.1)
+                if self.cancel.is_set():
+                    self.stopped = True
+                    self.cv.notify_all()
+            live = list(self.live) if self.stopped else []
+        for stream in live:
+            stream.broken.set()
+            _quiet_close(stream.sock)
+        for worker in workers:
+            worker.join()
+
+    def _worker(self):
+        failures = 0
+        while True:
+            with self.cv:
+                if self.stopped or self.remaining == 0:
+                    return
+            try:
+                stream = self._attach()
+            except base.MoverError as exc:
+                failures += 1
+                if failures > self.retries:
+                    self._fail(exc)
+                    return
+                self.cancel.wait(min(0.1 * failures, 1.0))
+                continue
+            acked_before = self.acks
+            try:
+                self._pump(stream)
+                self._close_stream(stream, graceful=True)
+                return
+            except _LinkBroken:
+                pass
+            except OSError as exc:
+                stream.error = stream.error or exc
+            self._close_stream(stream, graceful=False)
+            if self.acks > acked_before:
+                failures = 0
+            failures += 1
+            if failures > self.retries:
+                self._fail(base.MoverError(
+                    'connection to %s for %s lost %d times, last: %s'
+                    % (self.where, self.dest_path, failures,
+                       stream.error or 'connection closed')))
+                return
+            LOG.info('stream to %s broke (%s); reconnecting', self.where,
+                     stream.error or 'connection closed')
+
+    def _attach(self):
+        sock = _connect(self.host, self.port, self.key, self.timeout)
+        try:
+            _send_msg(sock, {'op': 'data', 'tid': self.tid,
+                             'chunk_hash': self.chunk_hash})
+            reply = _recv_msg(sock)
+            if reply is None or not reply.get('ok'):
+                raise base.MoverError('%s refused a stream for %s: %s' % (
+                    self.where, self.dest_path,
+                    (reply or {}).get('error', 'connection closed')))
+            good = _decode_bitmap(reply['good'], len(self.done))
+        except (OSError, EOFError) as exc:
+            _quiet_close(sock)
+            raise base.MoverError('stream to %s failed: %s'
+                                  % (self.where, exc)) from None
+        except BaseException:
+            _quiet_close(sock)
+            raise
+        stream = _Stream(sock)
+        with self.cv:
+            # Chunks that landed although their acknowledgement was lost.
+            for index in range(len(good)):
+                if good[index] and not self.done[index]:
+                    self._mark_done(index)
+            self.live.add(stream)
+            self.cv.notify_all()
+        stream.reader = threading.Thread(target=self._read_acks,
+                                         args=(stream,), daemon=True,
+                                         name='blockpipe-acks')
+        stream.reader.start()
+        return stream
+
+    def _close_stream(self, stream, graceful):
+        if graceful:
+            try:
+                stream.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        else:
+            stream.broken.set()
+            if stream.sock.fileno() != -1:
+                # Let the reader collect what the receiver still acknowledges.
+                try:
+                    stream.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        stream.reader.join()
+        _quiet_close(stream.sock)
+        with self.cv:
+            self.live.discard(stream)
+            for index in list(stream.pending):
+                self._requeue(index)
+            stream.pending.clear()
+            self.cv.notify_all()
+
+    def _read_acks(self, stream):
+        try:
+            while True:
+                try:
+                    msg = _recv_msg(stream.sock)
+                except _TIMEOUTS:
+                    with self.cv:
+                        idle = not stream.pending
+                    if idle and not stream.broken.is_set():
+                        continue
+                    raise
+                if msg is None:
+                    return
+                self._on_ack(stream, msg)
+        except (OSError, EOFError, ValueError, ProtocolError) as exc:
+            if stream.error is None:
+                stream.error = exc
+        finally:
+            stream.broken.set()
+            stream.window.release(WINDOW)
+            with self.cv:
+                self.cv.notify_all()
+
+    def _on_ack(self, stream, msg):
+        index = msg.get('ack')
+        if not isinstance(index, int) or index not in stream.pending:
+            raise ProtocolError('unexpected acknowledgement %r' % (msg,))
+        stop = False
+        exc = None
+        with self.cv:
+            del stream.pending[index]
+            if msg.get('ok'):
+                self._mark_done(index)
+                self.acks += 1
+                limit = self.faults.stop_after_acks
+                stop = limit is not None and self.acks >= limit
+            elif msg.get('fatal'):
+                exc = base.MoverError('%s: %s' % (self.where, msg.get('error')))
+            else:
+                self.attempts[index] += 1
+                if self.attempts[index] > self.retries:
+                    exc = base.MoverError(
+                        'chunk %d of %s arrived damaged at %s %d times: %s'
+                        % (index, self.source_path, self.where,
+                           self.attempts[index], msg.get('error')))
+                else:
+                    LOG.info('resending chunk %d of %s: %s', index,
+                             self.source_path, msg.get('error'))
+                    self._requeue(index)
+            self.cv.notify_all()
+        stream.window.release()
+        if stop:
+            self._fail(base.MoverError(
+                'connection to %s lost (injected fault after %d chunks)'
+                % (self.where, self.acks)))
+        elif exc is not None:
+            self._fail(exc)
+
+    def _pump(self, stream):
+        while True:
+            index = self._next(stream)
+            if index is None:
+                return
+            while not stream.window.acquire(timeout=0.1):
+                if stream.broken.is_set() or self.stopped:
+                    break
+            with self.cv:
+                if stream.broken.is_set() or self.stopped:
+                    self._requeue(index)
+                    self.cv.notify_all()
+                    raise _LinkBroken()
+                stream.pending[index] = True
+            self._send_chunk(stream, index)
+
+    def _send_chunk(self, stream, index):
+        start = index * self.chunk_size
+        end = start + self._chunk_len(index)
+        buffer = getattr(self._local, 'buffer', None)
+        if buffer is None:
+            buffer = self._local.buffer = bytearray(_READ_SIZE)
+        if self.chunk_hash:
+            hasher = xxhash.xxh3_128()
+            segments = data_segments(self.fd, start, end, hasher=hasher,
+                                     buffer=buffer, extents=self.extents)
+        else:
+            hasher = _NoHash()
+            segments = data_segments(self.fd, start, end, buffer=buffer,
+                                     probe=True, extents=self.extents)
+        head = _CHUNK.pack(index, len(segments))
+        table = b''.join(_SEG.pack(off, length) for off, length in segments)
+        hasher.update(head)
+        hasher.update(table)
+        digest = hasher.digest()
+        sock = stream.sock
+        sock.sendall(b'C' + head + table)
+        corrupt = index in self._corrupt and segments
+        broken = index in self._break and segments
+        self._corrupt.discard(index)
+        self._break.discard(index)
+        for n, (off, length) in enumerate(segments):
+            if broken:
+                sent = sock.send(os.pread(self.fd, max(1, length // 2), off))
+                self._count(sent)
+                raise _LinkBroken()
+            if corrupt and n == 0:
+                data = bytearray(os.pread(self.fd, length, off))
+                data[0] ^= 0xFF
+                sock.sendall(data)
+                sent = length
+            else:
+                sent = self._sendfile(sock, off, length)
+            self._count(sent)
+        sock.sendall(digest)
+
+    def _sendfile(self, sock, offset, length):
+        sent = 0
+        while sent < length:
+            try:
+                n = os.sendfile(sock.fileno(), self.fd, offset + sent,
+                                length - sent)
+            except BlockingIOError:
+                raise socket.timeout('send timed out after %ss'
+                                     % self.timeout) from None
+            if n == 0:
+                raise EOFError('connection closed while sending')
+            sent += n
+        return sent
+
+    def _count(self, n):
+        with self.cv:
+            self.wire += n
+
+    def _check_unchanged(self):
+        st = os.stat(self.source_path)
+        if st.st_size != self.size or st.st_mtime_ns != self.mtime:
+            raise base.MoverError('%s changed while it was being sent'
+                                  % self.source_path)
+
+    def _commit(self, digest):
+        # Hashing a big file on the receiver takes a while.
+        _set_timeouts(self.control, max(self.timeout, self.size / 100e6))
+        _send_msg(self.control, {'op': 'commit', 'sha256': digest})
+        reply = _recv_msg(self.control)
+        if reply is None or not reply.get('ok'):
+            raise base.MoverError('%s could not complete %s: %s' % (
+                self.where, self.dest_path,
+                (reply or {}).get('error', 'connection closed')))
+        if digest is not None and reply.get('sha256') != digest:
+            raise base.MoverError('sha256 of %s on %s does not match the '
+                                  'source' % (self.dest_path, self.where))
+
+    def _abort(self):
+        try:
+            _send_msg(self.control, {'op': 'abort',
+                                     'discard': not self.keep_partial})
+            _recv_msg(self.control)
+        except (OSError, EOFError, ProtocolError, ValueError):
+            pass
+
+
+class _BackgroundSha256:
+    """The source's sha256, computed while the chunks travel."""
+
+    def __init__(self, path, size):
+        self._path = path
+        self._size = size
+        self._stop = threading.Event()
+        self._digest = None
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='blockpipe-sha256')
+        self._thread.start()
+
+    def _run(self):
+        try:
+            digest = hashlib.sha256()
+            with open(self._path, 'rb', buffering=0) as fh:
+                buf = bytearray(4 * 1024 * 1024)
+                view = memoryview(buf)
+                while not self._stop.is_set():
+                    n = fh.readinto(buf)
+                    if not n:
+                        break
+                    digest.update(view[:n])
+            self._digest = digest.hexdigest()
+        except OSError as exc:
+            self._error = exc
+
+    def stop(self):
+        self._stop.set()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise base.MoverError('cannot hash %s: %s' % (
+                self._path, _describe_oserror(self._error)))
+        return self._digest
+
+
+def send(source_path, host, port, dest_path, token, streams=4,
+         chunk_size=DEFAULT_CHUNK_SIZE, verify_sha256=False, progress=None,
+         cancel=None, *, timeout=DEFAULT_TIMEOUT, retries=3,
+         keep_partial=True, chunk_hash=True, faults=None):
+    """Send one file to the :class:`Receiver` at ``host:port``.
+
+    ``dest_path`` is relative to the receiver's tree.  ``progress(bytes)`` is
+    called with the logical bytes done so far (from sender threads; keep it
+    quick).  Setting ``cancel`` stops the transfer and raises
+    :class:`~overcloud_migrate.dtn.movers.base.TransferCancelled`; the
+    receiver keeps ``<dest>.part`` for a later resume unless
+    ``keep_partial`` is false.  Each chunk is retried ``retries`` times and
+    each stream reconnects ``retries`` times in a row before the transfer
+    fails.  ``chunk_hash=False`` drops the per-chunk xxh3 (TCP checksums
+    only; the sender then reads just a probe of each block to find zeros):
+    for CPU-starved hosts, and to measure what the hash costs.  ``faults``
+    is for tests only (see :class:`Faults`).
+    """
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError('chunk_size must be within %d..%d bytes'
+                         % (MIN_CHUNK_SIZE, MAX_CHUNK_SIZE))
+    sender = _Sender(source_path, host, port, dest_path, _as_key(token),
+                     streams, chunk_size, verify_sha256, progress, cancel,
+                     timeout, retries, keep_partial, faults,
+                     chunk_hash=chunk_hash)
+    return sender.run()

@@ -1,0 +1,404 @@
+"""``dtn``: stage on the source DTN, cross DTN to DTN, upload at the other end.
+
+The seed's data path. Each site's DTN exports a directory that the host
+running the migration mounts (NFS in the seed; on one machine, a plain
+directory):
+
+#. the source Glance download is staged in the source DTN's directory
+   exactly as the ``sharedfs`` driver does it (``<ID>.part`` resumed with
+   ``Range``, checked against the source size and sha512, renamed to
+   ``<ID>.img``);
+#. the source DTN service is asked (``POST /v1/transfers``) to move that
+   file to the destination DTN's directory with its mover (``gridftp``: a
+   third-party GridFTP transfer; ``builtin``: its own data path), and the
+   transfer is followed until it ends; a transfer still running from an
+   interrupted run is waited for instead of being started again, and a
+   file that already arrived is not sent again;
+#. the arrived file is streamed into the destination Glance and hashed on
+   the way: if it is not the staged bytes, the upload is cut short, the
+   arrived copy is deleted and :class:`~.base.HashMismatch` raised (the
+   migration then sends the image again);
+#. after a verified upload both files are removed (unless ``keep``).
+
+The DTN services are reached only through :mod:`overcloud_migrate.dtn.client`.
+Tokens are read from files (or the environment) when a client is made;
+the driver's options, which the migration journal records, hold only the
+file names.
+"""
+
+import logging
+import os
+import posixpath
+import tempfile
+import time
+
+from overcloud_migrate.dtn import client as dtn_client
+from overcloud_migrate.transports import base
+from overcloud_migrate.transports import sharedfs
+from overcloud_migrate.transports import streams
+
+LOG = logging.getLogger(__name__)
+
+#: the environment variable the ``overcloud dtn`` commands read too
+TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
+_ACTIVE = ('queued', 'running')
+_PROBE_PREFIX = '.overcloud-migrate-probe-'
+#: the staged file must be readable by the DTN's GridFTP server, which
+#: often runs as another user (``nobody`` for anonymous ftp://)
+_STAGED_MODE = 0o644
+
+
+def _lower_first(text):
+    """A message to go after a colon: no final stop, "The" -> "the" (but
+    "DTN" stays)."""
+    text = str(text).rstrip('.')
+    if text[1:2].islower():
+        text = text[:1].lower() + text[1:]
+    return text
+
+
+def _inside(path, root):
+    root = root.rstrip('/') or '/'
+    return path == root or path.startswith(root + '/')
+
+
+class _Side:
+    """One site: its DTN service, node name and directory."""
+
+    def __init__(self, label, endpoint, token_file, directory, path):
+        self.label = label               # 'source' or 'destination'
+        self.endpoint = endpoint
+        self.token_file = token_file
+        self.directory = directory        # as mounted here
+        self.path = path or directory     # as the DTN sees it
+        self.node = None
+
+    def token(self):
+        if self.token_file:
+            try:
+                with open(self.token_file, encoding='utf-8') as handle:
+                    token = handle.readline().strip()
+            except OSError as exc:
+                raise base.PreflightError(
+                    'Cannot read the token file %s of the %s DTN: %s.'
+                    % (self.token_file, self.label, exc.strerror or exc))
+            if not token:
+                raise base.PreflightError('The token file %s of the %s DTN '
+                                          'is empty.' % (self.token_file,
+                                                         self.label))
+            return token
+        return os.environ.get(TOKEN_ENV) or None
+
+    def client(self, timeout):
+        try:
+            return dtn_client.DTNClient(self.endpoint, token=self.token(),
+                                        timeout=timeout)
+        except dtn_client.DTNClientError as exc:
+            raise base.PreflightError('Cannot use the %s DTN: %s.'
+                                      % (self.label, _lower_first(exc)))
+
+
+class DtnTransport(base.Transport):
+    """Stage on the source DTN, transfer DTN to DTN, upload from the destination DTN."""
+
+    name = 'dtn'
+    capabilities = frozenset({'staging', 'resume', 'remote', 'third-party'})
+
+    def __init__(self, source_endpoint=None, dest_endpoint=None,
+                 source_dir=None, dest_dir=None, source_path=None,
+                 dest_path=None, source_token_file=None,
+                 dest_token_file=None, source_node=None, dest_node=None,
+                 mover=None, streams=None, keep=False, transfer_timeout=3600,
+                 request_timeout=30.0, poll_interval=1.0, probe=True,
+                 **options):
+        super().__init__(
+            source_endpoint=source_endpoint, dest_endpoint=dest_endpoint,
+            source_dir=source_dir, dest_dir=dest_dir,
+            source_path=source_path, dest_path=dest_path,
+            source_token_file=source_token_file,
+            dest_token_file=dest_token_file, source_node=source_node,
+            dest_node=dest_node, mover=mover, streams=streams, keep=keep,
+            transfer_timeout=transfer_timeout,
+            request_timeout=request_timeout, poll_interval=poll_interval,
+            probe=probe, **options)
+        self.source = _Side('source', source_endpoint, source_token_file,
+                            source_dir, source_path)
+        self.dest = _Side('destination', dest_endpoint, dest_token_file,
+                          dest_dir, dest_path)
+        self.source.node = source_node
+        self.dest.node = dest_node
+        self.mover = mover
+        self.streams = int(streams) if streams else None
+        self.keep = bool(keep)
+        self.transfer_timeout = float(transfer_timeout)
+        self.request_timeout = float(request_timeout)
+        self.poll_interval = float(poll_interval)
+        self.probe = bool(probe)
+
+    @classmethod
+    def available(cls):
+        """Needs only HTTP to the DTN services and two mounted directories."""
+        return True
+
+    # --- preflight ---
+
+    def _validate(self):
+        missing = [what for what, value in (
+            ('the URL of the source DTN service', self.source.endpoint),
+            ('the URL of the destination DTN service', self.dest.endpoint),
+            ('the source DTN directory', self.source.directory),
+            ('the destination DTN directory', self.dest.directory))
+            if not value]
+        if missing:
+            raise base.PreflightError('The dtn transport needs %s (not '
+                                      'given).' % ', '.join(missing))
+        for side in (self.source, self.dest):
+            if not posixpath.isabs(side.path):
+                raise base.PreflightError(
+                    'The %s DTN directory %r is not an absolute path.'
+                    % (side.label, side.path))
+        if self.streams is not None and not 1 <= self.streams <= 64:
+            raise base.PreflightError('The number of DTN streams must be '
+                                      'from 1 to 64, not %d.' % self.streams)
+
+    def check(self, size=None):
+        """Both DTN services answer and accept their token, both
+        directories are writable here, the source DTN knows the destination
+        node and has the mover, there is room for the image, and (unless
+        ``probe`` is off) a few bytes really cross from one directory to
+        the other through the DTNs."""
+        self._validate()
+        for side in (self.source, self.dest):
+            sharedfs.check_directory(side.directory,
+                                     '%s DTN directory' % side.label, '')
+        self._discover()
+        if size is not None:
+            self._check_space(size)
+        if self.probe:
+            self._probe()
+
+    def _info(self, side):
+        try:
+            return side.client(self.request_timeout).info()
+        except dtn_client.DTNClientError as exc:
+            raise base.PreflightError('Cannot use the %s DTN: %s.'
+                                      % (side.label, _lower_first(exc)))
+
+    def _discover(self):
+        """Node names, the mover and the registry, from the services."""
+        src_info = self._info(self.source)
+        dst_info = self._info(self.dest)
+        for side, info in ((self.source, src_info), (self.dest, dst_info)):
+            if not side.node:
+                side.node = info.get('local_node')
+            if not side.node:
+                raise base.PreflightError(
+                    'The %s DTN service at %s does not say which node it is '
+                    'and none was given.' % (side.label, side.endpoint))
+        movers = src_info.get('movers') or []
+        if self.mover and self.mover not in movers:
+            raise base.PreflightError(
+                "The source DTN service at %s has no mover '%s' (it has: %s)."
+                % (self.source.endpoint, self.mover,
+                   ', '.join(movers) or 'none'))
+        client = self.source.client(self.request_timeout)
+        for side in (self.source, self.dest):
+            try:
+                node = client.node(side.node)
+            except dtn_client.DTNClientError as exc:
+                if exc.status == 404:
+                    raise base.PreflightError(
+                        "The source DTN service at %s does not know the %s "
+                        "DTN node '%s'; register it there with `openstack "
+                        "overcloud dtn node add`." % (
+                            self.source.endpoint, side.label, side.node))
+                raise base.PreflightError('Cannot use the source DTN: %s.'
+                                          % _lower_first(exc))
+            exports = (node.get('exports') or {}).values()
+            if not any(_inside(side.path, root) for root in exports):
+                raise base.PreflightError(
+                    "The %s DTN directory %s is outside the exports of node "
+                    "'%s' (%s)." % (side.label, side.path, side.node,
+                                    ', '.join(sorted(exports)) or 'none'))
+
+    def _check_space(self, size):
+        src = os.stat(self.source.directory).st_dev
+        dst = os.stat(self.dest.directory).st_dev
+        needs = {self.source.directory: size}
+        if src == dst:   # both copies on one file system (one machine)
+            needs[self.source.directory] = 2 * size
+        else:
+            needs[self.dest.directory] = size
+        for directory, needed in needs.items():
+            free = sharedfs._free_bytes(directory)
+            if needed > free:
+                raise base.PreflightError(
+                    'The DTN directory %s has %d bytes free; %d are needed.'
+                    % (directory, free, needed))
+
+    def _probe(self):
+        """Send a small file through the DTNs; it must come out in the
+        destination directory. Proves the mover and the directory mapping."""
+        data = os.urandom(4096)
+        fd, local = tempfile.mkstemp(prefix=_PROBE_PREFIX,
+                                     dir=self.source.directory)
+        name = os.path.basename(local)
+        arrived = os.path.join(self.dest.directory, name)
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                handle.write(data)
+            os.chmod(local, _STAGED_MODE)
+            try:
+                self._run_transfer(name, len(data), None,
+                                   timeout=max(self.request_timeout, 120))
+            except base.TransportError as exc:
+                raise base.PreflightError(
+                    'A probe transfer through the DTNs failed: %s'
+                    % _lower_first(exc) + '.')
+            try:
+                with open(arrived, 'rb') as handle:
+                    same = handle.read() == data
+            except FileNotFoundError:
+                same = None
+            if same is None:
+                raise base.PreflightError(
+                    'A probe file sent to %s on DTN node %s did not appear '
+                    'in %s here: the destination directory and its path on '
+                    'the DTN must be the same directory (remove %s there).'
+                    % (self.dest.path, self.dest.node, self.dest.directory,
+                       name))
+            if not same:
+                raise base.PreflightError(
+                    'A probe file sent through the DTNs arrived in %s with '
+                    'other bytes than were sent.' % self.dest.directory)
+        finally:
+            for path in (local, arrived):
+                _remove(path)
+
+    # --- transfer ---
+
+    def transfer(self, source, dest, progress):
+        self._validate()
+        if not (self.source.node and self.dest.node):
+            self._discover()
+        start = time.monotonic()
+        stager = sharedfs.SharedfsTransport(directory=self.source.directory,
+                                            keep=True)
+        staged, sha512, count = stager.stage(source, progress)
+        os.chmod(staged, _STAGED_MODE)
+        name = os.path.basename(staged)
+        arrived = os.path.join(self.dest.directory, name)
+        self._cross(source, name, arrived, count, progress)
+        try:
+            with open(arrived, 'rb') as data:
+                chunks = streams.VerifiedChunks(
+                    data.read, sha512, 'image %s at the destination DTN (%s)'
+                    % (source.id, arrived), count, progress)
+                streams.upload(dest, chunks)
+        except base.HashMismatch:
+            # The DTN copy is bad; the staged one was checked against the
+            # source, so the next attempt only crosses again.
+            _remove(arrived)
+            raise
+        except OSError as exc:
+            raise base.TransportError('Reading image %s from %s failed: %s.'
+                                      % (source.id, arrived,
+                                         exc.strerror or exc))
+        if not self.keep:
+            _remove(arrived)
+            _remove(staged)
+        return base.Result(count, time.monotonic() - start, sha512)
+
+    def _cross(self, source, name, arrived, count, progress):
+        """Make ``arrived`` a copy of the staged file, through the DTNs."""
+        try:
+            size = os.path.getsize(arrived)
+        except FileNotFoundError:
+            size = None
+        if size == count:
+            LOG.info('Image %s already arrived at the destination DTN (%s); '
+                     'not sending it again.', source.id, arrived)
+            return
+        if size is not None:
+            LOG.info('Discarding %s (%d of %d bytes) from an earlier run.',
+                     arrived, size, count)
+            _remove(arrived)
+        try:
+            self._run_transfer(name, count, progress,
+                               timeout=self.transfer_timeout)
+        except base.TransportError as exc:
+            raise base.TransportError('Moving image %s between the DTNs '
+                                      'failed: %s' % (source.id,
+                                                      _lower_first(exc)) + '.')
+        try:
+            size = os.path.getsize(arrived)
+        except FileNotFoundError:
+            size = None
+        if size != count:
+            raise base.TransportError(
+                'The DTN transfer of image %s ended, but %s holds %s of %d '
+                'bytes.' % (source.id, arrived,
+                            'none' if size is None else size, count))
+
+    def _run_transfer(self, name, count, progress, timeout):
+        """Start (or find) the DTN transfer of ``name`` and wait for it."""
+        src_path = posixpath.join(self.source.path, name)
+        dst_path = posixpath.join(self.dest.path, name)
+        client = self.source.client(self.request_timeout)
+        try:
+            row = self._running(client, src_path, dst_path)
+            if row is None:
+                row = client.start_transfer(
+                    {'node': self.source.node, 'path': src_path},
+                    {'node': self.dest.node, 'path': dst_path},
+                    mover=self.mover, streams=self.streams)
+            LOG.info('DTN transfer %s: %s:%s -> %s:%s (mover %s)', row['id'],
+                     self.source.node, src_path, self.dest.node, dst_path,
+                     row.get('mover'))
+
+            def report(current):
+                if progress is not None:
+                    progress(current.get('bytes_done') or 0, count)
+
+            try:
+                done = client.wait_transfer(row['id'], timeout=timeout,
+                                            interval=self.poll_interval,
+                                            progress=report)
+            except dtn_client.WaitTimeout:
+                self._cancel(client, row['id'])
+                raise
+        except dtn_client.DTNClientError as exc:
+            raise base.TransportError(
+                'DTN %s to DTN %s (through %s): %s'
+                % (self.source.node, self.dest.node, self.source.endpoint,
+                   _lower_first(exc)))
+        LOG.info('DTN transfer %s done: %s bytes at %s MB/s', done['id'],
+                 done.get('bytes_done'), done.get('avg_mb_per_s'))
+        return done
+
+    def _running(self, client, src_path, dst_path):
+        """A transfer of the same file still under way (an earlier run)."""
+        for row in client.transfers():
+            if row.get('state') in _ACTIVE and row.get('source') == {
+                    'node': self.source.node, 'path': src_path} and \
+                    row.get('dest') == {'node': self.dest.node,
+                                        'path': dst_path}:
+                LOG.info('Waiting for DTN transfer %s started by an earlier '
+                         'run.', row['id'])
+                return row
+        return None
+
+    @staticmethod
+    def _cancel(client, transfer_id):
+        try:
+            client.cancel_transfer(transfer_id)
+        except dtn_client.DTNClientError as exc:
+            LOG.warning('Could not cancel DTN transfer %s: %s', transfer_id,
+                        exc)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
