@@ -294,7 +294,7 @@ class DtnTransport(base.Transport):
                 chunks = streams.VerifiedChunks(
                     data.read, sha512, 'image %s at the destination DTN (%s)'
                     % (source.id, arrived), count, progress)
-                streams.upload(dest, chunks)
+                streams.upload(dest, chunks, count)
         except base.HashMismatch:
             # The DTN copy is bad; the staged one was checked against the
             # source, so the next attempt only crosses again.

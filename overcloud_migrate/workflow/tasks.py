@@ -446,7 +446,7 @@ class UploadImage(Phase):
                     % (snapshot.id, item.name), item.size)
                 fault('during:upload')
                 streams.upload(transport_base.ImageRef(ctx.dest, image.id),
-                               chunks)
+                               chunks, item.size)
             image = ctx.dest.image.wait_for_status(
                 ctx.dest.image.get_image(image.id), 'active',
                 failures=['killed', 'deleted'], wait=ctx.timeout)
