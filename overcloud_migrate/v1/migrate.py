@@ -54,6 +54,10 @@ class MigrateServer(ReportThenFail, command.Lister):
     creates nothing: every resource made at the destination carries its
     source ID and is found again.
 
+    With --order dependency the servers move in waves of servers that talk
+    to each other; --pin-hosts also boots each one on the destination host
+    the planner placed its group on (admin).
+
     With --dry-run nothing is changed and the rows say what would be done.
     """
 

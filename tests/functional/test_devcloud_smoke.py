@@ -92,11 +92,11 @@ def _network_world(conn, cleanup, cidr, prefix):
     return net, subnet, router, group
 
 
-def _boot(conn, cleanup, name, port):
+def _boot(conn, cleanup, name, port, **extra):
     server = conn.compute.create_server(
         name=name, flavor_id=conn.compute.find_flavor('m1.tiny').id,
         image_id=conn.image.find_image(bootstrap.IMAGE_NAME).id,
-        networks=[{'port': port.id}])
+        networks=[{'port': port.id}], **extra)
     cleanup(lambda: conn.compute.wait_for_delete(
         conn.compute.delete_server(server) or server, wait=WAIT))
     return server
@@ -192,6 +192,18 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
     cleanup(lambda: conn.network.delete_port(port, ignore_missing=True))
     server = _boot(conn, cleanup, 'restart-server', port)
     server = conn.compute.wait_for_server(server, wait=WAIT)
+    # One more on devcloud-b's second compute host: its node identity and
+    # disk files must survive the restart too.
+    conn_b = openstack.connect(cloud='devcloud-b')
+    second = layout_mod.compute_hosts('devcloud-b')[1]
+    net_b, _subnet_b, _router_b, _group_b = _network_world(
+        conn_b, cleanup, '10.79.1.0/24', 'restart-b')
+    port_b = conn_b.network.create_port(network_id=net_b.id,
+                                        name='restart-b-port')
+    cleanup(lambda: conn_b.network.delete_port(port_b, ignore_missing=True))
+    server_b = _boot(conn_b, cleanup, 'restart-b-server', port_b, host=second)
+    server_b = conn_b.compute.wait_for_server(server_b, wait=WAIT)
+    assert server_b.compute_host == second
 
     assert devcloud.up() == 'running'  # a second call does nothing
     pids = {row['service']: row['pid'] for row in devcloud.status()}
@@ -204,11 +216,13 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
     assert all(row['pid'] != pids[row['service']]
                for row in devcloud.status())
 
-    conn = openstack.connect(cloud='devcloud-a')
-    server = conn.compute.get_server(server.id)
-    assert server.status == 'ACTIVE' and server.power_state == 1
-    conn.compute.stop_server(server)  # the restarted driver knows it
-    conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT)
+    for cloud, server_id in (('devcloud-a', server.id),
+                             ('devcloud-b', server_b.id)):
+        fresh = openstack.connect(cloud=cloud)
+        found = fresh.compute.get_server(server_id)
+        assert found.status == 'ACTIVE' and found.power_state == 1
+        fresh.compute.stop_server(found)  # the restarted driver knows it
+        fresh.compute.wait_for_server(found, status='SHUTOFF', wait=WAIT)
 
 
 def test_devcloud_b_has_two_compute_hosts_each_bootable(devcloud, cleanup):
