@@ -168,3 +168,14 @@ def test_pin_hosts_needs_admin_at_the_destination(project, tmp_path):
     assert '--pin-hosts needs the admin role at the destination' in err
     assert 'Traceback' not in err
     nothing_created(openstack.connect(cloud='devcloud-b'))
+
+
+def test_pin_hosts_needs_an_order_to_take_hosts_from(devcloud, tmp_path):
+    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    code, _out, err = run(journal, 'migrate', 'ph-web', '--dest-cloud',
+                          'devcloud-b', '--pin-hosts')
+    assert code != 0
+    assert '--pin-hosts goes with --order dependency' in err
+    code, _out, err = run(journal, 'migrate', 'ph-web', '--dest-cloud',
+                          'devcloud-b', '--pin-hosts', '--no-pin-hosts')
+    assert code != 0 and 'not allowed with argument' in err
