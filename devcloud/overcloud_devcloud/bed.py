@@ -72,12 +72,13 @@ class Bed:
         return self.pid(service) is not None
 
     def _compute_states(self, cloud):
-        """{binary: 'up'|'down'} of the Nova RPC services of ``cloud``."""
+        """{(binary, host): 'up'|'down'} of the Nova RPC services of
+        ``cloud``."""
         try:
             secrets = credentials.load_or_create(self.layout)
             conn = bootstrap.connect(self.layout, secrets, cloud)
-            return {svc.binary: svc.state for svc in conn.compute.services()
-                    if svc.host == '%s-compute' % cloud}
+            return {(svc.binary, svc.host): svc.state
+                    for svc in conn.compute.services()}
         except Exception:  # the API may be down: then nothing answers
             return {}
 
@@ -89,8 +90,8 @@ class Bed:
             if service.health == 'process' and pid is not None:
                 if service.cloud not in states:
                     states[service.cloud] = self._compute_states(service.cloud)
-                binary = service.name.split('/', 1)[1]
-                ok = states[service.cloud].get(binary) == 'up'
+                ok = states[service.cloud].get(
+                    (service.binary, service.host)) == 'up'
             else:
                 ok = pid is not None and self.answers(service)
             rows.append({
@@ -236,8 +237,11 @@ class Bed:
         conn = bootstrap.connect(layout, secrets, cloud)
         bootstrap.wait_for_compute(conn, cloud, lambda: self._check_alive(
             self.cloud_services(cloud)), since)
+        # Map new compute hosts into cell1: every host on a cold start, and
+        # on a warm one any host added since (a bed made by an older
+        # devcloud with fewer computes).
+        bootstrap.discover_new_hosts(layout, cloud)
         if cold:
-            bootstrap.discover_hosts(layout, cloud)
             self.progress('devcloud: creating flavors, network and image in '
                           '%s' % cloud)
             bootstrap.create_resources(layout, secrets, cloud)

@@ -167,26 +167,33 @@ def register_identity(layout, secrets, cloud):
 
 
 def wait_for_compute(conn, cloud, still_running, since, timeout=120):
-    """Wait until nova-compute of ``cloud`` has reported in since ``since``.
+    """Wait until every nova-compute of ``cloud`` has reported in since
+    ``since``.
 
     A heartbeat newer than ``since`` (a naive UTC datetime taken before the
-    process started) proves the restarted service consumes its RPC queue:
+    processes started) proves a restarted service consumes its RPC queue:
     its 'up' state alone may be left from before a restart, and a request
-    cast to it then is lost with the broker's non-durable queues.
+    cast to it then is lost with the broker's non-durable queues.  Each
+    compute host of the cloud (:func:`layout.compute_hosts`) must report.
     ``still_running()`` raises when a process of the cloud has died.
     """
-    host = '%s-compute' % cloud
+    hosts = set(layout_mod.compute_hosts(cloud))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         still_running()
-        for svc in conn.compute.services():
-            if (svc.binary == 'nova-compute' and svc.host == host
-                    and svc.state == 'up' and svc.updated_at
-                    and _utc(svc.updated_at) >= since):
-                return
+        fresh = {svc.host for svc in conn.compute.services()
+                 if svc.binary == 'nova-compute' and svc.host in hosts
+                 and svc.state == 'up' and svc.updated_at
+                 and _utc(svc.updated_at) >= since}
+        if fresh == hosts:
+            return
+        if time.monotonic() >= deadline:
+            break
         time.sleep(1)
-    raise process.ProcessError('nova-compute of %s did not register as up '
-                               'within %d s' % (cloud, timeout))
+    raise process.ProcessError(
+        'nova-compute of %s did not register as up within %d s (no fresh '
+        'heartbeat from %s)' % (cloud, timeout,
+                                ', '.join(sorted(hosts - fresh))))
 
 
 def _utc(text):
@@ -198,6 +205,24 @@ def discover_hosts(layout, cloud):
     _run(layout, cloud, 'nova-manage', [
         layout.bin_dir / 'nova-manage', '--config-file',
         layout.etc(cloud, 'nova') / 'nova.conf', 'cell_v2', 'discover_hosts'])
+
+
+def discover_new_hosts(layout, cloud):
+    """Map the compute hosts of ``cloud`` into cell1 unless done before.
+
+    The hosts mapped are recorded in ``<cloud>/discovered-hosts``, so a
+    warm start runs ``nova-manage`` (a few seconds of CPU) only when a
+    compute host was added since.
+    """
+    record = layout.cloud_dir(cloud) / 'discovered-hosts'
+    wanted = sorted(layout_mod.compute_hosts(cloud))
+    try:
+        if record.read_text().split() == wanted:
+            return
+    except FileNotFoundError:
+        pass
+    discover_hosts(layout, cloud)
+    record.write_text('\n'.join(wanted) + '\n')
 
 
 def create_resources(layout, secrets, cloud):

@@ -115,17 +115,26 @@ def placement(layout, secrets, cloud):
     }
 
 
-def nova(layout, secrets, cloud, compute=False):
-    """nova.conf; ``compute=True`` gives nova-compute's (no database)."""
+def nova(layout, secrets, cloud, compute=False, host=None):
+    """nova.conf; ``compute=True`` gives nova-compute's (no database).
+
+    ``host`` is the compute host (default: the cloud's first); each compute
+    host has its own state_path (node identity), instances_path, locks and
+    log.  The other Nova services run as the first host.
+    """
+    first = layout_mod.compute_hosts(cloud)[0]
+    host = host or first
+    state = layout.compute_state_dir(cloud, host)
     # nova-conductor and nova-scheduler override this with --log-file.
     common = _common(layout, cloud,
-                     'nova-compute' if compute else 'nova-api')
+                     layout_mod.compute_service(cloud, host) if compute
+                     else 'nova-api')
     common.update({
         'transport_url': transport_url(layout, secrets, cloud),
-        'host': '%s-compute' % cloud,
+        'host': host,
         'my_ip': layout_mod.HOST,
-        'state_path': str(layout.cloud_dir(cloud) / 'nova'),
-        'instances_path': str(layout.instances_dir(cloud)),
+        'state_path': str(state),
+        'instances_path': str(layout.instances_dir(cloud, host)),
         'compute_driver': 'devcloud.DevcloudDriver',
         'allow_resize_to_same_host': True,
         'vif_plugging_is_fatal': False,
@@ -143,8 +152,7 @@ def nova(layout, secrets, cloud, compute=False):
         'placement': _auth_section(layout, secrets, cloud, 'placement'),
         'glance': {'region_name': 'RegionOne'},
         'neutron': _auth_section(layout, secrets, cloud, 'neutron'),
-        'oslo_concurrency': {
-            'lock_path': str(layout.cloud_dir(cloud) / 'nova' / 'locks')},
+        'oslo_concurrency': {'lock_path': str(state / 'locks')},
         'conductor': {'workers': 1},
         'scheduler': {'workers': 1},
         'wsgi': {'api_paste_config': str(layout.etc(cloud, 'nova') /
@@ -241,8 +249,12 @@ def write_cloud(layout, secrets, cloud):
     _write(etc(cloud, 'placement') / 'placement.conf',
            placement(layout, secrets, cloud))
     _write(etc(cloud, 'nova') / 'nova.conf', nova(layout, secrets, cloud))
-    _write(etc(cloud, 'nova') / 'nova-compute.conf',
-           nova(layout, secrets, cloud, compute=True))
+    for host in layout_mod.compute_hosts(cloud):
+        _write(layout.compute_conf(cloud, host),
+               nova(layout, secrets, cloud, compute=True, host=host))
+        for path in (layout.compute_state_dir(cloud, host) / 'locks',
+                     layout.instances_dir(cloud, host)):
+            path.mkdir(parents=True, exist_ok=True)
     _write(etc(cloud, 'neutron') / 'neutron.conf',
            neutron(layout, secrets, cloud))
     _write(etc(cloud, 'neutron') / 'plugins' / 'ml2' / 'ml2_conf.ini',

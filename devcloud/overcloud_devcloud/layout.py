@@ -22,8 +22,30 @@ CLOUDS = ('devcloud-a', 'devcloud-b')
 # API services of one cloud, in start order, with their offset from the
 # cloud's first port.
 API_SERVICES = ('keystone', 'glance', 'placement', 'nova-api', 'neutron')
-# Services of one cloud that listen on no port.
-RPC_SERVICES = ('nova-conductor', 'nova-scheduler', 'nova-compute')
+# Services of one cloud that listen on no port (nova-compute runs once per
+# compute host, see COMPUTE_HOSTS).
+RPC_SERVICES = ('nova-conductor', 'nova-scheduler')
+# Nova compute hosts (``[DEFAULT] host``) of each cloud.  devcloud-b has two,
+# so that placement on a chosen destination host can be tested.  The first
+# host of a cloud keeps the paths a one-compute bed used.
+COMPUTE_HOSTS = {
+    'devcloud-a': ('devcloud-a-compute',),
+    'devcloud-b': ('devcloud-b-compute', 'devcloud-b-compute-2'),
+}
+
+
+def compute_hosts(cloud):
+    """Nova compute host names of ``cloud``, the first one first."""
+    return COMPUTE_HOSTS[cloud]
+
+
+def compute_service(cloud, host):
+    """Bed service name of the nova-compute of ``host``.
+
+    'devcloud-b-compute' -> 'nova-compute',
+    'devcloud-b-compute-2' -> 'nova-compute-2'.
+    """
+    return 'nova-' + host[len(cloud) + 1:]
 
 
 def default_home():
@@ -132,12 +154,44 @@ class Layout:
     def etc(self, cloud, service=''):
         return self.cloud_dir(cloud) / 'etc' / service
 
-    def instances_dir(self, cloud):
-        """Nova's instances_path: one disk file per server."""
-        return self.cloud_dir(cloud) / 'instances'
+    def compute_dir(self, cloud, host):
+        """Private directory of one compute host (not the first one)."""
+        return self.cloud_dir(cloud) / 'computes' / host
 
-    def server_disk(self, cloud, server_id):
-        return self.instances_dir(cloud) / ('%s.disk' % server_id)
+    def compute_state_dir(self, cloud, host):
+        """``state_path`` of a nova-compute: its node identity (compute_id).
+
+        Each compute host has its own, so no two share a node UUID.
+        """
+        if host == compute_hosts(cloud)[0]:
+            return self.cloud_dir(cloud) / 'nova'
+        return self.compute_dir(cloud, host) / 'nova'
+
+    def instances_dir(self, cloud, host=None):
+        """Nova's instances_path of ``host``: one disk file per server."""
+        if host is None or host == compute_hosts(cloud)[0]:
+            return self.cloud_dir(cloud) / 'instances'
+        return self.compute_dir(cloud, host) / 'instances'
+
+    def compute_conf(self, cloud, host):
+        """nova-compute's configuration file for ``host``."""
+        if host == compute_hosts(cloud)[0]:
+            name = 'nova-compute.conf'
+        else:
+            name = '%s.conf' % compute_service(cloud, host)
+        return self.etc(cloud, 'nova') / name
+
+    def server_disk(self, cloud, server_id, host=None):
+        """Disk file of a server; without ``host``, on whichever compute
+        host of ``cloud`` holds it (the first host's path if none does)."""
+        name = '%s.disk' % server_id
+        if host is not None:
+            return self.instances_dir(cloud, host) / name
+        for candidate in compute_hosts(cloud):
+            path = self.instances_dir(cloud, candidate) / name
+            if path.exists():
+                return path
+        return self.instances_dir(cloud) / name
 
     def pidfile(self, name):
         return self.run_dir / ('%s.pid' % name)

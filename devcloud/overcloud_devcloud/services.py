@@ -40,6 +40,8 @@ class Service:
     port: int = None     # None for services that listen on nothing
     cloud: str = None
     health: str = 'http'  # 'http', 'tcp' or 'process'
+    binary: str = None   # Nova RPC services: the binary Nova reports
+    host: str = None     # Nova RPC services: the host Nova reports
 
     @property
     def slug(self):
@@ -94,22 +96,30 @@ def api_service(layout, cloud, service):
 
 
 def rpc_service(layout, cloud, service):
-    nova_etc = layout.etc(cloud, 'nova')
-    if service == 'nova-compute':
-        # The launcher makes the test-bed driver importable as nova.virt.*.
-        argv = [sys.executable, '-m', 'overcloud_devcloud.compute',
-                '--config-file', nova_etc / 'nova-compute.conf']
-    else:
-        argv = [layout.bin_dir / service, '--config-file',
-                nova_etc / 'nova.conf',
-                '--log-file', layout.logfile('%s-%s' % (cloud, service))]
+    """nova-conductor or nova-scheduler of ``cloud``."""
+    argv = [layout.bin_dir / service, '--config-file',
+            layout.etc(cloud, 'nova') / 'nova.conf',
+            '--log-file', layout.logfile('%s-%s' % (cloud, service))]
     return Service('%s/%s' % (cloud, service), argv, _base_env(), None,
-                   cloud, health='process')
+                   cloud, health='process', binary=service,
+                   host=layout_mod.compute_hosts(cloud)[0])
+
+
+def compute_service(layout, cloud, host):
+    """The nova-compute of compute host ``host`` of ``cloud``."""
+    # The launcher makes the test-bed driver importable as nova.virt.*.
+    argv = [sys.executable, '-m', 'overcloud_devcloud.compute',
+            '--config-file', layout.compute_conf(cloud, host)]
+    return Service('%s/%s' % (cloud, layout_mod.compute_service(cloud, host)),
+                   argv, _base_env(), None, cloud, health='process',
+                   binary='nova-compute', host=host)
 
 
 def cloud_services(layout, cloud):
     return ([api_service(layout, cloud, s) for s in layout_mod.API_SERVICES]
-            + [rpc_service(layout, cloud, s) for s in layout_mod.RPC_SERVICES])
+            + [rpc_service(layout, cloud, s) for s in layout_mod.RPC_SERVICES]
+            + [compute_service(layout, cloud, h)
+               for h in layout_mod.compute_hosts(cloud)])
 
 
 def mariadb_service(layout):

@@ -7,6 +7,8 @@ Used by ``overcloud dependency show`` and ``overcloud migrate --order
 dependency``.
 """
 
+import dataclasses
+
 from overcloud_migrate.planner import capacity
 from overcloud_migrate.planner import inputs
 from overcloud_migrate.planner import model
@@ -90,8 +92,56 @@ def source_inventory(conn, wanted=(), topology_needed=False):
     return inventory
 
 
-def placement_hosts(conn):
-    """Free capacity of the destination's compute nodes (admin)."""
+@dataclasses.dataclass(frozen=True)
+class ComputeHost:
+    """A Nova compute host of the destination, as ``--pin-hosts`` needs it.
+
+    ``name`` is the compute service's host (what ``openstack server create
+    --host`` and ``OS-EXT-SRV-ATTR:host`` use); ``nodes`` are its
+    hypervisor host names, which are also its Placement resource provider
+    names.
+    """
+
+    name: str
+    state: str = 'up'          # 'up' or 'down'
+    status: str = 'enabled'    # 'enabled' or 'disabled'
+    nodes: tuple = ()
+
+
+def compute_hosts(conn):
+    """``{host: ComputeHost}`` of the destination's nova-compute services
+    (admin)."""
+    nodes = {}
+    for hypervisor in conn.compute.hypervisors(details=True):
+        service = hypervisor.service_details or {}
+        host = service.get('host')
+        if host:
+            nodes.setdefault(host, []).append(hypervisor.name)
+    found = {}
+    for service in conn.compute.services():
+        if service.binary != 'nova-compute':
+            continue
+        found[service.host] = ComputeHost(
+            service.host, service.state or 'down',
+            service.status or 'enabled',
+            tuple(sorted(nodes.get(service.host, ()))))
+    return found
+
+
+def node_host_names(hosts):
+    """``{node: host}`` for compute hosts with exactly one node.
+
+    The planner's hosts come from Placement, named by node; a host that
+    runs one node (libvirt, the usual case) is renamed to its compute
+    host, the name a server is pinned to.  Nodes of multi-node hosts
+    (ironic) keep their names.
+    """
+    return {h.nodes[0]: h.name for h in hosts.values() if len(h.nodes) == 1}
+
+
+def placement_providers(conn):
+    """Inventories and usages of the destination's compute nodes (admin),
+    in the shape :func:`capacity.hosts_from_placement` reads."""
     providers = []
     for rp in conn.placement.resource_providers():
         inventories = {
@@ -105,4 +155,14 @@ def placement_hosts(conn):
         usages = conn.placement.fetch_resource_provider_usages(rp).usages
         providers.append({'name': rp.name, 'inventories': inventories,
                           'usages': usages or {}})
-    return capacity.hosts_from_placement(providers)
+    return providers
+
+
+def placement_hosts(conn):
+    """Free capacity of the destination's compute hosts (admin).
+
+    Hosts are named as Nova compute hosts where one node maps to one host
+    (see :func:`node_host_names`), so a planned host can be pinned.
+    """
+    hosts = capacity.hosts_from_placement(placement_providers(conn))
+    return capacity.rename_hosts(hosts, node_host_names(compute_hosts(conn)))

@@ -18,8 +18,18 @@ import yaml
 PLAN_VERSION = 1
 
 
+# Nova's services.host column is a String(255).
+HOST_NAME_MAX = 255
+
+
 class PlanError(ValueError):
     """A plan that cannot be used; the message names the field."""
+
+
+def valid_host_name(name):
+    """True for a plausible Nova compute host name."""
+    return (isinstance(name, str) and 0 < len(name) <= HOST_NAME_MAX
+            and name == name.strip() and not any(c.isspace() for c in name))
 
 
 def _field(default=None, factory=None):
@@ -187,6 +197,10 @@ class Server:
     status: str = ''
     description: typing.Optional[str] = None
     tags: list = _field(factory=list)
+    # The Nova compute host (``openstack compute service list``) to boot
+    # the copy on, or None to let the destination's scheduler choose.
+    # Set by --pin-hosts from the planner's placement, or by hand.
+    dest_host: typing.Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -318,6 +332,33 @@ class Plan:
             if server.boot_source not in ('image', 'volume'):
                 raise PlanError("plan.servers[%d].boot_source: 'image' or "
                                 "'volume', not %r" % (i, server.boot_source))
+            if server.dest_host is not None and \
+                    not valid_host_name(server.dest_host):
+                raise PlanError(
+                    'plan.servers[%d].dest_host: expected a compute host '
+                    'name (no spaces, at most %d characters) or null, got '
+                    '%r' % (i, HOST_NAME_MAX, server.dest_host))
+
+    def dest_hosts(self):
+        """``{server_id: host}`` of the servers pinned to a host."""
+        return {s.id: s.dest_host for s in self.servers if s.dest_host}
+
+    def pin_hosts(self, host_of):
+        """Pin each server to ``host_of[server_id]`` (None: unpin).
+
+        ``host_of`` must name every server of the plan.
+        """
+        missing = [s.name for s in self.servers if s.id not in host_of]
+        if missing:
+            raise PlanError('plan.servers: no destination host is planned '
+                            'for %s' % ', '.join(missing))
+        for index, server in enumerate(self.servers):
+            host = host_of[server.id]
+            if host is not None and not valid_host_name(host):
+                raise PlanError(
+                    'plan.servers[%d].dest_host: %r is not a compute host '
+                    'name' % (index, host))
+            server.dest_host = host
 
     def dump(self, path):
         """Write to ``path``: JSON for *.json, YAML otherwise."""

@@ -18,11 +18,12 @@ def read_traffic(flows=None, pcap=None):
 
 
 def order_by_dependency(plan, source, dest, traffic, host_capacity=None,
-                        algorithm='default', warn=None):
+                        algorithm='default', warn=None, pin_hosts=False):
     """Compute the waves for ``plan``'s servers and apply them.
 
-    ``traffic`` is what :func:`read_traffic` returned.  Returns the
-    planner's plan (for reporting).
+    ``traffic`` is what :func:`read_traffic` returned.  With ``pin_hosts``
+    each server is also pinned (``dest_host``) to the host the planner
+    placed its group on.  Returns the planner's plan (for reporting).
     """
     flows, basis = traffic
     inventory = cloud_inputs.source_inventory(
@@ -35,4 +36,28 @@ def order_by_dependency(plan, source, dest, traffic, host_capacity=None,
         inventory, hosts, flows, basis, algorithm=algorithm, warn=warn)
     plan.order = result.to_dict()
     plan.apply_order()
+    if pin_hosts:
+        plan.pin_hosts(result.host_of())
     return result
+
+
+def hosts_from_order(order):
+    """``{server_id: host}`` from a plan's ``order`` (the planner's groups).
+
+    Used by ``--pin-hosts`` with a plan file whose order was planned
+    earlier; a group without a host leaves its servers unpinned.
+    """
+    return {sid: group.get('host') or None
+            for wave in order.get('waves', [])
+            for group in wave.get('groups', [])
+            for sid in group.get('server_ids', [])}
+
+
+def describe_hosts(plan):
+    """One line: which servers go to which destination host."""
+    by_host = {}
+    for server in plan.servers:
+        by_host.setdefault(server.dest_host or '(scheduler)', []).append(
+            server.name)
+    return ' | '.join('%s -> %s' % (', '.join(names), host)
+                      for host, names in by_host.items())

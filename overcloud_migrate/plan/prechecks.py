@@ -9,10 +9,18 @@ import ipaddress
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate.plan import cloud_inputs
 from overcloud_migrate.plan import replicate
+from overcloud_migrate.planner import capacity
+from overcloud_migrate.planner import model as planner_model
 
 COLUMNS = ('Type', 'Name', 'Source ID', 'Problem')
 RUNNABLE_STATES = ('ACTIVE', 'SHUTOFF')
+# The first Nova API microversion that takes ``host`` in a create request.
+HOST_MICROVERSION = (2, 74)
+PIN_NEEDS_ADMIN = ('booting a server on a chosen destination host (--pin-hosts '
+                   'or dest_host in the plan) needs the admin role at the '
+                   'destination')
 
 
 @dataclasses.dataclass
@@ -24,6 +32,30 @@ class Problem:
 
     def as_tuple(self):
         return (self.type, self.name, self.source_id, self.problem)
+
+
+def _max_microversion(conn):
+    """The destination Compute API's highest microversion as (major,
+    minor), or None when it does not say."""
+    data = conn.compute.get_endpoint_data()
+    text = getattr(data, 'max_microversion', None) if data else None
+    if not text:
+        return None
+    if isinstance(text, tuple):
+        return tuple(int(v) for v in text[:2])
+    major, _dot, minor = str(text).partition('.')
+    return int(major), int(minor or 0)
+
+
+def _room(host):
+    if host is None:
+        return 'it has no Placement inventory'
+    parts = []
+    for value, unit in zip((host.vcpus, host.ram_mb, host.disk_gb),
+                           ('vCPU', 'MB RAM', 'GB disk')):
+        parts.append('unlimited %s' % unit if value is None
+                     else '%d %s' % (value, unit))
+    return ', '.join(parts)
 
 
 def format_table(problems):
@@ -42,8 +74,11 @@ def format_table(problems):
 class Prechecks:
 
     def __init__(self, plan, dest, journal, source_key, dest_key, admin,
-                 source=None):
+                 source=None, migrated=()):
         self.plan = plan
+        # IDs of servers whose copy is already ACTIVE at the destination:
+        # they need no room on their host.
+        self.migrated = set(migrated)
         self.dest = dest
         self.source = source
         self.admin = admin
@@ -57,7 +92,8 @@ class Prechecks:
         self.problems.append(Problem(kind, name or '', source_id or '', text))
 
     def run(self):
-        for check in (self.servers, self.flavors, self.keypairs,
+        for check in (self.servers, self.dest_hosts, self.flavors,
+                      self.keypairs,
                       self.networks, self.external_network,
                       self.name_collisions, self.cidr_overlaps,
                       self.compute_quota, self.network_quota):
@@ -91,6 +127,71 @@ class Prechecks:
                 self.add('server', server.name, server.id,
                          'is %s at the source; only ACTIVE or SHUTOFF servers '
                          'can be migrated' % status)
+
+    def dest_hosts(self):
+        """Pinned servers: the host exists, is up and enabled, has room."""
+        pinned = [s for s in self.plan.servers
+                  if s.dest_host and s.id not in self.migrated]
+        if not pinned:
+            return
+        if not self.admin:
+            self.add('server', ', '.join(s.name for s in pinned), '',
+                     PIN_NEEDS_ADMIN)
+            return
+        version = _max_microversion(self.dest)
+        if version is not None and version < HOST_MICROVERSION:
+            self.add('cloud', '', '', 'the destination Compute API goes up '
+                     'to microversion %d.%d; booting on a chosen host needs '
+                     '%d.%d' % (version + HOST_MICROVERSION))
+            return
+        hosts = cloud_inputs.compute_hosts(self.dest)
+        try:
+            free = capacity.hosts_from_placement(
+                cloud_inputs.placement_providers(self.dest))
+        except planner_model.PlannerError:
+            free = []
+        on_host = {}
+        for server in pinned:
+            host = hosts.get(server.dest_host)
+            if host is None:
+                self.add('server', server.name, server.id,
+                         "destination host '%s' is not a compute host of the "
+                         'destination (known: %s)' % (
+                             server.dest_host,
+                             ', '.join(sorted(hosts)) or 'none'))
+            elif host.state != 'up':
+                self.add('server', server.name, server.id,
+                         "destination host '%s' is down" % server.dest_host)
+            elif host.status != 'enabled':
+                self.add('server', server.name, server.id,
+                         "destination host '%s' is disabled"
+                         % server.dest_host)
+            else:
+                on_host.setdefault(host, []).append(server)
+        for host, servers in on_host.items():
+            room = capacity.free_on(free, set(host.nodes) | {host.name})
+            need = [0, 0, 0]
+            for server in servers:
+                for i, value in enumerate(self._demand(server)):
+                    need[i] += value
+            have = room.capacity if room else (0, 0, 0)
+            if all(n <= h for n, h in zip(need, have)):
+                continue
+            text = ("destination host '%s' lacks capacity: %s planned there "
+                    'need %d vCPU, %d MB RAM, %d GB disk; %s free' % (
+                        host.name, ', '.join(s.name for s in servers),
+                        need[0], need[1], need[2], _room(room)))
+            for server in servers:
+                self.add('server', server.name, server.id, text)
+
+    def _demand(self, server):
+        """vCPU, RAM MB, disk GB of ``server``'s destination flavor."""
+        flavor = self.plan.by_id('flavors', server.flavor_id)
+        found = self.dest.compute.find_flavor(
+            self.replicator.dest_flavor_name(flavor), ignore_missing=True)
+        size = found if found is not None else flavor
+        return (size.vcpus or 0, size.ram or 0,
+                (size.disk or 0) + (getattr(size, 'ephemeral', 0) or 0))
 
     def flavors(self):
         for flavor in self.plan.flavors:

@@ -142,6 +142,27 @@ def hosts_from_placement(providers):
     return sorted(hosts, key=lambda h: h.name)
 
 
+def rename_hosts(hosts, names):
+    """``hosts`` with each name ``n`` replaced by ``names.get(n, n)``."""
+    return sorted((model.Host(names.get(h.name, h.name), h.vcpus, h.ram_mb,
+                              h.disk_gb) for h in hosts),
+                  key=lambda h: h.name)
+
+
+def free_on(hosts, names):
+    """Summed free capacity of the hosts in ``names`` as a :class:`Host`
+    named after the first (``None``, unlimited, wins); ``None`` if no host
+    of ``hosts`` is named."""
+    chosen = [h for h in hosts if h.name in names]
+    if not chosen:
+        return None
+    totals = []
+    for field in FIELDS:
+        values = [getattr(h, field) for h in chosen]
+        totals.append(None if None in values else sum(values))
+    return model.Host(chosen[0].name, *totals)
+
+
 def check_demand(servers, hosts):
     """Refuse when the servers cannot fit, saying by how much.
 

@@ -63,6 +63,10 @@ class MigrateServer(ReportThenFail, command.Lister):
     overcloud receiver run` at the destination to pick up. No destination
     cloud is needed.
 
+    With --order dependency the servers move in waves of servers that talk
+    to each other; --pin-hosts also boots each one on the destination host
+    the planner placed its group on (admin).
+
     With --dry-run nothing is changed and the rows say what would be done.
     """
 
@@ -168,6 +172,25 @@ class MigrateServer(ReportThenFail, command.Lister):
             '--host-capacity', metavar='<file>',
             help='With --order dependency: destination host capacities '
                  '(YAML/JSON) instead of the destination\'s Placement')
+        pin = order.add_mutually_exclusive_group()
+        pin.add_argument(
+            '--pin-hosts', dest='pin_hosts', action='store_true',
+            default=None,
+            help='Boot each server on the destination compute host the '
+                 'dependency planner placed its group on, so servers that '
+                 'talk to each other share a host where capacity allows. '
+                 'The hosts are written into the plan (dest_host of each '
+                 'server), checked before anything is created (the host '
+                 'must exist, be up and enabled and have room) and sent '
+                 'to Nova with microversion 2.74, which needs the admin '
+                 'role at the destination. Needs --order dependency, or '
+                 '--from-plan with a plan that holds an order (default: '
+                 'keep the hosts a --from-plan plan names; else let the '
+                 'destination scheduler choose)')
+        pin.add_argument(
+            '--no-pin-hosts', dest='pin_hosts', action='store_false',
+            help='Clear every dest_host of a --from-plan plan and let the '
+                 'destination scheduler choose the hosts')
         parser.add_argument(
             '--dry-run', action='store_true',
             help='Check and print what would be done; change nothing')
@@ -207,6 +230,15 @@ class MigrateServer(ReportThenFail, command.Lister):
             raise exceptions.CommandError(
                 '--flows, --pcap and --host-capacity go with --order '
                 'dependency.')
+        if args.pin_hosts and args.order != 'dependency' and \
+                not args.from_plan:
+            raise exceptions.CommandError(
+                '--pin-hosts goes with --order dependency (or with '
+                '--from-plan and a plan that holds an order).')
+        if args.pin_hosts and args.handoff:
+            raise exceptions.CommandError(
+                '--pin-hosts needs the destination cloud, which --handoff '
+                'does not reach: the Receiver boots the servers.')
         transport_options.validate(args)
 
     def take_action(self, parsed_args):
@@ -230,6 +262,11 @@ class MigrateServer(ReportThenFail, command.Lister):
                     args.dest_project)
                 dest_id = clouds.identity_of(dest, dest_name)
                 clouds.refuse_same_cloud(source_id, dest_id)
+                if args.pin_hosts and not runner.is_admin(dest):
+                    raise exceptions.CommandError(
+                        '--pin-hosts needs the admin role at the destination '
+                        '(%s): booting a server on a chosen compute host is '
+                        'an admin-only Nova request.' % dest_name)
             mappings = _mappings(args, plan)
             if plan is None:
                 servers = inventory.find_servers(source, args.servers,
@@ -245,11 +282,23 @@ class MigrateServer(ReportThenFail, command.Lister):
                 result = ordering.order_by_dependency(
                     plan, source, dest, traffic,
                     host_capacity=args.host_capacity,
-                    algorithm=args.algorithm, warn=_say)
+                    algorithm=args.algorithm, warn=_say,
+                    pin_hosts=bool(args.pin_hosts))
                 _say('Dependency order (%s, %s): %s' % (
                     result.algorithm, result.basis, ' | '.join(
                         ', '.join(_name(plan, sid) for sid in wave)
                         for wave in plan.waves())))
+            elif args.pin_hosts:
+                if not plan.order.get('waves'):
+                    raise exceptions.CommandError(
+                        'The plan %s holds no order to take hosts from; '
+                        'give --order dependency to plan them.'
+                        % args.from_plan)
+                plan.pin_hosts(ordering.hosts_from_order(plan.order))
+            if args.pin_hosts is False:
+                plan.pin_hosts({s.id: None for s in plan.servers})
+            if plan.dest_hosts():
+                _say('Destination hosts: %s' % ordering.describe_hosts(plan))
             if args.plan_file:
                 plan.dump(args.plan_file)
                 _say('Plan written to %s' % args.plan_file)

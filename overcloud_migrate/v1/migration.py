@@ -71,7 +71,12 @@ class ShowMigration(command.ShowOne):
     def take_action(self, parsed_args):
         journal = journal_mod.Journal(parsed_args.journal_url)
         record = _record(journal, parsed_args.migration)
-        servers = [dict(zip(runner.COLUMNS[1:], runner.server_row(r)[1:]))
+        try:
+            plan = runner.load_plan(record)
+        except (ValueError, TypeError, model.PlanError):
+            plan = None  # an unreadable plan only loses the host column
+        servers = [dict(zip(runner.COLUMNS[1:],
+                            runner.server_row(r, plan)[1:]))
                    for r in journal.servers(record.id)]
         events = ['%s %s %s' % (e.at.isoformat() if e.at else '', e.level,
                                 e.message) for e in journal.events(record.id)]

@@ -18,8 +18,11 @@ from overcloud_migrate.workflow import engine
 from overcloud_migrate.workflow import tasks
 
 # Output columns: the resource columns of replication, plus what a server
-# row reports.
-COLUMNS = replicate.COLUMNS + ('Bytes', 'MB/s', 'Downtime (s)', 'Phases')
+# row reports ('Destination Host': the host a server is pinned to).
+COLUMNS = replicate.COLUMNS + ('Bytes', 'MB/s', 'Downtime (s)',
+                               'Destination Host', 'Phases')
+# Blank server columns of a resource row.
+_BLANK = ('',) * (len(COLUMNS) - len(replicate.COLUMNS))
 
 
 class PrecheckFailed(Exception):
@@ -98,9 +101,14 @@ class Run:
                                    **self.options.transport_options)
 
     def check(self, transport=None):
+        migrated = ()
+        if self.plan.dest_hosts() and self.admin:
+            migrated = [s.id for s in self.plan.servers
+                        if self.already_migrated(s) is not None]
         problems = prechecks.Prechecks(
             self.plan, self.dest, self.journal, self.source_key,
-            self.dest_key, self.admin, source=self.source).run()
+            self.dest_key, self.admin, source=self.source,
+            migrated=migrated).run()
         if transport is not None:
             try:
                 transport.check(size=sum(i.size or 0
@@ -126,10 +134,11 @@ class Run:
         transport = self.transport() if self.options.servers else None
         self.check(transport)
         if self.options.dry_run:
-            rows = [r.as_tuple() + ('',) * 4
+            rows = [r.as_tuple() + _BLANK
                     for r in self._replicator().run()]
             rows += [('server', s.name, s.id, 'migrate', '', 'planned',
-                      '', '', '', {}) for s in self.plan.servers]
+                      '', '', '', s.dest_host or '', {})
+                     for s in self.plan.servers]
             return Outcome(rows, None, 0, len(self.plan.servers))
         migration_id = self.journal.start(
             self.source_key, self.dest_key, self.plan.to_dict(),
@@ -230,7 +239,7 @@ class Run:
             self.journal.log(migration_id, str(exc), level='error')
             self.journal.finish(migration_id, 'failed', str(exc))
             raise MigrationFailed(str(exc), migration_id)
-        rows = [r.as_tuple() + ('',) * 4 for r in network_rows]
+        rows = [r.as_tuple() + _BLANK for r in network_rows]
         if not self.options.servers:
             self.journal.finish(migration_id, 'network-ready')
             return Outcome(rows, migration_id, 0, 0)
@@ -263,7 +272,7 @@ class Run:
                                parallel=self.options.parallel)
         records = self.journal.servers(migration_id)
         failed = [r for r in records if r.state != 'done']
-        rows += [server_row(r) for r in records]
+        rows += [server_row(r, self.plan) for r in records]
         state = 'failed' if failed else 'done'
         self.journal.finish(migration_id, state,
                             '; '.join(r.error or r.state for r in failed)
@@ -291,8 +300,10 @@ def handoff_transports():
     return found
 
 
-def server_row(record):
-    """The output row of one server (see COLUMNS)."""
+def server_row(record, plan=None):
+    """The output row of one server (see COLUMNS); ``plan`` gives its
+    destination host."""
+    server = plan.by_id('servers', record.source_id) if plan else None
     downtime = ''
     if record.stopped_at and record.active_at:
         downtime = round(record.active_at - record.stopped_at, 1)
@@ -304,6 +315,7 @@ def server_row(record):
         status = '%s: %s' % (record.state, record.error)
     return ('server', record.name, record.source_id, 'migrate',
             record.dest_id or '', status, record.bytes or '', rate, downtime,
+            (server.dest_host if server else None) or '',
             json.loads(record.phases or '{}'))
 
 

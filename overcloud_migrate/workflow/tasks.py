@@ -527,6 +527,12 @@ class BootServer(Phase):
                 attrs['availability_zone'] = zone
             if ctx.server.description:
                 attrs['description'] = ctx.server.description
+            if ctx.server.dest_host:
+                # Nova microversion 2.74 (admin): boot on this compute host;
+                # the scheduler still checks that it has room.
+                attrs['host'] = ctx.server.dest_host
+                self.say('booting on destination host %s'
+                         % ctx.server.dest_host)
             try:
                 server = compute.create_server(**attrs)
             except sdk_exc.SDKException as exc:
@@ -571,6 +577,12 @@ class Verify(Phase):
                 "Server '%s' at the destination is %s with addresses %s; "
                 'expected ACTIVE with %s' % (ctx.server.name, server.status,
                                              have, want))
+        if ctx.server.dest_host and server.compute_host and \
+                server.compute_host != ctx.server.dest_host:
+            raise MigrationError(
+                "Server '%s' at the destination runs on host %s; the plan "
+                'pins it to %s' % (ctx.server.name, server.compute_host,
+                                   ctx.server.dest_host))
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
                                   state='verified')
 

@@ -1,6 +1,7 @@
 """devcloud proves itself: each cloud does what migrations will need.
 
-Runs on BOTH clouds (the ``cloud_name`` fixture is parametrised).
+Runs on BOTH clouds (the ``cloud_name`` fixture is parametrised);
+devcloud-b's two compute hosts are tested on their own.
 """
 
 import concurrent.futures
@@ -12,6 +13,7 @@ import sysconfig
 import openstack
 
 from overcloud_devcloud import bootstrap
+from overcloud_devcloud import layout as layout_mod
 
 WAIT = 120
 
@@ -90,11 +92,11 @@ def _network_world(conn, cleanup, cidr, prefix):
     return net, subnet, router, group
 
 
-def _boot(conn, cleanup, name, port):
+def _boot(conn, cleanup, name, port, **extra):
     server = conn.compute.create_server(
         name=name, flavor_id=conn.compute.find_flavor('m1.tiny').id,
         image_id=conn.image.find_image(bootstrap.IMAGE_NAME).id,
-        networks=[{'port': port.id}])
+        networks=[{'port': port.id}], **extra)
     cleanup(lambda: conn.compute.wait_for_delete(
         conn.compute.delete_server(server) or server, wait=WAIT))
     return server
@@ -190,6 +192,18 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
     cleanup(lambda: conn.network.delete_port(port, ignore_missing=True))
     server = _boot(conn, cleanup, 'restart-server', port)
     server = conn.compute.wait_for_server(server, wait=WAIT)
+    # One more on devcloud-b's second compute host: its node identity and
+    # disk files must survive the restart too.
+    conn_b = openstack.connect(cloud='devcloud-b')
+    second = layout_mod.compute_hosts('devcloud-b')[1]
+    net_b, _subnet_b, _router_b, _group_b = _network_world(
+        conn_b, cleanup, '10.79.1.0/24', 'restart-b')
+    port_b = conn_b.network.create_port(network_id=net_b.id,
+                                        name='restart-b-port')
+    cleanup(lambda: conn_b.network.delete_port(port_b, ignore_missing=True))
+    server_b = _boot(conn_b, cleanup, 'restart-b-server', port_b, host=second)
+    server_b = conn_b.compute.wait_for_server(server_b, wait=WAIT)
+    assert server_b.compute_host == second
 
     assert devcloud.up() == 'running'  # a second call does nothing
     pids = {row['service']: row['pid'] for row in devcloud.status()}
@@ -202,8 +216,62 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
     assert all(row['pid'] != pids[row['service']]
                for row in devcloud.status())
 
-    conn = openstack.connect(cloud='devcloud-a')
-    server = conn.compute.get_server(server.id)
-    assert server.status == 'ACTIVE' and server.power_state == 1
-    conn.compute.stop_server(server)  # the restarted driver knows it
-    conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT)
+    for cloud, server_id in (('devcloud-a', server.id),
+                             ('devcloud-b', server_b.id)):
+        fresh = openstack.connect(cloud=cloud)
+        found = fresh.compute.get_server(server_id)
+        assert found.status == 'ACTIVE' and found.power_state == 1
+        fresh.compute.stop_server(found)  # the restarted driver knows it
+        fresh.compute.wait_for_server(found, status='SHUTOFF', wait=WAIT)
+
+
+def test_devcloud_b_has_two_compute_hosts_each_bootable(devcloud, cleanup):
+    """Both computes of devcloud-b are up, mapped into cell1 with their
+    own node, and an admin can boot a server on each by host name."""
+    conn = openstack.connect(cloud='devcloud-b')
+    hosts = layout_mod.compute_hosts('devcloud-b')
+    assert len(hosts) == 2
+    services = {s.host: s for s in conn.compute.services()
+                if s.binary == 'nova-compute'}
+    assert sorted(services) == sorted(hosts)
+    assert all(services[h].state == 'up' and services[h].status == 'enabled'
+               for h in hosts)
+    hypervisors = {h.name: h for h in conn.compute.hypervisors(details=True)}
+    assert sorted(hypervisors) == sorted(hosts)
+    assert hypervisors[hosts[0]].id != hypervisors[hosts[1]].id
+    providers = {rp.name: rp.id
+                 for rp in conn.placement.resource_providers()}
+    assert set(hosts) <= set(providers)
+    assert providers[hosts[0]] != providers[hosts[1]]
+    for row in devcloud.status():
+        if row['service'].startswith('devcloud-b/nova-compute'):
+            assert row['running'] and row['answers'], row
+
+    net, subnet, _router, _group = _network_world(conn, cleanup,
+                                                  '10.76.0.0/24', 'hosts')
+    servers = {}
+    for number, host in enumerate(hosts):
+        port = conn.network.create_port(network_id=net.id,
+                                        name='hosts-port-%d' % number)
+        cleanup(lambda port=port: conn.network.delete_port(
+            port, ignore_missing=True))
+        server = conn.compute.create_server(
+            name='hosts-server-%d' % number,
+            flavor_id=conn.compute.find_flavor('m1.tiny').id,
+            image_id=conn.image.find_image(bootstrap.IMAGE_NAME).id,
+            networks=[{'port': port.id}], host=host)
+        cleanup(lambda server=server: conn.compute.wait_for_delete(
+            conn.compute.delete_server(server) or server, wait=WAIT))
+        servers[host] = server
+    for host, server in servers.items():
+        server = conn.compute.wait_for_server(server, failures=['ERROR'],
+                                              wait=WAIT)
+        assert server.compute_host == host
+        assert server.hypervisor_hostname == host
+        # The disk file lives with that host's compute, not the other's.
+        disk = devcloud.layout.server_disk('devcloud-b', server.id, host)
+        assert disk.read_bytes() == bootstrap.image_bytes()
+        for other in hosts:
+            if other != host:
+                assert not devcloud.layout.server_disk(
+                    'devcloud-b', server.id, other).exists()

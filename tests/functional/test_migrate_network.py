@@ -93,7 +93,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(clouds, journal_url):
     # the same columns a real run reports
     assert set(rows[0]) == {'Type', 'Name', 'Source ID', 'Action',
                             'Destination ID', 'Status', 'Bytes', 'MB/s',
-                            'Downtime (s)', 'Phases'}
+                            'Downtime (s)', 'Destination Host', 'Phases'}
     assert {r['Status'] for r in rows} == {'planned'}
     created = {(r['Type'], r['Name']) for r in rows if r['Action'] == 'create'}
     assert {('network', 'mn-web-net'), ('network', 'mn-app-net'),

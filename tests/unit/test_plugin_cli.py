@@ -33,3 +33,11 @@ def test_help_overcloud_migrate_documents_the_options():
                    '--network-map', '--flavor-map', '--floating-ip-mode'):
         assert option in out
     assert 'default: keep' in out
+
+
+def test_help_overcloud_migrate_documents_pin_hosts():
+    code, out, _err = run(['help', 'overcloud', 'migrate'])
+    assert code == 0
+    assert '--pin-hosts' in out and '--no-pin-hosts' in out
+    assert 'microversion 2.74' in out
+    assert 'admin' in out

@@ -87,8 +87,11 @@ def test_down_on_a_stopped_bed_says_so_and_succeeds(bed, capsys):
 def test_status_of_a_stopped_bed_lists_every_service(bed, capsys):
     assert cli.main(['status', '-f', 'json']) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2 + 8 * len(layout_mod.CLOUDS)
-    assert {r['Service'] for r in rows} >= {'mariadb', 'devcloud-b/neutron'}
+    computes = sum(len(layout_mod.compute_hosts(c)) for c in layout_mod.CLOUDS)
+    assert len(rows) == 2 + 7 * len(layout_mod.CLOUDS) + computes
+    assert {r['Service'] for r in rows} >= {
+        'mariadb', 'devcloud-b/neutron', 'devcloud-a/nova-compute',
+        'devcloud-b/nova-compute', 'devcloud-b/nova-compute-2'}
     assert not any(r['Running'] or r['Answers'] for r in rows)
     assert all(r['Log'].startswith(str(bed.layout.log_dir)) for r in rows)
 

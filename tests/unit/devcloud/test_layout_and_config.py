@@ -68,6 +68,33 @@ def test_cloud_configs_parse_and_point_at_their_own_cloud(layout):
         assert parser.get('DEFAULT', 'core_plugin') == 'ml2'
 
 
+def test_each_compute_host_has_its_own_identity_disks_and_log(layout):
+    secrets = credentials.load_or_create(layout)
+    assert layout_mod.compute_hosts('devcloud-a') == ('devcloud-a-compute',)
+    hosts = layout_mod.compute_hosts('devcloud-b')
+    assert hosts == ('devcloud-b-compute', 'devcloud-b-compute-2')
+    confs = [confgen.nova(layout, secrets, 'devcloud-b', compute=True,
+                          host=h)['DEFAULT'] for h in hosts]
+    assert [c['host'] for c in confs] == list(hosts)
+    for option in ('state_path', 'instances_path', 'log_file'):
+        assert confs[0][option] != confs[1][option], option
+    # The first host keeps the paths of a one-compute bed (warm restarts
+    # of an existing bed find their servers).
+    assert confs[0]['state_path'] == str(
+        layout.cloud_dir('devcloud-b') / 'nova')
+    assert confs[0]['instances_path'] == str(
+        layout.instances_dir('devcloud-b'))
+    assert layout.compute_conf('devcloud-b', hosts[0]).name == \
+        'nova-compute.conf'
+    assert layout.compute_conf('devcloud-b', hosts[1]).name == \
+        'nova-compute-2.conf'
+    # A server's disk is found on whichever host holds it.
+    disk = layout.server_disk('devcloud-b', 'uuid-1', host=hosts[1])
+    disk.parent.mkdir(parents=True)
+    disk.write_bytes(b'x')
+    assert layout.server_disk('devcloud-b', 'uuid-1') == disk
+
+
 def test_render_refuses_newlines():
     with pytest.raises(ValueError):
         confgen.render({'DEFAULT': {'x': 'a\nb'}})

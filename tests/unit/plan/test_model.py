@@ -86,3 +86,64 @@ def test_rule_signature_uses_the_mapped_remote_group():
     assert rule.signature()[-1] == 'src-group'
     assert rule.signature(remote_group='dest-group')[-1] == 'dest-group'
     assert rule.signature()[2] == 'tcp'
+
+
+# -- dest_host: the destination compute host of a server --------------------
+
+def test_dest_host_round_trips_and_defaults_to_none(tmp_path):
+    plan = sample()
+    assert plan.servers[0].dest_host is None
+    assert plan.dest_hosts() == {}
+    plan.servers[0].dest_host = 'compute-2'
+    path = tmp_path / 'plan.yaml'
+    plan.dump(path)
+    loaded = model.Plan.load(path)
+    assert loaded.servers[0].dest_host == 'compute-2'
+    assert loaded.dest_hosts() == {'v1': 'compute-2'}
+
+
+@pytest.mark.parametrize('value,message', [
+    (7, 'plan.servers[0].dest_host: expected a string, got 7'),
+    ('', "plan.servers[0].dest_host: expected a compute host name"),
+    ('two words', "got 'two words'"),
+    (' compute-1', "got ' compute-1'"),
+    ('x' * 256, 'at most 255 characters'),
+])
+def test_a_bad_dest_host_names_its_path(value, message):
+    data = sample().to_dict()
+    data['servers'][0]['dest_host'] = value
+    with pytest.raises(model.PlanError) as caught:
+        model.Plan.from_dict(data)
+    assert message in str(caught.value)
+
+
+def test_a_bad_dest_host_in_a_file_names_the_file(tmp_path):
+    data = sample().to_dict()
+    data['servers'][0]['dest_host'] = 'no such\thost'
+    path = tmp_path / 'plan.json'
+    path.write_text(json.dumps(data))
+    with pytest.raises(model.PlanError,
+                       match=r'plan.json is invalid: plan.servers\[0\]'
+                             r'.dest_host'):
+        model.Plan.load(path)
+
+
+def test_pin_hosts_sets_and_clears_every_server():
+    plan = sample()
+    plan.servers.append(model.Server(id='v2', name='db',
+                                     flavor_id='m1.tiny'))
+    plan.pin_hosts({'v1': 'compute-1', 'v2': 'compute-2'})
+    assert plan.dest_hosts() == {'v1': 'compute-1', 'v2': 'compute-2'}
+    plan.pin_hosts({'v1': None, 'v2': None})
+    assert plan.dest_hosts() == {}
+
+
+def test_pin_hosts_refuses_a_partial_or_bad_mapping():
+    plan = sample()
+    with pytest.raises(model.PlanError, match='no destination host is '
+                                              'planned for web'):
+        plan.pin_hosts({})
+    with pytest.raises(model.PlanError,
+                       match=r'plan.servers\[0\].dest_host'):
+        plan.pin_hosts({'v1': 'bad host'})
+    assert plan.servers[0].dest_host is None
