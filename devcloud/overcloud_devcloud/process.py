@@ -104,11 +104,31 @@ def stop_many(pidfiles, timeout=20):
             _signal_group(pid, signal.SIGKILL)
             while alive(pid):
                 time.sleep(0.05)
-        # Helpers left in the group (uWSGI workers) go too.
+        # Helpers left in the group (uWSGI workers) go too, and are waited
+        # for: one that is still dying may hold a port a restart needs.
         _signal_group(pid, signal.SIGKILL)
+        settle = time.monotonic() + 10
+        while _group_members(pid) and time.monotonic() < settle:
+            time.sleep(0.05)
     for pidfile in pidfiles:
         pathlib.Path(pidfile).unlink(missing_ok=True)
     return pids
+
+
+def _group_members(pgid):
+    """PIDs of the live (not zombie) processes in process group ``pgid``."""
+    members = []
+    for entry in pathlib.Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / 'stat').read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(')', 1)[1].split()
+        if fields[0] != 'Z' and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
 
 
 def _signal_group(pid, sig):
