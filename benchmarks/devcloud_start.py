@@ -5,7 +5,7 @@ bed is not disturbed): cold start, memory of every process, stop, warm start,
 then purges it.  Prints each figure beside its target and the ratio
 (figure / target; below 1.0 meets the target).
 
-    .venv/bin/python benchmarks/devcloud_start.py [--base-port 45300]
+    .venv/bin/python benchmarks/devcloud_start.py [--base-port 27300]
 """
 
 import argparse
@@ -23,7 +23,7 @@ TARGETS = {'cold start (s)': 180.0, 'warm start (s)': 45.0,
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--base-port', type=int, default=45300)
+    parser.add_argument('--base-port', type=int, default=27300)
     args = parser.parse_args()
     figures = {}
     with tempfile.TemporaryDirectory(prefix='devcloud-bench-') as home:

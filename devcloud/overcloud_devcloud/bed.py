@@ -194,6 +194,7 @@ class Bed:
         secrets = credentials.load_or_create(layout)
         infra = [s for s in self.infrastructure() if s.name in pending]
         if cold:
+            layout.base_port_file.write_text('%d\n' % layout.ports.base)
             self.progress('devcloud: initialising MariaDB and RabbitMQ in %s'
                           % layout.home)
             database.initialise(layout)
@@ -268,7 +269,8 @@ class Bed:
 
     # What devcloud writes into its home; nothing else there is touched.
     OWN_ENTRIES = ('run', 'log', 'secrets.json', 'clouds.yaml', 'initialised',
-                   'mariadb', 'rabbitmq') + layout_mod.CLOUDS
+                   layout_mod.BASE_PORT_FILE, 'mariadb',
+                   'rabbitmq') + layout_mod.CLOUDS
 
     def _purge(self):
         home = self.layout.home

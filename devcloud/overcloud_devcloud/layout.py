@@ -3,8 +3,11 @@
 Everything devcloud writes lives under one state directory, chosen by
 ``OVERCLOUD_DEVCLOUD_HOME`` (default: ``$XDG_DATA_HOME/overcloud-devcloud``,
 i.e. ``~/.local/share/overcloud-devcloud``).  Ports are laid out from one base
-port, ``OVERCLOUD_DEVCLOUD_BASE_PORT`` (default 35300), so that two beds can
-coexist on one machine by choosing different bases.
+port, ``OVERCLOUD_DEVCLOUD_BASE_PORT`` (default 25300, below Linux's range of
+ports for outgoing connections, 32768-60999, so that no client socket can take
+one while a service restarts), so that two beds can coexist on one machine by
+choosing different bases.  A bed remembers the base it was set up with (its
+Keystone catalog holds those ports) and keeps using it.
 """
 
 import dataclasses
@@ -14,7 +17,8 @@ import sysconfig
 
 HOME_ENV = 'OVERCLOUD_DEVCLOUD_HOME'
 BASE_PORT_ENV = 'OVERCLOUD_DEVCLOUD_BASE_PORT'
-DEFAULT_BASE_PORT = 35300
+DEFAULT_BASE_PORT = 25300
+BASE_PORT_FILE = 'base-port'
 HOST = '127.0.0.1'
 
 CLOUDS = ('devcloud-a', 'devcloud-b')
@@ -98,18 +102,40 @@ class Layout:
     def __init__(self, home=None, base_port=None):
         if home is None:
             home = os.environ.get(HOME_ENV) or default_home()
+        self.home = pathlib.Path(home).absolute()
         if base_port is None:
-            raw = os.environ.get(BASE_PORT_ENV)
-            try:
-                base_port = int(raw) if raw else DEFAULT_BASE_PORT
-            except ValueError:
-                raise ValueError('%s must be a port number, not %r'
-                                 % (BASE_PORT_ENV, raw))
+            base_port = self._base_port_from_env_or_bed()
         if not 1024 <= base_port <= 65000:
             raise ValueError('%s must be between 1024 and 65000, not %d'
                              % (BASE_PORT_ENV, base_port))
-        self.home = pathlib.Path(home).absolute()
         self.ports = Ports(base_port)
+
+    def _base_port_from_env_or_bed(self):
+        raw = os.environ.get(BASE_PORT_ENV)
+        recorded = None
+        try:
+            recorded = int(self.base_port_file.read_text().strip())
+        except (OSError, ValueError):
+            pass
+        if not raw:
+            return recorded or DEFAULT_BASE_PORT
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ValueError('%s must be a port number, not %r'
+                             % (BASE_PORT_ENV, raw))
+        if recorded and wanted != recorded:
+            raise ValueError(
+                'The bed in %s was set up on base port %d, not %d: unset %s '
+                'or set it to %d, or remove the bed (overcloud-devcloud down '
+                '--purge).' % (self.home, recorded, wanted, BASE_PORT_ENV,
+                               recorded))
+        return wanted
+
+    @property
+    def base_port_file(self):
+        """The base port the bed was set up with (written at a cold start)."""
+        return self.home / BASE_PORT_FILE
 
     # Where the OpenStack console scripts of this Python live.
     bin_dir = pathlib.Path(sysconfig.get_path('scripts'))

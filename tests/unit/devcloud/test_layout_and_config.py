@@ -38,6 +38,32 @@ def test_bad_base_port_is_refused_with_the_variable_named(monkeypatch, value):
         layout_mod.Layout()
 
 
+def test_default_ports_are_below_the_outgoing_connection_range(
+        monkeypatch, tmp_path):
+    # Linux hands out 32768-60999 to client sockets; a service port there
+    # can be taken by one while the service restarts.
+    monkeypatch.delenv(layout_mod.BASE_PORT_ENV, raising=False)
+    layout = layout_mod.Layout(home=tmp_path / 'fresh')
+    ports = [layout.ports.base + offset for offset in range(30)]
+    assert max(ports) < 32768
+    assert min(ports) > 1024
+
+
+def test_a_bed_keeps_the_base_port_it_was_set_up_with(monkeypatch, tmp_path):
+    home = tmp_path / 'bed'
+    home.mkdir()
+    (home / layout_mod.BASE_PORT_FILE).write_text('36300\n')
+    monkeypatch.delenv(layout_mod.BASE_PORT_ENV, raising=False)
+    assert layout_mod.Layout(home=home).ports.base == 36300
+    monkeypatch.setenv(layout_mod.BASE_PORT_ENV, '36300')
+    assert layout_mod.Layout(home=home).ports.base == 36300
+    monkeypatch.setenv(layout_mod.BASE_PORT_ENV, '27300')
+    with pytest.raises(ValueError) as caught:
+        layout_mod.Layout(home=home)
+    assert 'set up on base port 36300, not 27300' in str(caught.value)
+    assert '--purge' in str(caught.value)
+
+
 def test_every_port_is_distinct(layout):
     ports = layout.ports.all()
     assert len(ports) == 4 + 5 * len(layout_mod.CLOUDS)
