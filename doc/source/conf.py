@@ -6,7 +6,12 @@ author = 'overcloud-migrate developers'
 
 extensions = [
     'sphinx.ext.autodoc',
+    'cliff.sphinxext',
+    'stevedore.sphinxext',
 ]
+
+# cliff.sphinxext: show the commands as `openstack overcloud ...`.
+autoprogram_cliff_application = 'openstack'
 
 source_suffix = {'.rst': 'restructuredtext'}
 root_doc = 'index'
