@@ -15,6 +15,8 @@ import typing
 
 import yaml
 
+from overcloud_migrate.plan import atomic
+
 PLAN_VERSION = 1
 
 
@@ -368,9 +370,11 @@ class Plan:
         else:
             text = yaml.safe_dump(self.to_dict(), sort_keys=False,
                                   default_flow_style=False)
-        tmp = path.with_name(path.name + '.tmp')
-        tmp.write_text(text)
-        tmp.replace(path)
+        try:
+            atomic.write_file(path, text.encode('utf-8'))
+        except OSError as exc:
+            raise PlanError('Cannot write the plan file %s: %s'
+                            % (path, exc.strerror or exc))
 
     @classmethod
     def load(cls, path):

@@ -34,6 +34,21 @@ def test_plan_round_trips_through_a_file(tmp_path, suffix):
         assert json.loads(path.read_text())['version'] == model.PLAN_VERSION
 
 
+def test_dump_replaces_a_plan_whole_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / 'plan.yaml'
+    path.write_text('an older plan')
+    sample().dump(path)
+    assert model.Plan.load(path) == sample()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['plan.yaml']
+
+
+def test_dump_into_a_missing_directory_names_the_file(tmp_path):
+    path = tmp_path / 'nowhere' / 'plan.json'
+    with pytest.raises(model.PlanError) as caught:
+        sample().dump(path)
+    assert str(path) in str(caught.value)
+
+
 @pytest.mark.parametrize('edit,message', [
     (lambda d: d.update(version=2), 'plan.version'),
     (lambda d: d['networks'][0].update(mtu='big'),
