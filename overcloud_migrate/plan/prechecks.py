@@ -299,8 +299,10 @@ class Prechecks:
         )
         for kind, items, lister in checks:
             for item in items:
-                if not item.name or self.replicator.find(kind, item.id):
-                    continue
+                if not item.name or self.replicator.find(kind, item.id) \
+                        or self.replicator.adoptable(kind, item.id,
+                                                     name=item.name):
+                    continue    # ours, or made by an interrupted run
                 for other in lister(name=item.name, project_id=project):
                     self.add(kind, item.name, item.id,
                              'a %s with this name already exists at the '

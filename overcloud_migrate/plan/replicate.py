@@ -3,7 +3,11 @@
 Every Neutron resource created here carries two tags, ``overcloud-migrate``
 and ``om:src:<source id>``, and its ID is written to the journal's ID map
 right after it is created.  A second run finds each resource again (journal
-first, then tag) and creates nothing.  Nova resources without tags are found
+first, then tag) and creates nothing.  Before each create the journal
+gets an intent row (an empty destination ID): if the process dies between
+Neutron's answer and the journal, the next run finds that row and adopts the
+one untagged resource the create made (same name; for ports, same MAC on the
+same network) instead of making a second one.  Nova resources without tags are found
 by name: flavors (same name, or the ``--flavor-map`` name) and keypairs
 (same name and public key).
 
@@ -16,8 +20,12 @@ import ipaddress
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import faults
+
 MARK_TAG = 'overcloud-migrate'
 TAG_PREFIX = 'om:src:'
+#: the journal's destination ID while a create is in flight
+PENDING = ''
 
 COLUMNS = ('Type', 'Name', 'Source ID', 'Action', 'Destination ID', 'Status')
 
@@ -148,10 +156,12 @@ class Replicator:
                 % (what, getattr(item, 'name', '') or '', item.id,
                    _reason(exc)))
 
-    def _ensure(self, kind, source_id, label, create):
+    def _ensure(self, kind, source_id, label, create, **same):
         """The destination resource standing for ``source_id``: found again
-        (journal, then tag) or made by ``create()``, which runs only when
-        needed and never on a dry run (then the result is None)."""
+        (journal, then tag), adopted after an interrupted create (an
+        untagged resource matching the filters ``same``), or made by
+        ``create()``, which runs only when needed and never on a dry run
+        (then the result is None)."""
         found = self.find(kind, source_id)
         if found:
             self.ids[(kind, source_id)] = found.id
@@ -160,10 +170,32 @@ class Replicator:
         if self.dry_run:
             self._row(kind, label, source_id, 'create', None)
             return None
+        adopted = self.adoptable(kind, source_id, **same)
+        if adopted is not None:
+            self._created(kind, source_id, adopted)
+            self._row(kind, label, source_id, 'reuse', adopted.id,
+                      'adopted after an interrupted run')
+            return adopted
+        self.journal.record(self.source_key, self.dest_key, kind, source_id,
+                            PENDING, self.migration_id)
         created = create()
+        faults.kill('after:create:%s' % kind)
         self._created(kind, source_id, created)
         self._row(kind, label, source_id, 'create', created.id)
         return created
+
+    def adoptable(self, kind, source_id, **same):
+        """After a create whose result never reached the journal: the one
+        untagged resource of ``kind`` matching ``same``, or None."""
+        if not same or not all(same.values()) or self.journal.lookup(
+                self.source_key, self.dest_key, kind, source_id) != PENDING:
+            return None
+        lister = getattr(self.dest.network, self._LISTERS[kind])
+        candidates = [
+            r for r in lister(project_id=self.dest_project, **same)
+            if all(getattr(r, k) == v for k, v in same.items())
+            and not any(t.startswith(TAG_PREFIX) for t in r.tags or ())]
+        return candidates[0] if len(candidates) == 1 else None
 
     # -- flavors and keypairs -------------------------------------------
 
@@ -249,7 +281,8 @@ class Replicator:
                 lambda group=group: self._create(
                     'security_group', group, 'security group',
                     net.create_security_group, name=group.name,
-                    description=group.description, stateful=group.stateful))
+                    description=group.description, stateful=group.stateful),
+                name=group.name)
         for group in self.plan.security_groups:
             self._rules(group)
 
@@ -339,7 +372,8 @@ class Replicator:
                          lambda network=network: self._create(
                              'network', network, 'network',
                              net.create_network,
-                             **self._network_attrs(network)))
+                             **self._network_attrs(network)),
+                         name=network.name)
 
     def _network_attrs(self, network):
         attrs = {'name': network.name, 'description': network.description,
@@ -369,7 +403,9 @@ class Replicator:
             self._ensure('subnet', subnet.id, subnet.name,
                          lambda subnet=subnet, dest_net=dest_net: self._create(
                              'subnet', subnet, 'subnet', net.create_subnet,
-                             **_subnet_attrs(subnet, dest_net)))
+                             **_subnet_attrs(subnet, dest_net)),
+                         name=subnet.name, network_id=dest_net,
+                         cidr=subnet.cidr)
 
     # -- routers --------------------------------------------------------
 
@@ -396,7 +432,8 @@ class Replicator:
             dest_router = self._ensure(
                 'router', router.id, router.name,
                 lambda router=router, attrs=attrs: self._create(
-                    'router', router, 'router', net.create_router, **attrs))
+                    'router', router, 'router', net.create_router, **attrs),
+                name=router.name)
             self._interfaces(router, dest_router)
             self._routes(router, dest_router)
 
@@ -490,7 +527,11 @@ class Replicator:
             self._ensure('port', port.id, label,
                          lambda port=port, label=label: self._create(
                              'port', _Named(label, port.id), 'port',
-                             net.create_port, **self._port_attrs(port)))
+                             net.create_port, **self._port_attrs(port)),
+                         **({'mac_address': port.mac_address,
+                             'network_id': self.ids.get(
+                                 ('network', port.network_id))}
+                            if port.mac_address else {}))
 
     def _port_attrs(self, port):
         attrs = {'network_id': self.ids[('network', port.network_id)],

@@ -3,14 +3,15 @@
 import abc
 import dataclasses
 import hashlib
-import os
 import typing
 
 import stevedore
 from stevedore import exception as stevedore_exc
 
+from overcloud_migrate import faults
+
 NAMESPACE = 'overcloud_migrate.transports'
-FAULT_ENV = 'OVERCLOUD_MIGRATE_FAULT'
+FAULT_ENV = faults.ENV
 
 
 class TransportError(Exception):
@@ -140,8 +141,8 @@ class HashingReader:
             if not chunk:
                 continue
             self.digest.update(chunk)
-            if (not HashingReader._corrupted and 'transfer:corrupt'
-                    in os.environ.get(FAULT_ENV, '')):
+            if (not HashingReader._corrupted
+                    and faults.wanted('transfer:corrupt')):
                 HashingReader._corrupted = True
                 chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
             self.count += len(chunk)

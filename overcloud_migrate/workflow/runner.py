@@ -348,7 +348,11 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
         for image in tasks.marked_images(conn, migration_id):
             conn.image.delete_image(image, ignore_missing=True)
             deleted += 1
-    mappings = [m for m in journal.mappings(migration_id) if m.created]
+    # An empty destination ID is a create that never reached the journal
+    # (the next migrate or resume adopts what it made); nothing to delete
+    # by ID.
+    mappings = [m for m in journal.mappings(migration_id)
+                if m.created and m.dest_id]
     order = ('floating_ip', 'port', 'router', 'subnet', 'network',
              'security_group', 'keypair', 'flavor')
     # Groups that refer to each other: drop those rules before the groups.

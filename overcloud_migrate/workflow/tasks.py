@@ -18,12 +18,12 @@ transports.base).
 """
 
 import dataclasses
-import os
 import time
 
 from openstack import exceptions as sdk_exc
 from taskflow import task
 
+from overcloud_migrate import faults
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.transports import base as transport_base
@@ -72,11 +72,7 @@ class ServerContext:
     item: object = None
 
 
-def fault(point):
-    """Die like kill -9 when the test hook asks for it at ``point``."""
-    wanted = os.environ.get(FAULT_ENV, '')
-    if wanted and 'kill:%s' % point in wanted.split(','):
-        os._exit(137)
+fault = faults.kill
 
 
 class Phase(task.Task):

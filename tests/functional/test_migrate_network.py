@@ -51,6 +51,24 @@ def migrate(journal_url, *args, cloud='devcloud-a', env=None):
     return result.returncode, result.stdout, result.stderr
 
 
+def rollback_all(journal_url):
+    """Roll back every migration in the journal, newest first."""
+    environ = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal_url)
+    listed = subprocess.run(
+        [OPENSTACK, '--os-cloud', 'devcloud-a', 'overcloud', 'migration',
+         'list', '-f', 'json'], capture_output=True, text=True, env=environ,
+        timeout=600, check=True)
+    migrations = sorted(json.loads(listed.stdout), key=lambda m: m['Created'],
+                        reverse=True)
+    for migration in migrations:
+        result = subprocess.run(
+            [OPENSTACK, '--os-cloud', 'devcloud-a', 'overcloud', 'migration',
+             'rollback', migration['ID']], capture_output=True, text=True,
+            env=environ, timeout=600)
+        assert result.returncode == 0, result.stderr
+    return len(migrations)
+
+
 def rows_of(stdout):
     return json.loads(stdout)
 
@@ -322,6 +340,42 @@ def test_volume_backed_server_is_refused(clouds, journal_url, tmp_path):
 
 def _by_name(items):
     return {i.name: i for i in items}
+
+
+@pytest.mark.parametrize('kind', ['network', 'port'])
+def test_a_crash_right_after_a_create_duplicates_nothing(clouds, tmp_path,
+                                                         kind):
+    """Killed between Neutron's create and the journal: the next run adopts
+    the resource that create made instead of making a second one."""
+    src, dst, project = clouds
+    journal = 'sqlite:///%s' % (tmp_path / 'crash.sqlite')
+    before = inventory(dst)
+    code, _out, err = migrate(
+        journal, *SERVERS, '--dest-cloud', 'devcloud-b', '--network-only',
+        env={'OVERCLOUD_MIGRATE_FAULT': 'kill:after:create:%s' % kind})
+    assert code == 137, err
+    lister = getattr(dst.network, kind + 's')
+
+    def own():                         # not router gateway/interface ports
+        return {r.id for r in lister()
+                if not getattr(r, 'device_owner', None)}
+    made = own() - set(before[kind + 's'])
+    assert len(made) == 1              # it died right after that create
+
+    code, out, err = migrate(journal, *SERVERS, '--dest-cloud', 'devcloud-b',
+                             '--network-only', '-f', 'json')
+    assert code == 0, err
+    rows = [r for r in rows_of(out) if r['Type'] == kind]
+    adopted = [r for r in rows if r['Status'].startswith('adopted')]
+    assert [r['Destination ID'] for r in adopted] == list(made)
+    for row in rows:                   # one copy each, tagged
+        copies = [r for r in lister() if 'om:src:%s' % row['Source ID']
+                  in (r.tags or [])]
+        assert [c.id for c in copies] == [row['Destination ID']]
+    assert len(own() - set(before[kind + 's'])) == len(rows)
+
+    assert rollback_all(journal) == 2      # the killed run and the rerun
+    assert inventory(dst) == before
 
 
 def test_replication_copies_every_attribute(clouds, journal_url):
