@@ -7,7 +7,9 @@ about 75% zero blocks) it measures, side by side in one run:
 (a) the ``glance`` transport (source download streamed into the destination
     upload) against a bare download and a bare upload of the same bytes;
 (b) the same against the seed's store-and-forward (download to a file, copy
-    the file as scp would, upload the copy);
+    it to the other controller with scp, as the seed did, here through a
+    throwaway sshd on loopback, or with ``--seed-copy local`` a plain file
+    copy, the seed's best case; upload the copy);
 (c) the downtime of one server (source stopped -> destination ACTIVE) with
     ``openstack overcloud migrate`` against the seed-style sequential flow
     (stop, snapshot, download, copy, upload, boot).
@@ -18,6 +20,7 @@ ratios come from one run.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +31,7 @@ import tempfile
 import time
 
 import openstack
+import throwaway_sshd
 
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.transports import glance as glance_transport
@@ -125,7 +129,19 @@ def build_server(src, image):
     return src.compute.wait_for_server(server, wait=600)
 
 
-def seed_style(src, dst, server, workdir):
+def copier(scp):
+    """The seed's copy to the other controller: ``scp`` (an argv prefix) or,
+    when None, a local file copy."""
+    def copy(source, target):
+        if scp is None:
+            shutil.copyfile(source, target)
+        else:
+            subprocess.run([*scp, source, 'root@127.0.0.1:%s' % target],
+                           check=True)
+    return copy
+
+
+def seed_style(src, dst, server, workdir, copy):
     """The seed's flow: every step after the previous, through files."""
     compute = src.compute
     compute.stop_server(server)
@@ -148,7 +164,7 @@ def seed_style(src, dst, server, workdir):
     download(src, snap, local)
     lap('download')
     remote = os.path.join(workdir, 'seed-copy.img')
-    shutil.copyfile(local, remote)          # scp to the other controller
+    copy(local, remote)                     # to the other controller
     lap('copy')
     dest_image = upload_file(dst, '%s-seed-image' % PREFIX, remote)
     lap('upload')
@@ -188,7 +204,18 @@ def main():
     parser.add_argument('--size-mib', type=int, default=1024)
     parser.add_argument('--skip-downtime', action='store_true',
                         help='only (a) and (b)')
+    parser.add_argument('--seed-copy', choices=('scp', 'local'),
+                        default='scp',
+                        help="the seed's copy between controllers: scp "
+                             'through a throwaway sshd on loopback (default), '
+                             'or a local file copy')
     args = parser.parse_args()
+    with (throwaway_sshd.sshd() if args.seed_copy == 'scp'
+          else contextlib.nullcontext()) as scp:
+        return measure(args, copier(scp))
+
+
+def measure(args, copy):
     src = openstack.connect(cloud='devcloud-a')
     dst = openstack.connect(cloud='devcloud-b')
     cleanup(src, dst)
@@ -211,7 +238,7 @@ def main():
             def store_and_forward():
                 local = os.path.join(work, 'saf.img')
                 download(src, image, local)
-                shutil.copyfile(local, local + '.copy')
+                copy(local, local + '.copy')
                 result = upload_file(dst, '%s-saf' % PREFIX, local + '.copy')
                 os.unlink(local)
                 os.unlink(local + '.copy')
@@ -246,7 +273,7 @@ def main():
                         raise RuntimeError('the source did not restart')
                     time.sleep(1)
                 server = src.compute.get_server(server.id)
-                downtime, phases = seed_style(src, dst, server, work)
+                downtime, phases = seed_style(src, dst, server, work, copy)
                 figures['downtime seed-style (s)'] = downtime
                 figures['phases seed-style'] = phases
         finally:
@@ -272,7 +299,8 @@ def main():
         fixed = ours.get('snapshot', 0) + ours.get('boot', 0)
         targets.append(('(c) floor: (snapshot + boot) / seed-style',
                         fixed / seed_downtime, '-'))
-    print('image: %d MiB raw, ~75%% zero blocks' % args.size_mib)
+    print('image: %d MiB raw, ~75%% zero blocks; the seed copies with %s'
+          % (args.size_mib, args.seed_copy))
     for name, value in figures.items():
         print('%-34s %s' % (name, value if isinstance(value, dict)
                             else '%.1f' % value))
