@@ -160,10 +160,13 @@ class MigrateServer(ReportThenFail, command.Lister):
         traffic.add_argument(
             '--flows', metavar='<file>',
             help='With --order dependency: traffic between the servers '
-                 '(CSV or JSON rows: source, destination, bytes or rate)')
+                 '(CSV or JSON rows: source, destination, bytes or rate; '
+                 'default: none, the groups are then estimated from '
+                 'security-group rules and shared networks)')
         traffic.add_argument(
             '--pcap', metavar='<file>',
-            help='With --order dependency: a packet capture (pcap/pcapng)')
+            help='With --order dependency: a packet capture (pcap/pcapng), '
+                 'bytes summed per server pair (default: none)')
         order.add_argument(
             '--algorithm', choices=('default', 'seed'), default='default',
             help='With --order dependency: the grouping method '
@@ -171,7 +174,8 @@ class MigrateServer(ReportThenFail, command.Lister):
         order.add_argument(
             '--host-capacity', metavar='<file>',
             help='With --order dependency: destination host capacities '
-                 '(YAML/JSON) instead of the destination\'s Placement')
+                 '(YAML/JSON) instead of the destination\'s Placement '
+                 '(default: none, ask Placement; needs admin)')
         pin = order.add_mutually_exclusive_group()
         pin.add_argument(
             '--pin-hosts', dest='pin_hosts', action='store_true',
