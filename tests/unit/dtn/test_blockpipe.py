@@ -156,6 +156,31 @@ def test_corrupted_chunk_is_sent_again(image, receiver, dest):
     assert result.bytes_on_wire == DATA + CHUNK + 2 * Z
 
 
+def test_dense_file_is_one_extent_without_lseek(tmp_path, monkeypatch):
+    dense = tmp_path / 'dense'
+    dense.write_bytes(os.urandom(MIB) + bytes(MIB))
+    sparse = _write_image(tmp_path / 'sparse', [(0, Z, 'random')], MIB)
+    seeks = []
+    real_lseek = os.lseek
+    monkeypatch.setattr(os, 'lseek',
+                        lambda *args: seeks.append(args) or real_lseek(*args))
+    fd = os.open(dense, os.O_RDONLY)
+    try:
+        assert blockpipe.data_extents(fd, 2 * MIB) == [(0, 2 * MIB)]
+        assert seeks == []
+        # the written zeros are still left out, by the zero-block scan
+        assert blockpipe.data_segments(
+            fd, 0, 2 * MIB, extents=[(0, 2 * MIB)]) == [(0, MIB)]
+    finally:
+        os.close(fd)
+    fd = os.open(sparse, os.O_RDONLY)
+    try:
+        assert blockpipe.data_extents(fd, MIB) == [(0, Z)]
+        assert seeks
+    finally:
+        os.close(fd)
+
+
 def test_broken_connection_resumes_without_resending_good_chunks(
         image, receiver, dest):
     faults = blockpipe.Faults(break_chunks={12})   # 3 MiB: 256 KiB of data
