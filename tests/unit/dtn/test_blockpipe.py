@@ -156,6 +156,26 @@ def test_corrupted_chunk_is_sent_again(image, receiver, dest):
     assert result.bytes_on_wire == DATA + CHUNK + 2 * Z
 
 
+def test_chunks_hashed_in_pieces_catch_damage_anywhere(tmp_path, receiver,
+                                                      dest, monkeypatch):
+    """Segments longer than the sender's read buffer and the receiver's
+    hash piece, neither a multiple of the other: still identical, and a
+    damaged chunk is caught and sent again."""
+    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    from overcloud_migrate.dtn.movers.blockpipe import sender as send_mod
+    monkeypatch.setattr(recv_mod, '_RECV_PIECE', 100_000)
+    monkeypatch.setattr(send_mod, '_READ_SIZE', 3 * Z)
+    source = tmp_path / 'random.bin'
+    source.write_bytes(os.urandom(2 * MIB + MIB // 2 + 77))
+    faults = blockpipe.Faults(corrupt_chunks={1, 2})
+    result = _send(source, receiver, rel='random.bin', streams=2,
+                   chunk_size=MIB, faults=faults)
+    assert (dest / 'random.bin').read_bytes() == source.read_bytes()
+    size = source.stat().st_size
+    assert result.bytes_on_wire == size + MIB + (size - 2 * MIB)
+    assert _leftovers(dest) == ['random.bin']
+
+
 def test_dense_file_is_one_extent_without_lseek(tmp_path, monkeypatch):
     dense = tmp_path / 'dense'
     dense.write_bytes(os.urandom(MIB) + bytes(MIB))

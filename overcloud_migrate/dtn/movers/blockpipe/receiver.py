@@ -36,6 +36,7 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _F_SETPIPE_SZ,
     _NoHash,
     _PIPE_SIZE,
+    _RECV_PIECE,
     _SCRATCH_SIZE,
     _SEG,
     _TIMEOUTS,
@@ -608,14 +609,21 @@ class Receiver:
         return True
 
     def _recv_chunk(self, conn, incoming, segments, hasher, tail, link):
-        """Read the chunk into memory, check it, then write it."""
+        """Read the chunk into memory, check it, then write it.
+
+        Each piece is hashed right after it arrives, while it is still in
+        the CPU cache (hashing the whole chunk afterwards reads it back
+        from memory).
+        """
         view = link.buffer()
         parts = []
         pos = 0
         for offset, length in segments:
             part = view[pos:pos + length]
-            _recv_into(conn, part)
-            hasher.update(part)
+            for at in range(0, length, _RECV_PIECE):
+                with part[at:at + _RECV_PIECE] as piece:
+                    _recv_into(conn, piece)
+                    hasher.update(piece)
             parts.append((offset, part))
             pos += length
         digest = _recv_exact(conn, DIGEST_LEN)
