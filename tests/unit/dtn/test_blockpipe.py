@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import threading
+import time
 
 import pytest
 import xxhash
@@ -174,6 +175,30 @@ def test_chunks_hashed_in_pieces_catch_damage_anywhere(tmp_path, receiver,
     size = source.stat().st_size
     assert result.bytes_on_wire == size + MIB + (size - 2 * MIB)
     assert _leftovers(dest) == ['random.bin']
+
+
+def test_receiver_writes_one_chunk_at_a_time(tmp_path, dest, monkeypatch):
+    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    active = []
+    most = []
+    real_pwrite = os.pwrite
+
+    def pwrite(fd, data, offset):
+        active.append(offset)
+        most.append(len(active))
+        try:
+            time.sleep(0.002)           # give another stream time to overlap
+            return real_pwrite(fd, data, offset)
+        finally:
+            active.remove(offset)
+
+    monkeypatch.setattr(recv_mod.os, 'pwrite', pwrite)
+    source = tmp_path / 'random.bin'
+    source.write_bytes(os.urandom(4 * MIB))
+    with blockpipe.Receiver('127.0.0.1', 0, _confine(dest), TOKEN) as recv:
+        _send(source, recv, rel='random.bin', streams=4)
+    assert (dest / 'random.bin').read_bytes() == source.read_bytes()
+    assert len(most) >= 16 and max(most) == 1
 
 
 def test_dense_file_is_one_extent_without_lseek(tmp_path, monkeypatch):
