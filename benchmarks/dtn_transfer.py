@@ -10,10 +10,14 @@ tc tbf limits (1 and 10 Gbit/s).  Source and destination live on tmpfs
 * vm-zeros  -- the same image with its zeros written out.
 
 ``builtin-nohash`` is the builtin mover with its per-chunk xxh3 turned off
-(what the hash costs).  Each method moves each file --runs times (interleaved, to spread the noise
-of a shared machine); the table shows medians in MB/s (10**6 bytes per
-second of the file's logical size, wall clock) and the ratios the issue
-asks for.  Every destination is compared with its source (cmp).
+(what the hash costs).  ``--baseline DIR`` adds ``builtin-baseline``: the
+builtin mover (hash on) from another copy of the code, e.g.
+``git archive <rev> overcloud_migrate | tar -x -C DIR``, to compare a
+change side by side under the same load.  Each method moves each file
+--runs times (interleaved, to spread the noise of a shared machine); the
+table shows medians in MB/s (10**6 bytes per second of the file's logical
+size, wall clock) and the ratios the issue asks for.  Every destination
+is compared with its source (cmp).
 
     .venv/bin/python benchmarks/dtn_transfer.py [--size 2048] [--runs 3]
     .venv/bin/python benchmarks/dtn_transfer.py --netns --size 512 --runs 1
@@ -55,6 +59,7 @@ TOOLS = {
     'rsync-local': [('rsync', 'rsync')],
     'builtin': [],
     'builtin-nohash': [],
+    'builtin-baseline': [],
     'iperf3': [('iperf3', 'iperf3')],
 }
 SBIN = ('/usr/sbin', '/sbin')
@@ -79,7 +84,7 @@ def log(message):
 def serve_receiver(args):
     # Block the stop signals before any thread starts: sigwait takes them.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, args.code_root or str(REPO))
     from overcloud_migrate.dtn.movers import blockpipe
     root = pathlib.Path(args.root).resolve()
 
@@ -102,7 +107,7 @@ def serve_sender(args):
 
     Reads one JSON request per line on stdin, answers one JSON line.
     """
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, args.code_root or str(REPO))
     from overcloud_migrate.dtn.movers import blockpipe
     token = pathlib.Path(args.token_file).read_text().strip()
     print('ready', flush=True)
@@ -263,6 +268,7 @@ class Servers:
         self.token_file = token_file
         self.procs = []
         self.ports = {}
+        self.sender_procs = {}
 
     def _start(self, side, argv, name, talk=False, **kwargs):
         """Start a server; ``talk``: we read its stdout (else: to its log)."""
@@ -337,31 +343,33 @@ class Servers:
         self._wait_port('dst', self.hosts.dst_addr, port, 'rsyncd')
         self.ports['rsyncd'] = port
 
-    def receiver(self, dest):
+    def receiver(self, dest, name='builtin', code_root=None):
         port = self.hosts.port('dst')
+        extra = ['--code-root', str(code_root)] if code_root else []
         proc = self._start('dst', [
             sys.executable, str(HERE), '--serve-receiver', '--root', str(dest),
             '--host', self.hosts.dst_addr, '--port', str(port),
-            '--token-file', str(self.token_file)], 'builtin-receiver',
+            '--token-file', str(self.token_file)] + extra, name + '-receiver',
             talk=True)
         line = proc.stdout.readline().decode()
         if not line.startswith('ready'):
-            raise RuntimeError('the builtin receiver did not start (see %s)'
-                               % (self.work / 'builtin-receiver.log'))
-        self.ports['builtin'] = int(line.split()[1])
+            raise RuntimeError('the %s receiver did not start (see %s)'
+                               % (name, self.work / (name + '-receiver.log')))
+        self.ports[name] = int(line.split()[1])
 
-    def sender(self):
+    def sender(self, name='builtin', code_root=None):
+        extra = ['--code-root', str(code_root)] if code_root else []
         proc = self._start('src', [
             sys.executable, str(HERE), '--serve-sender',
-            '--token-file', str(self.token_file)], 'builtin-sender',
+            '--token-file', str(self.token_file)] + extra, name + '-sender',
             talk=True, stdin=subprocess.PIPE)
         if not proc.stdout.readline().startswith(b'ready'):
-            raise RuntimeError('the builtin sender did not start (see %s)'
-                               % (self.work / 'builtin-sender.log'))
-        self.sender_proc = proc
+            raise RuntimeError('the %s sender did not start (see %s)'
+                               % (name, self.work / (name + '-sender.log')))
+        self.sender_procs[name] = proc
 
-    def send(self, request):
-        proc = self.sender_proc
+    def send(self, request, name='builtin'):
+        proc = self.sender_procs[name]
         proc.stdin.write(json.dumps(request).encode() + b'\n')
         proc.stdin.flush()
         reply = json.loads(proc.stdout.readline())
@@ -436,15 +444,17 @@ class Bench:
         elif method == 'rsync-local':
             seconds, _ = self._timed([which('rsync'), '-S', '-W', str(source),
                                       str(target)])
-        elif method in ('builtin', 'builtin-nohash'):
+        elif method in ('builtin', 'builtin-nohash', 'builtin-baseline'):
             # The source DTN service is a long-running process: time the
             # request to it, not a Python start-up.
+            which_code = ('builtin-baseline' if method == 'builtin-baseline'
+                          else 'builtin')
             start = time.monotonic()
             result = self.servers.send({
                 'source': str(source), 'host': h.dst_addr,
-                'port': self.servers.ports['builtin'], 'dest': name,
+                'port': self.servers.ports[which_code], 'dest': name,
                 'streams': self.streams,
-                'chunk_hash': method == 'builtin'})
+                'chunk_hash': method != 'builtin-nohash'}, which_code)
             seconds = time.monotonic() - start
             if method == 'builtin':
                 self.notes.setdefault(('builtin wire MB', name.split('.')[0]),
@@ -546,8 +556,9 @@ def print_table(title, figures, alloc, failures, methods, size, runs):
         sizes = '/'.join(
             '%d' % (alloc[(method, d)] // MIB) if (method, d) in alloc else '-'
             for d in DATASETS)
+        wire_row = method == 'builtin MB on the wire'
         print('%-*s %10s %10s %10s   %s' % (width, method, *cells,
-                                            sizes if method in METHODS else ''))
+                                            '' if wire_row else sizes))
     print()
     print('ratios against the targets: median builtin / median peer, and '
           'the median of the per-run ratios (paired):')
@@ -564,6 +575,8 @@ def print_table(title, figures, alloc, failures, methods, size, runs):
          ('gridftp', 'random'), None),
         ('builtin-nohash / gridftp, vm-zeros', ('builtin-nohash', 'vm-zeros'),
          ('gridftp', 'vm-zeros'), None),
+        ('builtin / builtin-baseline, random', ('builtin', 'random'),
+         ('builtin-baseline', 'random'), None),
         ('builtin / scp, random', ('builtin', 'random'), ('scp', 'random'),
          None),
         ('builtin / rsync-daemon, random', ('builtin', 'random'),
@@ -625,6 +638,10 @@ def main():
     parser.add_argument('--host', help=argparse.SUPPRESS)
     parser.add_argument('--port', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--token-file', help=argparse.SUPPRESS)
+    parser.add_argument('--code-root', help=argparse.SUPPRESS)
+    parser.add_argument('--baseline', metavar='<dir>',
+                        help='Also run builtin-baseline: the builtin mover '
+                             'from the overcloud_migrate package in <dir>')
     args = parser.parse_args()
     if args.serve_receiver:
         return serve_receiver(args)
@@ -632,7 +649,17 @@ def main():
         return serve_sender(args)
 
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
-    unknown = set(methods) - set(METHODS + ('iperf3',))
+    if args.baseline:
+        if not (pathlib.Path(args.baseline) / 'overcloud_migrate').is_dir():
+            parser.error('--baseline %s holds no overcloud_migrate package'
+                         % args.baseline)
+        if 'builtin-baseline' not in methods:
+            methods.insert(methods.index('builtin') + 1
+                           if 'builtin' in methods else len(methods),
+                           'builtin-baseline')
+    elif 'builtin-baseline' in methods:
+        parser.error('builtin-baseline needs --baseline <dir>')
+    unknown = set(methods) - set(METHODS + ('builtin-baseline', 'iperf3'))
     if unknown:
         parser.error('unknown method(s): %s' % ', '.join(sorted(unknown)))
     if args.netns and 'rsync-local' in methods:
@@ -679,6 +706,10 @@ def main():
         if 'builtin' in methods or 'builtin-nohash' in methods:
             servers.receiver(dest)
             servers.sender()
+        if 'builtin-baseline' in methods:
+            code_root = pathlib.Path(args.baseline).resolve()
+            servers.receiver(dest, 'builtin-baseline', code_root)
+            servers.sender('builtin-baseline', code_root)
         if 'iperf3' in methods:
             servers.iperf3()
         bench = Bench(hosts, servers, dest, args.streams)

@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import threading
+import time
 
 import pytest
 import xxhash
@@ -154,6 +155,75 @@ def test_corrupted_chunk_is_sent_again(image, receiver, dest):
     result = _send(image, receiver, streams=2, faults=faults)
     assert (dest / 'out' / 'disk.img').read_bytes() == image.read_bytes()
     assert result.bytes_on_wire == DATA + CHUNK + 2 * Z
+
+
+def test_chunks_hashed_in_pieces_catch_damage_anywhere(tmp_path, receiver,
+                                                      dest, monkeypatch):
+    """Segments longer than the sender's read buffer and the receiver's
+    hash piece, neither a multiple of the other: still identical, and a
+    damaged chunk is caught and sent again."""
+    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    from overcloud_migrate.dtn.movers.blockpipe import sender as send_mod
+    monkeypatch.setattr(recv_mod, '_RECV_PIECE', 100_000)
+    monkeypatch.setattr(send_mod, '_READ_SIZE', 3 * Z)
+    source = tmp_path / 'random.bin'
+    source.write_bytes(os.urandom(2 * MIB + MIB // 2 + 77))
+    faults = blockpipe.Faults(corrupt_chunks={1, 2})
+    result = _send(source, receiver, rel='random.bin', streams=2,
+                   chunk_size=MIB, faults=faults)
+    assert (dest / 'random.bin').read_bytes() == source.read_bytes()
+    size = source.stat().st_size
+    assert result.bytes_on_wire == size + MIB + (size - 2 * MIB)
+    assert _leftovers(dest) == ['random.bin']
+
+
+def test_receiver_writes_one_chunk_at_a_time(tmp_path, dest, monkeypatch):
+    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    active = []
+    most = []
+    real_pwrite = os.pwrite
+
+    def pwrite(fd, data, offset):
+        active.append(offset)
+        most.append(len(active))
+        try:
+            time.sleep(0.002)           # give another stream time to overlap
+            return real_pwrite(fd, data, offset)
+        finally:
+            active.remove(offset)
+
+    monkeypatch.setattr(recv_mod.os, 'pwrite', pwrite)
+    source = tmp_path / 'random.bin'
+    source.write_bytes(os.urandom(4 * MIB))
+    with blockpipe.Receiver('127.0.0.1', 0, _confine(dest), TOKEN) as recv:
+        _send(source, recv, rel='random.bin', streams=4)
+    assert (dest / 'random.bin').read_bytes() == source.read_bytes()
+    assert len(most) >= 16 and max(most) == 1
+
+
+def test_dense_file_is_one_extent_without_lseek(tmp_path, monkeypatch):
+    dense = tmp_path / 'dense'
+    dense.write_bytes(os.urandom(MIB) + bytes(MIB))
+    sparse = _write_image(tmp_path / 'sparse', [(0, Z, 'random')], MIB)
+    seeks = []
+    real_lseek = os.lseek
+    monkeypatch.setattr(os, 'lseek',
+                        lambda *args: seeks.append(args) or real_lseek(*args))
+    fd = os.open(dense, os.O_RDONLY)
+    try:
+        assert blockpipe.data_extents(fd, 2 * MIB) == [(0, 2 * MIB)]
+        assert seeks == []
+        # the written zeros are still left out, by the zero-block scan
+        assert blockpipe.data_segments(
+            fd, 0, 2 * MIB, extents=[(0, 2 * MIB)]) == [(0, MIB)]
+    finally:
+        os.close(fd)
+    fd = os.open(sparse, os.O_RDONLY)
+    try:
+        assert blockpipe.data_extents(fd, MIB) == [(0, Z)]
+        assert seeks
+    finally:
+        os.close(fd)
 
 
 def test_broken_connection_resumes_without_resending_good_chunks(

@@ -12,12 +12,18 @@ Design, in the order a byte meets it:
 * The file is cut into chunks (8 MiB by default).  ``streams`` TCP
   connections take chunks from one shared queue, so a slow stream never holds
   up the others.
-* Holes are found with ``SEEK_DATA``/``SEEK_HOLE`` (once for the whole file)
-  and never read; the data extents are read once through a small buffer to
-  find all-zero blocks (128 KiB), which are not sent either, and to hash the
-  rest.  What remains goes out with ``sendfile`` (no copy into Python).
+* Holes are found with ``SEEK_DATA``/``SEEK_HOLE`` (once for the whole file,
+  and not at all for a file with all its blocks allocated) and never read.
+  All-zero blocks (128 KiB) are found by a probe of each block's first
+  bytes (the whole block is read only when those are zeros) and are not
+  sent either.  The data left is read once, through a small buffer that
+  stays in the CPU cache: each piece is hashed and that same buffer is
+  sent, so what is hashed is exactly what goes out.  With the chunk hash
+  off nothing needs reading in Python and the data goes out with
+  ``sendfile``.
 * Every chunk carries an xxh3_128 of its data, header and segment table.
-  The receiver buffers the chunk, checks the hash and only then writes it,
+  The receiver buffers the chunk (hashing each piece as it arrives, while
+  it is still in the CPU cache), checks the hash and only then writes it,
   so a bad chunk never touches the disk (or, with ``use_splice``, splices it
   to the file, checks it there and punches it out again if bad); it answers
   with a negative acknowledgement and the sender sends that chunk again.

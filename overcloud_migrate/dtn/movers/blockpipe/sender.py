@@ -2,6 +2,7 @@
 a shared chunk queue) and :func:`probe`."""
 
 import collections
+import errno
 import hashlib
 import hmac
 import logging
@@ -18,6 +19,7 @@ from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TIMEOUT,
+    DIGEST_LEN,
     Faults,
     MAC_LEN,
     MAGIC,
@@ -29,7 +31,6 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     WINDOW,
     _CHUNK,
     _LinkBroken,
-    _NoHash,
     _READ_SIZE,
     _SEG,
     _TIMEOUTS,
@@ -488,39 +489,75 @@ class _Sender:
         buffer = getattr(self._local, 'buffer', None)
         if buffer is None:
             buffer = self._local.buffer = bytearray(_READ_SIZE)
-        if self.chunk_hash:
-            hasher = xxhash.xxh3_128()
-            segments = data_segments(self.fd, start, end, hasher=hasher,
-                                     buffer=buffer, extents=self.extents)
-        else:
-            hasher = _NoHash()
-            segments = data_segments(self.fd, start, end, buffer=buffer,
-                                     probe=True, extents=self.extents)
+        # The segment table goes out first, so find the zero blocks now: a
+        # probe of each block, the whole block only if the probe is zeros.
+        segments = data_segments(self.fd, start, end, buffer=buffer,
+                                 probe=True, extents=self.extents)
         head = _CHUNK.pack(index, len(segments))
         table = b''.join(_SEG.pack(off, length) for off, length in segments)
-        hasher.update(head)
-        hasher.update(table)
-        digest = hasher.digest()
         sock = stream.sock
         sock.sendall(b'C' + head + table)
         corrupt = index in self._corrupt and segments
         broken = index in self._break and segments
         self._corrupt.discard(index)
         self._break.discard(index)
-        for n, (off, length) in enumerate(segments):
-            if broken:
-                sent = sock.send(os.pread(self.fd, max(1, length // 2), off))
-                self._count(sent)
-                raise _LinkBroken()
-            if corrupt and n == 0:
-                data = bytearray(os.pread(self.fd, length, off))
-                data[0] ^= 0xFF
-                sock.sendall(data)
-                sent = length
-            else:
-                sent = self._sendfile(sock, off, length)
+        if broken:
+            off, length = segments[0]
+            sent = sock.send(os.pread(self.fd, max(1, length // 2), off))
             self._count(sent)
+            raise _LinkBroken()
+        if not self.chunk_hash:
+            # Nothing to read in Python: the kernel sends from the page cache.
+            digest = bytes(DIGEST_LEN)
+            for n, (off, length) in enumerate(segments):
+                if corrupt and n == 0:
+                    data = bytearray(os.pread(self.fd, length, off))
+                    data[0] ^= 0xFF
+                    sock.sendall(data)
+                else:
+                    self._sendfile(sock, off, length)
+                self._count(length)
+        else:
+            hasher = xxhash.xxh3_128()
+            view = memoryview(buffer)
+            try:
+                for off, length in segments:
+                    self._send_hashed(sock, off, length, hasher, view,
+                                      corrupt)
+                    corrupt = False
+                    self._count(length)
+            finally:
+                view.release()
+            hasher.update(head)
+            hasher.update(table)
+            digest = hasher.digest()
         sock.sendall(digest)
+
+    def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
+        """Read a segment once, piece by piece: hash each piece and send
+        that same buffer while it is still in the CPU cache.
+
+        What is hashed is exactly what goes out, and the page cache is read
+        once (reading to hash, then sendfile, read it twice).
+        """
+        fd = self.fd
+        end = offset + length
+        size = len(view)
+        while offset < end:
+            n = min(size, end - offset)
+            with view[:n] as piece:
+                if os.preadv(fd, [piece], offset) != n:
+                    raise OSError(errno.EIO, 'the file shrank while being '
+                                  'sent')
+                hasher.update(piece)
+                if corrupt:
+                    data = bytearray(piece)
+                    data[0] ^= 0xFF
+                    sock.sendall(data)
+                    corrupt = False
+                else:
+                    sock.sendall(piece)
+            offset += n
 
     def _sendfile(self, sock, offset, length):
         sent = 0

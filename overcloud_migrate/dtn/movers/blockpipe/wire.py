@@ -45,8 +45,10 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _PIPE_SIZE = 1024 * 1024
 _SCRATCH_SIZE = 256 * 1024
-#: the sender reads (to scan and hash) through a buffer this big
-_READ_SIZE = 256 * 1024
+#: the sender reads (to hash and send) through a buffer this big
+_READ_SIZE = 1024 * 1024
+#: the receiver hashes each piece of this size as soon as it has arrived
+_RECV_PIECE = 1024 * 1024
 
 
 class ProtocolError(base.MoverError):
