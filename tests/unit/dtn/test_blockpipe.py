@@ -1,6 +1,7 @@
 """The builtin mover's data path, over real sockets on 127.0.0.1."""
 
 import hashlib
+import json
 import os
 import pathlib
 import subprocess
@@ -380,3 +381,33 @@ def test_data_segments_rebuild_the_file(tmp_path, seed):
     assert bytes(rebuilt) == content
     for offset, length in window:
         assert 100_000 <= offset and offset + length <= min(size, 1_300_000)
+
+
+def test_concurrent_journal_saves_never_clobber_each_other(tmp_path):
+    """Data threads save the chunk journal at the same time; each save
+    must complete (one .tmp name is shared), and the journal stays
+    valid."""
+    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    incoming = recv_mod._Incoming(tmp_path / 'disk.img', 64 * 1024 * 1024,
+                                  1024 * 1024, 'id-1')
+    incoming.open()
+    errors = []
+
+    def save(index):
+        try:
+            for _ in range(50):
+                incoming.mark_good(index)
+                incoming.flush_state(force=True)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    incoming.close_fd()
+    assert errors == []
+    journal = json.loads((tmp_path / 'disk.img.part.state').read_text())
+    assert journal['size'] == 64 * 1024 * 1024
+    assert not (tmp_path / 'disk.img.part.state.tmp').exists()

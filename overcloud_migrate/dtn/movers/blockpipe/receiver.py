@@ -79,6 +79,10 @@ class _Incoming:
         self.tid = secrets.token_hex(16)
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()   # one chunk written at a time
+        # One journal save at a time, and none once the file is committed
+        # (two savers shared the .tmp name; a late one left a stale
+        # .part.state beside the final file).
+        self.save_lock = threading.Lock()
         self.refs = 0
         self.fd = None
         self.good = bytearray(self.nchunks)
@@ -128,6 +132,10 @@ class _Incoming:
 
     def flush_state(self, force=False):
         """Record the good chunks (after making their data durable)."""
+        with self.save_lock:
+            self._flush_state(force)
+
+    def _flush_state(self, force):
         if self.fd is None or self.finished:
             return
         now = time.monotonic()
@@ -500,13 +508,14 @@ class Receiver:
                     return {'error': 'sha256 of %s does not match the source '
                             '(got %s, expected %s); partial file removed'
                             % (incoming.final, digest, want_sha256)}
-            os.replace(incoming.part, incoming.final)
-            with incoming.lock:
-                incoming.finished = True
-            try:
-                os.unlink(incoming.state)
-            except FileNotFoundError:
-                pass
+            with incoming.save_lock:
+                os.replace(incoming.part, incoming.final)
+                with incoming.lock:
+                    incoming.finished = True
+                try:
+                    os.unlink(incoming.state)
+                except FileNotFoundError:
+                    pass
             dir_fd = os.open(incoming.final.parent, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(dir_fd)
