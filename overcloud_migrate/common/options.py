@@ -38,3 +38,24 @@ def key_value(text):
         raise argparse.ArgumentTypeError(
             "expected SOURCE=DESTINATION, got '%s'" % text)
     return source, dest
+
+
+def positive_int(text):
+    """argparse type: a whole number of 1 or more."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text):
+    """argparse type: a whole number of 0 or more."""
+    return _whole(text, 0)
+
+
+def _whole(text, least):
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(
+            'expected a whole number of %d or more, got %r' % (least, text))
+    return value

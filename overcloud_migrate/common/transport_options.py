@@ -6,26 +6,15 @@ list`` shows which belong to which driver. Each driver's options start with
 ``--<driver>-`` (R18 of the style guide).
 """
 
-import argparse
 import dataclasses
 import typing
 
 from osc_lib import exceptions
 
+from overcloud_migrate.common import options
 from overcloud_migrate.transports import base
 
 TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            'expected a whole number of 1 or more, got %r' % text)
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +95,7 @@ OPTIONS = (
              'that skip zeros); the source DTN service must offer it '
              '(default: the source DTN service\'s default mover)'),
     Opt('dtn', '--dtn-streams', 'streams', metavar='<count>',
-        type=_positive,
+        type=options.positive_int,
         help='Parallel TCP streams of each DTN transfer, 1 '
              'to 64 (default: the DTN service\'s default, 4)'),
     Opt('dtn', '--dtn-keep', 'keep', flag_only=True,

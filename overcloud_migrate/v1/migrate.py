@@ -1,6 +1,5 @@
 """``openstack overcloud migrate``: move servers to another cloud."""
 
-import argparse
 import logging
 import sys
 
@@ -139,10 +138,10 @@ class MigrateServer(ReportThenFail, command.Lister):
             help='Leave a source server stopped when its migration fails '
                  '(default: restart it)')
         move.add_argument(
-            '--parallel', metavar='<count>', type=_positive, default=1,
+            '--parallel', metavar='<count>', type=options.positive_int, default=1,
             help='Migrate this many servers at once (default: 1)')
         move.add_argument(
-            '--timeout', metavar='<seconds>', type=_positive, default=600,
+            '--timeout', metavar='<seconds>', type=options.positive_int, default=600,
             help='Wait at most this long for each stop, snapshot, upload and '
                  'boot (default: 600)')
         move.add_argument(
@@ -345,17 +344,6 @@ def handoff_names():
         return runner.handoff_transports()
     except Exception:  # a broken install must not break --help
         return ['sharedfs', 'ssh']
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            'expected a whole number of 1 or more, got %r' % text)
-    return value
 
 
 def _name(plan, server_id):

@@ -15,7 +15,6 @@ from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.receiver import processor as processor_mod
 from overcloud_migrate.receiver import service
 from overcloud_migrate.receiver import status as status_mod
-from overcloud_migrate.v1 import migrate as migrate_cmd
 
 LOG = logging.getLogger(__name__)
 RECEIVER_JOURNAL = 'receiver.sqlite'
@@ -74,11 +73,11 @@ class ReceiverRun(command.Command):
         _watch_option(parser)
         options.add_dest_cloud_options(parser)
         parser.add_argument(
-            '--workers', metavar='<count>', type=migrate_cmd._positive,
+            '--workers', metavar='<count>', type=options.positive_int,
             default=2,
             help='Process this many items at once (default: 2)')
         parser.add_argument(
-            '--timeout', metavar='<seconds>', type=migrate_cmd._positive,
+            '--timeout', metavar='<seconds>', type=options.positive_int,
             default=600,
             help='Wait at most this long for each upload and boot '
                  '(default: 600)')
@@ -89,7 +88,8 @@ class ReceiverRun(command.Command):
                  'it free (needs admin), else a new one; new: a new address; '
                  'none: no floating IPs (default: keep)')
         parser.add_argument(
-            '--rescan-interval', metavar='<seconds>', type=int, default=0,
+            '--rescan-interval', metavar='<seconds>',
+            type=options.non_negative_int, default=0,
             help='Also look for complete items every this many seconds. '
                  'inotify sees only writes made on this host: use it when '
                  'the items are written by another host into a network '

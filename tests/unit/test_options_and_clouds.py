@@ -56,3 +56,16 @@ def test_problem_table_lists_every_problem():
     table = prechecks.format_table(problems).splitlines()
     assert table[0].split() == ['Type', 'Name', 'Source', 'ID', 'Problem']
     assert len(table) == 4 and 'needs 4 more' in table[3]
+
+
+@pytest.mark.parametrize('convert, good, bad', [
+    (options.positive_int, ['1', '64'], ['0', '-1', 'x', '1.5', '']),
+    (options.non_negative_int, ['0', '30'], ['-1', 'x', '']),
+])
+def test_whole_number_option_types(convert, good, bad):
+    for text in good:
+        assert convert(text) == int(text)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError) as caught:
+            convert(text)
+        assert repr(text) in str(caught.value)
