@@ -117,7 +117,12 @@ def stop_many(pidfiles, timeout=20):
 
 def _group_members(pgid):
     """PIDs of the live (not zombie) processes in process group ``pgid``."""
-    members = []
+    return [pid for pid, fields in _proc_stats()
+            if fields[0] != 'Z' and int(fields[2]) == pgid]
+
+
+def _proc_stats():
+    """(pid, fields after the command name) of every process in /proc."""
     for entry in pathlib.Path('/proc').iterdir():
         if not entry.name.isdigit():
             continue
@@ -125,10 +130,7 @@ def _group_members(pgid):
             stat = (entry / 'stat').read_text()
         except OSError:
             continue
-        fields = stat.rsplit(')', 1)[1].split()
-        if fields[0] != 'Z' and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        yield int(entry.name), stat.rsplit(')', 1)[1].split()
 
 
 def _signal_group(pid, sig):
@@ -144,15 +146,8 @@ def _signal_group(pid, sig):
 def tree_rss(pid):
     """Resident memory, in bytes, of ``pid`` and all its descendants."""
     children = {}
-    for entry in pathlib.Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / 'stat').read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(')', 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    for child, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     total, todo = 0, [pid]
     page = os.sysconf('SC_PAGE_SIZE')
     while todo:
