@@ -41,16 +41,9 @@ def add_dtn_options(parser):
 def _token(parsed_args):
     if parsed_args.dtn_token_file:
         try:
-            with open(parsed_args.dtn_token_file, encoding='utf-8') as handle:
-                token = handle.readline().strip()
-        except OSError as exc:
-            raise exceptions.CommandError(
-                'Cannot read the DTN token file %s: %s.'
-                % (parsed_args.dtn_token_file, exc.strerror or exc))
-        if not token:
-            raise exceptions.CommandError('The DTN token file %s is empty.'
-                                          % parsed_args.dtn_token_file)
-        return token
+            return dtn_client.read_token_file(parsed_args.dtn_token_file)
+        except dtn_client.DTNClientError as exc:
+            raise exceptions.CommandError(str(exc))
     return os.environ.get(TOKEN_ENV) or None
 
 

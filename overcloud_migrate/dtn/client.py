@@ -26,6 +26,21 @@ class DTNClientError(Exception):
         self.status = status
 
 
+def read_token_file(path, what='DTN'):
+    """The token on the first line of ``path``; :class:`DTNClientError`
+    naming the file (and ``what`` it is for) when it is unreadable or
+    empty."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            token = handle.readline().strip()
+    except OSError as exc:
+        raise DTNClientError('Cannot read the %s token file %s: %s.'
+                             % (what, path, exc.strerror or exc))
+    if not token:
+        raise DTNClientError('The %s token file %s is empty.' % (what, path))
+    return token
+
+
 class TransferFailed(DTNClientError):
     """A transfer ended failed or cancelled."""
 

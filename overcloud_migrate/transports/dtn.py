@@ -76,17 +76,10 @@ class _Side:
     def token(self):
         if self.token_file:
             try:
-                with open(self.token_file, encoding='utf-8') as handle:
-                    token = handle.readline().strip()
-            except OSError as exc:
-                raise base.PreflightError(
-                    'Cannot read the token file %s of the %s DTN: %s.'
-                    % (self.token_file, self.label, exc.strerror or exc))
-            if not token:
-                raise base.PreflightError('The token file %s of the %s DTN '
-                                          'is empty.' % (self.token_file,
-                                                         self.label))
-            return token
+                return dtn_client.read_token_file(self.token_file,
+                                                  '%s DTN' % self.label)
+            except dtn_client.DTNClientError as exc:
+                raise base.PreflightError(str(exc))
         return os.environ.get(TOKEN_ENV) or None
 
     def client(self, timeout):
