@@ -140,13 +140,7 @@ class Run:
                       '', '', '', s.dest_host or '', {})
                      for s in self.plan.servers]
             return Outcome(rows, None, 0, len(self.plan.servers))
-        migration_id = self.journal.start(
-            self.source_key, self.dest_key, self.plan.to_dict(),
-            source_cloud=self.source_identity.name,
-            options=self.options.to_dict(), **self.dest_names)
-        for position, server in enumerate(self.plan.servers):
-            self.journal.add_server(migration_id, server.id, server.name,
-                                    position)
+        migration_id = self._start_journal()
         if self.plan.order:
             for number, wave in enumerate(self.plan.waves(), 1):
                 self.journal.log(migration_id, 'wave %d: %s' % (
@@ -191,6 +185,11 @@ class Run:
                              self.options.handoff, 'planned', '', '', '', {})
                             for s in self.plan.servers], None, 0,
                            len(self.plan.servers))
+        migration_id = self._start_journal()
+        return self._handoff(migration_id, transport)
+
+    def _start_journal(self):
+        """A new journal entry for this plan, its servers in plan order."""
         migration_id = self.journal.start(
             self.source_key, self.dest_key, self.plan.to_dict(),
             source_cloud=self.source_identity.name,
@@ -198,7 +197,7 @@ class Run:
         for position, server in enumerate(self.plan.servers):
             self.journal.add_server(migration_id, server.id, server.name,
                                     position)
-        return self._handoff(migration_id, transport)
+        return migration_id
 
     def _handoff(self, migration_id, transport):
         todo = [s for s in self.plan.servers
