@@ -11,4 +11,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check overcloud_migrate devcloud tests benchmarks
 sphinx-build -q -W -b html doc/source doc/build/html
 sphinx-build -q -W -b html releasenotes/source releasenotes/build/html
-python -m pytest -p no:cacheprovider -rs "$@"
+# Test modules run side by side on the one bed (tests/functional/conftest.py
+# says which may share it); the suite mostly waits on the clouds, so more
+# workers than cores pay. OVERCLOUD_TEST_WORKERS=0 runs everything in one
+# process; "-n 0" in the arguments does too.
+python -m pytest -p no:cacheprovider -rs -n "${OVERCLOUD_TEST_WORKERS:-3}" \
+  --dist loadfile "$@"

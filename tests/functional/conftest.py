@@ -1,41 +1,168 @@
-"""Fixtures for functional tests: a running devcloud and clean-up stacks."""
+"""Fixtures for functional tests: a running devcloud and clean-up stacks.
 
+The modules may run at the same time (``pytest -n N --dist loadfile``,
+what tools/test.sh does), each pytest-xdist worker in a process of its
+own, on ONE bed:
+
+- the first worker that needs the bed brings it up (under a file lock),
+  the others find it running; the last worker done with it stops it, if
+  this run started it;
+- a module that needs the bed to itself (it restarts the bed, sets quotas
+  or counts everything in the project) says ``BED_ACCESS = 'exclusive'``
+  and runs while no other module is on the bed; every other module runs
+  beside the rest (``'shared'``: distinct prefixes, nothing counted
+  across them); ``'none'``: the module does not use the bed at all.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
+import pathlib
+import tempfile
+import uuid
 
 import openstack
 import pytest
 
 from overcloud_devcloud import bed as bed_mod
 from overcloud_devcloud import scenario
+from tests.functional import helpers
 
 KEEP_ENV = 'OVERCLOUD_DEVCLOUD_KEEP'
 #: what the README's demo (tools/demo.sh) builds and migrates in this bed
 DEMO_PREFIX = '3t'
+ACCESS = ('shared', 'exclusive', 'none')
+
+
+def _lock_path(bed, what):
+    """A lock file of this bed, outside its home (``up`` purges a home
+    whose cold start never finished)."""
+    key = hashlib.sha256(str(bed.layout.home).encode()).hexdigest()[:16]
+    return pathlib.Path(tempfile.gettempdir()) / (
+        'overcloud-devcloud-%s.%s' % (key, what))
+
+
+@contextlib.contextmanager
+def _flock(path, mode):
+    with open(path, 'a+') as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_id(config):
+    """One id for the whole test run, the same in every xdist worker."""
+    worker = getattr(config, 'workerinput', None)
+    if worker:
+        return worker['testrunuid']
+    if not hasattr(config, '_overcloud_run_id'):
+        config._overcloud_run_id = uuid.uuid4().hex
+    return config._overcloud_run_id
+
+
+@contextlib.contextmanager
+def _bed_state(bed, run_id):
+    """The run's record of the bed ({started, cleaned, users}), read and
+    written under an exclusive lock."""
+    path = _lock_path(bed, 'state')
+    with _flock(_lock_path(bed, 'lock'), fcntl.LOCK_EX):
+        try:
+            state = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            state = {}
+        if state.get('run') != run_id:
+            state = {'run': run_id, 'started': False, 'cleaned': False,
+                     'users': 0}
+        yield state
+        path.write_text(json.dumps(state))
 
 
 @pytest.fixture(scope='session')
-def devcloud():
+def devcloud(request):
     """The two-cloud test bed: reused when running, else brought up.
 
-    A bed this fixture started is stopped at the end of the session (its
-    data is kept, so the next start is warm) unless OVERCLOUD_DEVCLOUD_KEEP=1.
+    A bed this run started is stopped when the last worker is done with it
+    (its data is kept, so the next start is warm) unless
+    OVERCLOUD_DEVCLOUD_KEEP=1.
     """
     bed = bed_mod.Bed()
-    started = not bed.is_up()
-    if started:
-        bed.up()
-    os.environ.update(bed.environment())
-    # The demo shares the bed and leaves its project in both clouds; the
-    # tests count servers and quotas, so they start without it.
-    for name in ('devcloud-a', 'devcloud-b'):
-        connection = openstack.connect(cloud=name)
-        try:
-            scenario.delete(connection, DEMO_PREFIX)
-        finally:
-            connection.close()
+    run_id = _run_id(request.config)
+    # Shared: a module that restarts the bed holds it exclusively.
+    with _bed_access(bed, 'shared'), _bed_state(bed, run_id) as state:
+        if not bed.is_up():
+            bed.up()
+            state['started'] = True
+        os.environ.update(bed.environment())
+        if not state['cleaned']:
+            # The demo shares the bed and leaves its project in both
+            # clouds; the tests count servers and quotas, so they start
+            # without it.
+            for name in ('devcloud-a', 'devcloud-b'):
+                connection = openstack.connect(cloud=name)
+                try:
+                    scenario.delete(connection, DEMO_PREFIX)
+                finally:
+                    connection.close()
+            state['cleaned'] = True
+        state['users'] += 1
     yield bed
-    if started and os.environ.get(KEEP_ENV) != '1':
-        bed.down()
+    with _bed_state(bed, run_id) as state:
+        state['users'] -= 1
+        if state['users'] <= 0 and state['started'] \
+                and os.environ.get(KEEP_ENV) != '1':
+            bed.down()
+            state['started'] = False
+
+
+@pytest.fixture(scope='module', autouse=True)
+def bed_access(request):
+    """Hold the bed shared or exclusive for the whole module (see the
+    module docstring). A readers-writer lock made of two flocks: the
+    turnstile keeps new sharers out while an exclusive module waits, so
+    it is not starved."""
+    access = getattr(request.module, 'BED_ACCESS', 'shared')
+    assert access in ACCESS, access
+    if access == 'none':
+        yield
+        return
+    with _bed_access(bed_mod.Bed(), access):
+        yield
+
+
+@contextlib.contextmanager
+def _bed_access(bed, access):
+    mode = fcntl.LOCK_EX if access == 'exclusive' else fcntl.LOCK_SH
+    with open(_lock_path(bed, 'share'), 'a+') as handle:
+        with _flock(_lock_path(bed, 'gate'), fcntl.LOCK_EX):
+            fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope='module')
+def clouds(devcloud, request):
+    """(source, destination, built project): the module's 3-tier scenario
+    (its ``PREFIX``) in devcloud-a, nothing of it in devcloud-b; cleaned
+    from both clouds after the module."""
+    prefix = request.module.PREFIX
+    src = openstack.connect(cloud='devcloud-a')
+    dst = openstack.connect(cloud='devcloud-b')
+    try:
+        for conn in (src, dst):
+            helpers.clean(conn, prefix)
+        project = scenario.build(src, prefix)
+        yield src, dst, project
+    finally:
+        for conn in (dst, src):
+            helpers.clean(conn, prefix)
+        src.close()
+        dst.close()
 
 
 @pytest.fixture(params=['devcloud-a', 'devcloud-b'])
@@ -51,9 +178,7 @@ def conn(devcloud, cloud_name):
     connection.close()
 
 
-@pytest.fixture
-def cleanup():
-    """Register a clean-up right after each create; run in reverse order."""
+def _cleanup_stack():
     stack = []
     yield stack.append
     errors = []
@@ -64,3 +189,16 @@ def cleanup():
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def cleanup():
+    """Register a clean-up right after each create; run in reverse order."""
+    yield from _cleanup_stack()
+
+
+@pytest.fixture(scope='module')
+def module_cleanup():
+    """:func:`cleanup` for what a module's tests share; run after the
+    module."""
+    yield from _cleanup_stack()

@@ -14,15 +14,20 @@ import openstack
 import pytest
 
 from overcloud_devcloud import bootstrap
+from tests.functional import helpers
 
 WAIT = 180
+POLL = helpers.POLL
 CIDR = '10.88.0.0/24'
 IPS = {'dep-web': '10.88.0.11', 'dep-app': '10.88.0.12',
        'dep-db': '10.88.0.13'}
 
 
-@pytest.fixture
-def three_servers(devcloud, cleanup):
+@pytest.fixture(scope='module')
+def three_servers(devcloud, module_cleanup):
+    """The three servers, made once for the module's tests (they only
+    read them)."""
+    cleanup = module_cleanup
     conn = openstack.connect(cloud='devcloud-a')
     cleanup(conn.close)
     net = conn.network.create_network(name='dep-net')
@@ -49,11 +54,11 @@ def three_servers(devcloud, cleanup):
             name=name, flavor_id=flavor.id, image_id=image.id,
             networks=[{'port': port.id}])
         cleanup(lambda server=server: conn.compute.wait_for_delete(
-            conn.compute.delete_server(server) or server, wait=WAIT))
+            conn.compute.delete_server(server) or server, wait=WAIT, interval=POLL))
         servers[name] = server
     for name, server in servers.items():
         servers[name] = conn.compute.wait_for_server(
-            server, failures=['ERROR'], wait=WAIT)
+            server, failures=['ERROR'], wait=WAIT, interval=POLL)
     return servers, flavor
 
 

@@ -14,8 +14,12 @@ import openstack
 
 from overcloud_devcloud import bootstrap
 from overcloud_devcloud import layout as layout_mod
+from tests.functional import helpers
 
 WAIT = 120
+POLL = helpers.POLL
+#: a test stops and restarts the whole bed
+BED_ACCESS = 'exclusive'
 
 
 def test_keystone_auth_for_admin_and_member(devcloud, cloud_name):
@@ -61,7 +65,7 @@ def test_image_upload_download_identical(conn, cleanup):
         data=payload, allow_duplicates=True)
     cleanup(lambda: conn.image.delete_image(image, ignore_missing=True))
     image = conn.image.wait_for_status(image, 'active', failures=['killed'],
-                                       wait=WAIT)
+                                       wait=WAIT, interval=POLL)
     assert image.size == len(payload)
     assert conn.image.download_image(image).content == payload
 
@@ -98,7 +102,7 @@ def _boot(conn, cleanup, name, port, **extra):
         image_id=conn.image.find_image(bootstrap.IMAGE_NAME).id,
         networks=[{'port': port.id}], **extra)
     cleanup(lambda: conn.compute.wait_for_delete(
-        conn.compute.delete_server(server) or server, wait=WAIT))
+        conn.compute.delete_server(server) or server, wait=WAIT, interval=POLL))
     return server
 
 
@@ -123,13 +127,13 @@ def test_network_server_stop_snapshot(devcloud, conn, cloud_name, cleanup):
     assert fip.fixed_ip_address == '10.77.0.50'
 
     server = _boot(conn, cleanup, 'smoke-server', port)
-    server = conn.compute.wait_for_server(server, wait=WAIT)
+    server = conn.compute.wait_for_server(server, wait=WAIT, interval=POLL)
     addresses = [a['addr'] for a in server.addresses['smoke-net']]
     assert '10.77.0.50' in addresses
     assert conn.network.get_port(port).binding_vif_type == 'ovs'
 
     conn.compute.stop_server(server)
-    conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT)
+    conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT, interval=POLL)
 
     # The guest wrote to its disk: the snapshot must carry these bytes,
     # not merely the boot image.
@@ -151,7 +155,7 @@ def _snapshot(conn, cleanup, server, name):
     cleanup(lambda: conn.image.delete_image(image, ignore_missing=True))
     return conn.image.wait_for_status(conn.image.get_image(image), 'active',
                                       failures=['killed', 'deleted'],
-                                      wait=WAIT)
+                                      wait=WAIT, interval=POLL)
 
 
 def test_parallel_boot_stop_snapshot(devcloud, conn, cleanup):
@@ -172,9 +176,9 @@ def test_parallel_boot_stop_snapshot(devcloud, conn, cleanup):
                for i in range(count)]
 
     def lifecycle(server):
-        server = conn.compute.wait_for_server(server, wait=WAIT)
+        server = conn.compute.wait_for_server(server, wait=WAIT, interval=POLL)
         conn.compute.stop_server(server)
-        conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT)
+        conn.compute.wait_for_server(server, status='SHUTOFF', wait=WAIT, interval=POLL)
         return _snapshot(conn, cleanup, server, server.name + '-snap')
 
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
@@ -191,7 +195,7 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
     port = conn.network.create_port(network_id=net.id, name='restart-port')
     cleanup(lambda: conn.network.delete_port(port, ignore_missing=True))
     server = _boot(conn, cleanup, 'restart-server', port)
-    server = conn.compute.wait_for_server(server, wait=WAIT)
+    server = conn.compute.wait_for_server(server, wait=WAIT, interval=POLL)
     # One more on devcloud-b's second compute host: its node identity and
     # disk files must survive the restart too.
     conn_b = openstack.connect(cloud='devcloud-b')
@@ -202,7 +206,7 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
                                         name='restart-b-port')
     cleanup(lambda: conn_b.network.delete_port(port_b, ignore_missing=True))
     server_b = _boot(conn_b, cleanup, 'restart-b-server', port_b, host=second)
-    server_b = conn_b.compute.wait_for_server(server_b, wait=WAIT)
+    server_b = conn_b.compute.wait_for_server(server_b, wait=WAIT, interval=POLL)
     assert server_b.compute_host == second
 
     assert devcloud.up() == 'running'  # a second call does nothing
@@ -222,7 +226,7 @@ def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
         found = fresh.compute.get_server(server_id)
         assert found.status == 'ACTIVE' and found.power_state == 1
         fresh.compute.stop_server(found)  # the restarted driver knows it
-        fresh.compute.wait_for_server(found, status='SHUTOFF', wait=WAIT)
+        fresh.compute.wait_for_server(found, status='SHUTOFF', wait=WAIT, interval=POLL)
 
 
 def test_devcloud_b_has_two_compute_hosts_each_bootable(devcloud, cleanup):
@@ -261,11 +265,11 @@ def test_devcloud_b_has_two_compute_hosts_each_bootable(devcloud, cleanup):
             image_id=conn.image.find_image(bootstrap.IMAGE_NAME).id,
             networks=[{'port': port.id}], host=host)
         cleanup(lambda server=server: conn.compute.wait_for_delete(
-            conn.compute.delete_server(server) or server, wait=WAIT))
+            conn.compute.delete_server(server) or server, wait=WAIT, interval=POLL))
         servers[host] = server
     for host, server in servers.items():
         server = conn.compute.wait_for_server(server, failures=['ERROR'],
-                                              wait=WAIT)
+                                              wait=WAIT, interval=POLL)
         assert server.compute_host == host
         assert server.hypervisor_hostname == host
         # The disk file lives with that host's compute, not the other's.

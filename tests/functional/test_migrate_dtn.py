@@ -15,19 +15,15 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sysconfig
 import tempfile
 
-import openstack
 import pytest
 
-from overcloud_devcloud import scenario
+from tests.functional import helpers
 from tests.functional import test_dtn_gridftp as gridftp_bed
 
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
 PREFIX = 'md'
-SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
+SERVERS = helpers.servers_of(PREFIX)
 PROBE = '.overcloud-migrate-probe-'
 
 
@@ -70,34 +66,14 @@ def dtns():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope='module')
-def clouds(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        scenario.delete(conn, PREFIX)
-    project = scenario.build(src, PREFIX)
-    yield src, dst, project
-    for conn in (dst, src):
-        scenario.delete(conn, PREFIX)
-
-
 @pytest.fixture
 def journal(tmp_path):
     return tmp_path / 'journal.sqlite'
 
 
 def run(journal, *args, fault=None):
-    env = dict(os.environ,
-               OVERCLOUD_MIGRATE_JOURNAL_URL='sqlite:///%s' % journal)
-    env.pop('OVERCLOUD_MIGRATE_FAULT', None)
-    if fault:
-        env['OVERCLOUD_MIGRATE_FAULT'] = fault
-    env.pop('OVERCLOUD_MIGRATE_DTN_TOKEN', None)
-    result = subprocess.run([OPENSTACK, '--os-cloud', 'devcloud-a',
-                             'overcloud', *args], capture_output=True,
-                            text=True, env=env, timeout=900)
-    return result.returncode, result.stdout, result.stderr
+    return helpers.overcloud(*args, journal=helpers.journal_url(journal),
+                             fault=fault)
 
 
 def migrate_dtn(journal, a, b, *extra, dest_url=None, servers=SERVERS,
@@ -112,15 +88,8 @@ def migrate_dtn(journal, a, b, *extra, dest_url=None, servers=SERVERS,
 
 
 def dest_state(dst):
-    return {
-        'servers': sorted(s.name for s in dst.compute.servers()
-                          if s.name in SERVERS),
-        'images': sorted(i.name for i in dst.image.images(
-            owner=dst.current_project_id)
-            if (i.name or '').startswith('om-%s-' % PREFIX)),
-        'networks': sorted(n.name for n in dst.network.networks()
-                           if (n.name or '').startswith(PREFIX + '-')),
-    }
+    return helpers.dest_state(dst, PREFIX, keys=(
+        'servers', 'images', 'networks'))
 
 
 def test_servers_cross_over_gridftp_between_two_dtns(clouds, dtns, journal):

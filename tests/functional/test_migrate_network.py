@@ -8,86 +8,50 @@ first, then the replication, then what depends on it.
 
 import json
 import os
-import subprocess
-import sysconfig
 import uuid
 
-import openstack
 import pytest
 import yaml
 
-from overcloud_devcloud import scenario
+from tests.functional import helpers
 
 PREFIX = 'mn'
-SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
-
-
-@pytest.fixture(scope='module')
-def clouds(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        scenario.delete(conn, PREFIX)
-    project = scenario.build(src, PREFIX)
-    yield src, dst, project
-    for conn in (dst, src):
-        scenario.delete(conn, PREFIX)
+SERVERS = helpers.servers_of(PREFIX)
+#: sets the destination's quotas and compares everything in the project
+#: before and after: no other module may use the bed meanwhile
+BED_ACCESS = 'exclusive'
+inventory = helpers.inventory
 
 
 @pytest.fixture(scope='module')
 def journal_url(tmp_path_factory):
-    return 'sqlite:///%s' % (tmp_path_factory.mktemp('journal') /
-                             'journal.sqlite')
+    return helpers.journal_url(tmp_path_factory.mktemp('journal') /
+                               'journal.sqlite')
 
 
 def migrate(journal_url, *args, cloud='devcloud-a', env=None):
     """Run the real command; returns (exit code, stdout, stderr)."""
-    environ = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal_url)
-    environ.update(env or {})
-    result = subprocess.run(
-        [OPENSTACK, '--os-cloud', cloud, 'overcloud', 'migrate', *args],
-        capture_output=True, text=True, env=environ, timeout=600)
-    return result.returncode, result.stdout, result.stderr
+    return helpers.overcloud('migrate', *args, journal=journal_url,
+                             cloud=cloud, env=env, timeout=600)
 
 
 def rollback_all(journal_url):
     """Roll back every migration in the journal, newest first."""
-    environ = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal_url)
-    listed = subprocess.run(
-        [OPENSTACK, '--os-cloud', 'devcloud-a', 'overcloud', 'migration',
-         'list', '-f', 'json'], capture_output=True, text=True, env=environ,
-        timeout=600, check=True)
-    migrations = sorted(json.loads(listed.stdout), key=lambda m: m['Created'],
+    code, out, err = helpers.overcloud('migration', 'list', '-f', 'json',
+                                       journal=journal_url, timeout=600)
+    assert code == 0, err
+    migrations = sorted(json.loads(out), key=lambda m: m['Created'],
                         reverse=True)
     for migration in migrations:
-        result = subprocess.run(
-            [OPENSTACK, '--os-cloud', 'devcloud-a', 'overcloud', 'migration',
-             'rollback', migration['ID']], capture_output=True, text=True,
-            env=environ, timeout=600)
-        assert result.returncode == 0, result.stderr
+        code, _out, err = helpers.overcloud(
+            'migration', 'rollback', migration['ID'], journal=journal_url,
+            timeout=600)
+        assert code == 0, err
     return len(migrations)
 
 
 def rows_of(stdout):
     return json.loads(stdout)
-
-
-def inventory(conn):
-    """Everything at a cloud a migration could touch, by ID."""
-    net = conn.network
-    return {
-        'networks': sorted(n.id for n in net.networks()),
-        'subnets': sorted(s.id for s in net.subnets()),
-        'routers': sorted((r.id, repr(r.routes)) for r in net.routers()),
-        'ports': sorted(p.id for p in net.ports()),
-        'groups': sorted(g.id for g in net.security_groups()),
-        'rules': sorted(r.id for r in net.security_group_rules()),
-        'floating_ips': sorted(f.id for f in net.ips()),
-        'keypairs': sorted(k.name for k in conn.compute.keypairs()),
-        'flavors': sorted(f.name for f in conn.compute.flavors()),
-        'servers': sorted(s.id for s in conn.compute.servers()),
-    }
 
 
 def assert_refused(result, *fragments):
@@ -348,7 +312,7 @@ def test_a_crash_right_after_a_create_duplicates_nothing(clouds, tmp_path,
     """Killed between Neutron's create and the journal: the next run adopts
     the resource that create made instead of making a second one."""
     src, dst, project = clouds
-    journal = 'sqlite:///%s' % (tmp_path / 'crash.sqlite')
+    journal = helpers.journal_url(tmp_path / 'crash.sqlite')
     before = inventory(dst)
     code, _out, err = migrate(
         journal, *SERVERS, '--dest-cloud', 'devcloud-b', '--network-only',
@@ -464,7 +428,7 @@ def test_second_run_creates_nothing(clouds, journal_url):
 def test_a_new_journal_finds_the_copies_again_by_tag(clouds, tmp_path):
     _src, dst, _project = clouds
     before = inventory(dst)
-    fresh = 'sqlite:///%s' % (tmp_path / 'other.sqlite')
+    fresh = helpers.journal_url(tmp_path / 'other.sqlite')
     code, out, err = migrate(fresh, *SERVERS, '--dest-cloud', 'devcloud-b',
                              '-f', 'json')
     assert code == 0, err

@@ -5,43 +5,28 @@ the journal shows the migration followed them.
 """
 
 import json
-import os
-import subprocess
-import sysconfig
 
 import openstack
 import pytest
 import yaml
 
-from overcloud_devcloud import scenario
+from tests.functional import helpers
 
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
 PREFIX = 'mo'
 SERVERS = ['%s-db' % PREFIX, '%s-web' % PREFIX, '%s-app' % PREFIX]
 
 
 @pytest.fixture(scope='module')
-def project(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        scenario.delete(conn, PREFIX)
-    built = scenario.build(src, PREFIX)
-    yield built
-    for conn in (dst, src):
-        scenario.delete(conn, PREFIX)
+def project(clouds):
+    return clouds[2]
 
 
 def run(journal, *args):
-    env = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal)
-    result = subprocess.run([OPENSTACK, '--os-cloud', 'devcloud-a',
-                             'overcloud', *args], capture_output=True,
-                            text=True, env=env, timeout=900)
-    return result.returncode, result.stdout, result.stderr
+    return helpers.overcloud(*args, journal=journal)
 
 
 def test_migration_follows_the_planned_waves(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     flows = tmp_path / 'flows.csv'
     # web <-> app talk a lot; db talks to nobody: two groups, and the host
     # capacities below hold one tiny server each, so waves split.
@@ -80,14 +65,14 @@ def test_migration_follows_the_planned_waves(project, tmp_path):
 
 
 def test_order_options_need_order_dependency(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     code, _out, err = run(journal, 'migrate', *SERVERS, '--dest-cloud',
                           'devcloud-b', '--flows', 'x.csv')
     assert code != 0 and 'go with --order dependency' in err
 
 
 def test_a_malformed_flow_file_fails_before_any_change(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     flows = tmp_path / 'flows.csv'
     flows.write_text('source,destination,bytes\n10.10.1.10,10.10.2.10,lots\n')
     code, _out, err = run(journal, 'migrate', *SERVERS, '--dest-cloud',

@@ -7,42 +7,27 @@ plan file records, and a bad hand-edited host stops the run at precheck.
 """
 
 import json
-import os
-import subprocess
-import sysconfig
 
 import openstack
 import pytest
 import yaml
 
 from overcloud_devcloud import layout as layout_mod
-from overcloud_devcloud import scenario
+from tests.functional import helpers
 
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
 PREFIX = 'ph'
-SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
+SERVERS = helpers.servers_of(PREFIX)
 HOSTS = layout_mod.compute_hosts('devcloud-b')
 TAG = 'om:src:'
 
 
 @pytest.fixture(scope='module')
-def project(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        scenario.delete(conn, PREFIX)
-    built = scenario.build(src, PREFIX)
-    yield {s.name: s.id for s in built.servers.values()}
-    for conn in (dst, src):
-        scenario.delete(conn, PREFIX)
+def project(clouds):
+    return {s.name: s.id for s in clouds[2].servers.values()}
 
 
 def run(journal, *args, cloud='devcloud-a'):
-    env = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal)
-    result = subprocess.run([OPENSTACK, '--os-cloud', cloud, 'overcloud',
-                             *args], capture_output=True, text=True,
-                            env=env, timeout=900)
-    return result.returncode, result.stdout, result.stderr
+    return helpers.overcloud(*args, journal=journal, cloud=cloud)
 
 
 def flow_file(tmp_path):
@@ -72,7 +57,7 @@ def nothing_created(dst):
 
 
 def test_each_server_boots_on_its_planned_host(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     # Capacity for two tiny servers on the second host, one on the first:
     # the web + app group must go to the second, db to the first.
     hosts = tmp_path / 'hosts.yaml'
@@ -117,7 +102,7 @@ def test_each_server_boots_on_its_planned_host(project, tmp_path):
 def test_dry_run_shows_the_hosts_placement_planned(project, tmp_path):
     """Without --host-capacity the planner reads Placement: the hosts it
     names are devcloud-b's compute hosts, and a group shares one."""
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     dst = openstack.connect(cloud='devcloud-b')
     code, out, err = run(journal, 'migrate', *SERVERS, '--dest-cloud',
                          'devcloud-b', '--order', 'dependency', '--flows',
@@ -134,7 +119,7 @@ def test_dry_run_shows_the_hosts_placement_planned(project, tmp_path):
 
 
 def test_a_bad_hand_edited_host_fails_at_precheck(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     dst = openstack.connect(cloud='devcloud-b')
     plan_file = tmp_path / 'plan.yaml'
     code, _out, err = run(journal, 'migrate', *SERVERS, '--dest-cloud',
@@ -159,7 +144,7 @@ def test_a_bad_hand_edited_host_fails_at_precheck(project, tmp_path):
 
 
 def test_pin_hosts_needs_admin_at_the_destination(project, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     code, _out, err = run(journal, 'migrate', *SERVERS, '--dest-cloud',
                           'devcloud-b-member', '--order', 'dependency',
                           '--flows', str(flow_file(tmp_path)),
@@ -171,7 +156,7 @@ def test_pin_hosts_needs_admin_at_the_destination(project, tmp_path):
 
 
 def test_pin_hosts_needs_an_order_to_take_hosts_from(devcloud, tmp_path):
-    journal = 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    journal = helpers.journal_url(tmp_path / 'journal.sqlite')
     code, _out, err = run(journal, 'migrate', 'ph-web', '--dest-cloud',
                           'devcloud-b', '--pin-hosts')
     assert code != 0

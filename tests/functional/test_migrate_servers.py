@@ -8,48 +8,17 @@ the hash check and the image sent again.
 """
 
 import json
-import os
-import subprocess
-import sysconfig
 
-import openstack
 import pytest
 
-from overcloud_devcloud import scenario
+from tests.functional import helpers
 
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
 PREFIX = 'ms'
-SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
-
-
-@pytest.fixture(scope='module')
-def clouds(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        _clean(conn)
-    project = scenario.build(src, PREFIX)
-    yield src, dst, project
-    for conn in (dst, src):
-        _clean(conn)
-
-
-def _clean(conn):
-    scenario.delete(conn, PREFIX)
-    for image in conn.image.images(owner=conn.current_project_id):
-        if image.name.startswith('om-%s-' % PREFIX):
-            conn.image.delete_image(image)
+SERVERS = helpers.servers_of(PREFIX)
 
 
 def run(journal, *args, fault=None, cloud='devcloud-a'):
-    env = dict(os.environ, OVERCLOUD_MIGRATE_JOURNAL_URL=journal)
-    env.pop('OVERCLOUD_MIGRATE_FAULT', None)
-    if fault:
-        env['OVERCLOUD_MIGRATE_FAULT'] = fault
-    result = subprocess.run([OPENSTACK, '--os-cloud', cloud, 'overcloud',
-                             *args], capture_output=True, text=True, env=env,
-                            timeout=900)
-    return result.returncode, result.stdout, result.stderr
+    return helpers.overcloud(*args, journal=journal, fault=fault, cloud=cloud)
 
 
 def migrate(journal, *extra, fault=None, servers=SERVERS):
@@ -69,14 +38,7 @@ def latest_migration(journal):
 
 def dest_state(dst):
     """What a migration leaves at the destination: servers, images, ports."""
-    mine = [s for s in dst.compute.servers() if s.name in SERVERS]
-    return {
-        'servers': sorted(s.name for s in mine),
-        'images': sorted(i.name for i in dst.image.images(
-            owner=dst.current_project_id) if i.name.startswith('om-ms-')),
-        'ports': sorted(p.name for p in dst.network.ports()
-                        if (p.name or '').startswith(PREFIX + '-')),
-    }
+    return helpers.dest_state(dst, PREFIX)
 
 
 def snapshot_of(src, image_id):
@@ -85,7 +47,7 @@ def snapshot_of(src, image_id):
 
 @pytest.fixture
 def journal(tmp_path):
-    return 'sqlite:///%s' % (tmp_path / 'journal.sqlite')
+    return helpers.journal_url(tmp_path / 'journal.sqlite')
 
 
 def test_three_tier_moves_active_on_its_fixed_ips_byte_identical(

@@ -16,17 +16,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sysconfig
 import time
 
 import openstack
 import pytest
 
 from overcloud_devcloud import scenario
+from tests.functional import helpers
 
-OPENSTACK = os.path.join(sysconfig.get_path('scripts'), 'openstack')
 PREFIX = 'rv'
-SERVERS = ['%s-web' % PREFIX, '%s-app' % PREFIX, '%s-db' % PREFIX]
+SERVERS = helpers.servers_of(PREFIX)
 FIXED = {'rv-web': ['10.10.1.10'], 'rv-app': ['10.10.2.10'],
          'rv-db': ['10.10.2.20']}
 #: how long to wait for the receiver to finish the three items (a bound on
@@ -34,49 +33,32 @@ FIXED = {'rv-web': ['10.10.1.10'], 'rv-app': ['10.10.2.10'],
 WAIT = 900
 
 
-def _clean(conn):
-    scenario.delete(conn, PREFIX)
-    for image in conn.image.images(owner=conn.current_project_id):
-        if image.name.startswith('om-%s-' % PREFIX):
-            conn.image.delete_image(image)
+def openstack_cmd(*args, fault=None, cloud=None):
+    return helpers.overcloud(*args, fault=fault, cloud=cloud)
+
+
+def start_receiver(watch, journal, *extra, fault=None, log=None):
+    return subprocess.Popen(
+        [helpers.OPENSTACK, 'overcloud', 'receiver', 'run', '--watch',
+         str(watch), '--dest-cloud', 'devcloud-b', '--journal-url', journal,
+         *extra],
+        stdout=subprocess.DEVNULL, stderr=log, env=_env(fault))
 
 
 def _env(fault=None):
     env = dict(os.environ)
-    env.pop('OVERCLOUD_MIGRATE_FAULT', None)
-    env.pop('OVERCLOUD_MIGRATE_JOURNAL_URL', None)
+    for name in helpers.OWN_ENV:
+        env.pop(name, None)
     if fault:
         env['OVERCLOUD_MIGRATE_FAULT'] = fault
     return env
 
 
-def openstack_cmd(*args, fault=None, cloud=None):
-    argv = [OPENSTACK] + (['--os-cloud', cloud] if cloud else [])
-    result = subprocess.run(argv + ['overcloud', *args], capture_output=True,
-                            text=True, env=_env(fault), timeout=900)
-    return result.returncode, result.stdout, result.stderr
-
-
-def start_receiver(watch, journal, *extra, fault=None, log=None):
-    return subprocess.Popen(
-        [OPENSTACK, 'overcloud', 'receiver', 'run', '--watch', str(watch),
-         '--dest-cloud', 'devcloud-b', '--journal-url', journal, *extra],
-        stdout=subprocess.DEVNULL, stderr=log, env=_env(fault))
-
-
 def dest_state(dst):
-    """Servers, images and ports of the scenario at the destination."""
-    return {
-        'servers': sorted(s.name for s in dst.compute.servers()
-                          if s.name in SERVERS),
-        'images': sorted(i.name for i in dst.image.images(
-            owner=dst.current_project_id)
-            if i.name.startswith('om-%s-' % PREFIX)),
-        'ports': sorted(p.name for p in dst.network.ports()
-                        if (p.name or '').startswith(PREFIX + '-')),
-        'networks': sorted(n.name for n in dst.network.networks()
-                           if n.name.startswith(PREFIX + '-')),
-    }
+    """Servers, images, ports and networks of the scenario at the
+    destination."""
+    return helpers.dest_state(dst, PREFIX, keys=(
+        'servers', 'images', 'ports', 'networks'))
 
 
 def status_rows(watch):
@@ -93,11 +75,11 @@ def handed_off(devcloud, tmp_path_factory):
     src = openstack.connect(cloud='devcloud-a')
     dst = openstack.connect(cloud='devcloud-b')
     for conn in (src, dst):
-        _clean(conn)
+        helpers.clean(conn, PREFIX)
     work = tmp_path_factory.mktemp('receiver')
     watch = work / 'handoff'
     watch.mkdir()
-    journal = 'sqlite:///%s' % (work / 'receiver.sqlite')
+    journal = helpers.journal_url(work / 'receiver.sqlite')
     log_path = work / 'receiver.log'
     try:
         project = scenario.build(src, PREFIX)
@@ -108,7 +90,7 @@ def handed_off(devcloud, tmp_path_factory):
                 code, out, err = openstack_cmd(
                     'migrate', *SERVERS, '--handoff', str(watch),
                     '--transport', 'sharedfs', '-f', 'json',
-                    '--journal-url', 'sqlite:///%s' % (work / 'src.sqlite'),
+                    '--journal-url', helpers.journal_url(work / 'src.sqlite'),
                     cloud='devcloud-a')
                 killed = first.wait(timeout=WAIT)
             finally:
@@ -123,7 +105,7 @@ def handed_off(devcloud, tmp_path_factory):
                        + len(os.listdir(watch / 'failed')) < len(SERVERS)
                        and second.poll() is None
                        and time.monotonic() < deadline):
-                    time.sleep(1)
+                    time.sleep(0.2)
                 rows = status_rows(watch)
             finally:
                 second.send_signal(signal.SIGTERM)
@@ -135,7 +117,7 @@ def handed_off(devcloud, tmp_path_factory):
                'log': log_path.read_text()}
     finally:
         for conn in (dst, src):
-            _clean(conn)
+            helpers.clean(conn, PREFIX)
         src.close()
         dst.close()
 
@@ -319,7 +301,7 @@ def test_an_interrupted_handoff_resumes_and_rolls_back(handed_off,
     src = handed_off['src']
     watch = tmp_path / 'handoff'
     watch.mkdir()
-    journal = 'sqlite:///%s' % (tmp_path / 'src.sqlite')
+    journal = helpers.journal_url(tmp_path / 'src.sqlite')
     code, _out, err = openstack_cmd(
         'migrate', 'rv-web', '--handoff', str(watch), '--transport',
         'sharedfs', '--journal-url', journal, cloud='devcloud-a',
