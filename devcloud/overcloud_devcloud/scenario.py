@@ -13,6 +13,9 @@ from cryptography.hazmat.primitives import serialization
 
 from overcloud_devcloud import bootstrap
 
+#: seconds between two looks at a server being booted or deleted
+#: (openstacksdk's default, 2, adds a second per wait on average)
+POLL = 0.5
 
 
 def public_key():
@@ -106,7 +109,8 @@ def build(conn, prefix='3t', wait=180):
             networks=[{'port': ports[tier].id}],
             metadata={'tier': tier, 'app': prefix})
     for tier in servers:
-        servers[tier] = conn.compute.wait_for_server(servers[tier], wait=wait)
+        servers[tier] = conn.compute.wait_for_server(servers[tier], wait=wait,
+                                                     interval=POLL)
     floating_ip = net.create_ip(floating_network_id=public.id,
                                 port_id=ports['web'].id)
     return ThreeTier(prefix, networks, subnets, router, groups, keypair.name,
@@ -121,7 +125,7 @@ def delete(conn, prefix='3t', wait=180):
     for server in servers:
         compute.delete_server(server, ignore_missing=True)
     for server in servers:
-        compute.wait_for_delete(server, wait=wait)
+        compute.wait_for_delete(server, wait=wait, interval=POLL)
     for fip in net.ips():
         port = fip.port_id and net.get_port(fip.port_id)
         if port and (port.name or '').startswith(prefix + '-'):

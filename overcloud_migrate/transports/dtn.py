@@ -102,7 +102,7 @@ class DtnTransport(base.Transport):
                  dest_path=None, source_token_file=None,
                  dest_token_file=None, source_node=None, dest_node=None,
                  mover=None, streams=None, keep=False, transfer_timeout=3600,
-                 request_timeout=30.0, poll_interval=1.0, probe=True,
+                 request_timeout=30.0, poll_interval=0.5, probe=True,
                  **options):
         super().__init__(
             source_endpoint=source_endpoint, dest_endpoint=dest_endpoint,

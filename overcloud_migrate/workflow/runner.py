@@ -339,7 +339,8 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
         for server in tasks.tagged_servers(dest, run.source_id):
             say("deleting destination server '%s'" % server.name)
             dest.compute.delete_server(server)
-            dest.compute.wait_for_delete(server, wait=timeout)
+            dest.compute.wait_for_delete(server, wait=timeout,
+                                         interval=tasks.POLL_INTERVAL)
             deleted += 1
     for conn in (dest, source):
         if conn is None:    # migrate --handoff: the receiver owns the rest
@@ -382,7 +383,8 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
                 source.compute.start_server(server)
                 source.compute.wait_for_server(server, status='ACTIVE',
                                                failures=['ERROR'],
-                                               wait=timeout)
+                                               wait=timeout,
+                                               interval=tasks.POLL_INTERVAL)
             journal.update_server(migration_id, run.source_id,
                                   state='rolled-back', stopped_by_us=False)
     journal.finish(migration_id, 'rolled-back')

@@ -31,6 +31,10 @@ from overcloud_migrate.transports import streams
 
 FAULT_ENV = transport_base.FAULT_ENV
 SERVER_TAG_PREFIX = 'om:src:'
+#: seconds between two looks at a server or image being waited for
+#: (openstacksdk's default, 2, adds a second per wait on average; servers
+#: and images on a quiet cloud change state within a second or two)
+POLL_INTERVAL = 0.5
 PROP_MIGRATION = 'om_migration'
 PROP_SOURCE_SERVER = 'om_source_server'
 PROP_SOURCE_IMAGE = 'om_source_image'
@@ -155,7 +159,8 @@ class StopSource(Phase):
                 pass  # already stopping
         try:
             compute.wait_for_server(server, status='SHUTOFF',
-                                    failures=['ERROR'], wait=ctx.timeout)
+                                    failures=['ERROR'], wait=ctx.timeout,
+                                    interval=POLL_INTERVAL)
         except sdk_exc.SDKException as exc:
             self.fail('Stopping', exc)
         if record.stopped_at is None:
@@ -179,7 +184,8 @@ def restart_source(ctx):
         if server.status == 'SHUTOFF':
             compute.start_server(server)
             compute.wait_for_server(server, status='ACTIVE',
-                                    failures=['ERROR'], wait=ctx.timeout)
+                                    failures=['ERROR'], wait=ctx.timeout,
+                                    interval=POLL_INTERVAL)
     except sdk_exc.SDKException:
         return  # the journal keeps stopped_by_us: rollback tries again
     ctx.journal.update_server(ctx.migration_id, ctx.server.id,
@@ -233,7 +239,8 @@ class Snapshot(Phase):
         try:
             image = source.image.wait_for_status(
                 source.image.get_image(image.id), 'active',
-                failures=['killed', 'deleted'], wait=ctx.timeout)
+                failures=['killed', 'deleted'], wait=ctx.timeout,
+                interval=POLL_INTERVAL)
         except sdk_exc.ResourceTimeout:
             raise MigrationError(
                 "The snapshot %s of server '%s' did not become active within "
@@ -281,7 +288,8 @@ class TransferImage(Phase):
                     else (lambda done, total: None))
                 image = ctx.dest.image.wait_for_status(
                     ctx.dest.image.get_image(image.id), 'active',
-                    failures=['killed', 'deleted'], wait=ctx.timeout)
+                    failures=['killed', 'deleted'], wait=ctx.timeout,
+                    interval=POLL_INTERVAL)
             except transport_base.HashMismatch as exc:
                 # Caught on the way (a staging driver): send it again.
                 last = str(exc)
@@ -445,7 +453,8 @@ class UploadImage(Phase):
                                chunks, item.size)
             image = ctx.dest.image.wait_for_status(
                 ctx.dest.image.get_image(image.id), 'active',
-                failures=['killed', 'deleted'], wait=ctx.timeout)
+                failures=['killed', 'deleted'], wait=ctx.timeout,
+                interval=POLL_INTERVAL)
         except (handoff.ItemError, OSError, transport_base.TransportError,
                 sdk_exc.SDKException) as exc:
             ctx.dest.image.delete_image(image, ignore_missing=True)
@@ -538,7 +547,8 @@ class BootServer(Phase):
         try:
             server = compute.wait_for_server(server, status='ACTIVE',
                                              failures=['ERROR'],
-                                             wait=ctx.timeout)
+                                             wait=ctx.timeout,
+                                             interval=POLL_INTERVAL)
         except sdk_exc.SDKException as exc:
             self.fail('Booting', exc)
         record = ctx.journal.server(ctx.migration_id, ctx.server.id)
@@ -552,7 +562,8 @@ class BootServer(Phase):
         if server is not None:
             self.ctx.dest.compute.delete_server(server)
             self.ctx.dest.compute.wait_for_delete(server,
-                                                  wait=self.ctx.timeout)
+                                                  wait=self.ctx.timeout,
+                                                  interval=POLL_INTERVAL)
 
 
 class Verify(Phase):
