@@ -34,6 +34,10 @@ KEEP_ENV = 'OVERCLOUD_DEVCLOUD_KEEP'
 #: what the README's demo (tools/demo.sh) builds and migrates in this bed
 DEMO_PREFIX = '3t'
 ACCESS = ('shared', 'exclusive', 'none')
+#: quotas of project demo while the tests run (see _prepare)
+ROOM = {'compute': {'instances': 40, 'cores': 80},
+        'network': {'security_groups': 50, 'security_group_rules': 500,
+                    'routers': 30}}
 
 
 def _lock_path(bed, what):
@@ -81,6 +85,22 @@ def _bed_state(bed, run_id):
         path.write_text(json.dumps(state))
 
 
+def _prepare(conn):
+    """Make a cloud of the bed ready for the run's modules.
+
+    The demo shares the bed and leaves its project in both clouds; the
+    tests count servers and quotas, so they start without it. Several
+    modules run at once in project demo, each with three servers, three
+    security groups and a router per cloud: the defaults (10 instances,
+    10 security groups) leave no room, so the defaults are raised (the
+    compute quota class, so that a test that sets and then deletes the
+    project's own compute quotas falls back to these).
+    """
+    scenario.delete(conn, DEMO_PREFIX)
+    conn.compute.update_quota_class_set('default', **ROOM['compute'])
+    conn.network.update_quota(conn.current_project_id, **ROOM['network'])
+
+
 @pytest.fixture(scope='session')
 def devcloud(request):
     """The two-cloud test bed: reused when running, else brought up.
@@ -98,13 +118,10 @@ def devcloud(request):
             state['started'] = True
         os.environ.update(bed.environment())
         if not state['cleaned']:
-            # The demo shares the bed and leaves its project in both
-            # clouds; the tests count servers and quotas, so they start
-            # without it.
             for name in ('devcloud-a', 'devcloud-b'):
                 connection = openstack.connect(cloud=name)
                 try:
-                    scenario.delete(connection, DEMO_PREFIX)
+                    _prepare(connection)
                 finally:
                     connection.close()
             state['cleaned'] = True

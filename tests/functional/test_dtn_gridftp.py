@@ -33,6 +33,8 @@ from overcloud_migrate.dtn import client as dtn_client
 APT = ('apt-get install -y globus-gridftp-server-progs '
        'globus-gass-copy-progs curl')
 FULL_LIMIT = 2 * 1024 * 1024
+#: no cloud here: runs beside any module (tests/functional/conftest.py)
+BED_ACCESS = 'none'
 
 
 def _need(binary, package):
