@@ -17,4 +17,4 @@ sphinx-build -q -W -b html releasenotes/source releasenotes/build/html
 # clouds, so more workers than cores pay. OVERCLOUD_TEST_WORKERS=0 (or "-n 0"
 # in the arguments) runs everything in one process.
 python -m pytest -p no:cacheprovider -rs -n "${OVERCLOUD_TEST_WORKERS:-3}" \
-  --dist loadgroup "$@"
+  --dist loadfile "$@"

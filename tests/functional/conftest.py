@@ -4,8 +4,9 @@ The modules may run at the same time (``pytest -n N --dist loadfile``,
 what tools/test.sh does), each pytest-xdist worker in a process of its
 own, on ONE bed:
 
-- each module is one pytest-xdist group (``--dist loadgroup``), the
-  exclusive ones (below) together one group;
+- each module runs in one worker (``--dist loadfile``), and the modules
+  that need the bed to themselves all in the same worker, one after
+  another (tests/conftest.py);
 - the first worker that needs the bed brings it up (under a file lock),
   the others find it running; the last worker done with it stops it, if
   this run started it;
@@ -40,27 +41,6 @@ ACCESS = ('shared', 'exclusive', 'none')
 ROOM = {'compute': {'instances': 40, 'cores': 80},
         'network': {'security_groups': 50, 'security_group_rules': 500,
                     'routers': 30}}
-
-
-#: the pytest-xdist group (tools/test.sh: --dist loadgroup) of the modules
-#: that hold the bed exclusively: one worker runs them one after another
-#: while the others run the shared modules
-EXCLUSIVE_GROUP = 'devcloud-exclusive'
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """One pytest-xdist group per module (its fixtures are made once, in
-    one worker), but one group for all the exclusive modules."""
-    here = pathlib.Path(__file__).parent
-    for item in items:
-        if here not in item.path.parents or \
-                item.get_closest_marker('xdist_group'):
-            continue
-        exclusive = getattr(item.module, 'BED_ACCESS', 'shared') == \
-            'exclusive'
-        item.add_marker(pytest.mark.xdist_group(
-            EXCLUSIVE_GROUP if exclusive else item.module.__name__))
 
 
 def _lock_path(bed, what):

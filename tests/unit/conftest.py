@@ -1,20 +1,8 @@
 """Fixtures for every unit test."""
 
 import logging
-import pathlib
 
 import pytest
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """One pytest-xdist group per module (tools/test.sh: --dist
-    loadgroup), so that a module's fixtures are made once, in one worker."""
-    here = pathlib.Path(__file__).parent
-    for item in items:
-        if here in item.path.parents and \
-                not item.get_closest_marker('xdist_group'):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 try:
