@@ -21,6 +21,7 @@ import threading
 import uuid
 
 from overcloud_migrate import clouds
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
@@ -43,7 +44,7 @@ class Options:
     floating_ip_mode: str = 'keep'
 
 
-class ItemFailed(Exception):
+class ItemFailed(exceptions.OvercloudMigrateError):
     """The item cannot be done; the message is the reason in status.json."""
 
 

@@ -9,6 +9,7 @@ import json
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import prechecks
@@ -17,15 +18,7 @@ from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.workflow import engine
 from overcloud_migrate.workflow import tasks
 
-# Output columns: the resource columns of replication, plus what a server
-# row reports ('Destination Host': the host a server is pinned to).
-COLUMNS = replicate.COLUMNS + ('Bytes', 'MB/s', 'Downtime (s)',
-                               'Destination Host', 'Phases')
-# Blank server columns of a resource row.
-_BLANK = ('',) * (len(COLUMNS) - len(replicate.COLUMNS))
-
-
-class PrecheckFailed(Exception):
+class PrecheckFailed(exceptions.OvercloudMigrateError):
     """Prechecks found problems; ``problems`` lists them all."""
 
     def __init__(self, problems):
@@ -35,7 +28,7 @@ class PrecheckFailed(Exception):
             prechecks.format_table(problems)))
 
 
-class MigrationFailed(Exception):
+class MigrationFailed(exceptions.OvercloudMigrateError):
     """The run failed after it started; the journal holds the record."""
 
     def __init__(self, message, migration_id):
@@ -72,7 +65,14 @@ def is_admin(connection):
 
 @dataclasses.dataclass
 class Outcome:
-    rows: list
+    """What a run did: one record (a dict) per resource and per server.
+
+    A resource record has the keys of :class:`replicate.Row`; a server
+    record those of :func:`server_record`.  The CLI turns them into rows
+    by column name.
+    """
+
+    records: list
     migration_id: str = None
     failed: int = 0
     total: int = 0
@@ -134,12 +134,10 @@ class Run:
         transport = self.transport() if self.options.servers else None
         self.check(transport)
         if self.options.dry_run:
-            rows = [r.as_tuple() + _BLANK
-                    for r in self._replicator().run()]
-            rows += [('server', s.name, s.id, 'migrate', '', 'planned',
-                      '', '', '', s.dest_host or '', {})
-                     for s in self.plan.servers]
-            return Outcome(rows, None, 0, len(self.plan.servers))
+            records = [r.as_dict() for r in self._replicator().run()]
+            records += [planned_record(s, 'migrate')
+                        for s in self.plan.servers]
+            return Outcome(records, None, 0, len(self.plan.servers))
         migration_id = self._start_journal()
         if self.plan.order:
             for number, wave in enumerate(self.plan.waves(), 1):
@@ -181,8 +179,8 @@ class Run:
         if problems.problems:
             raise PrecheckFailed(problems.problems)
         if self.options.dry_run:
-            return Outcome([('server', s.name, s.id, 'handoff',
-                             self.options.handoff, 'planned', '', '', '', {})
+            return Outcome([planned_record(s, 'handoff',
+                                           self.options.handoff)
                             for s in self.plan.servers], None, 0,
                            len(self.plan.servers))
         migration_id = self._start_journal()
@@ -216,12 +214,10 @@ class Run:
                                parallel=self.options.parallel)
         records = self.journal.servers(migration_id)
         failed = [r for r in records if r.state != 'handed-off']
-        rows = []
-        for record in records:
-            row = list(server_row(record))
-            row[3] = 'handoff'
-            row[4] = handoff.item_name(migration_id, record.source_id)
-            rows.append(tuple(row))
+        rows = [server_record(
+            record, action='handoff',
+            dest_id=handoff.item_name(migration_id, record.source_id))
+            for record in records]
         self.journal.finish(migration_id,
                             'failed' if failed else 'handed-off',
                             '; '.join(r.error or r.state for r in failed)
@@ -238,7 +234,7 @@ class Run:
             self.journal.log(migration_id, str(exc), level='error')
             self.journal.finish(migration_id, 'failed', str(exc))
             raise MigrationFailed(str(exc), migration_id)
-        rows = [r.as_tuple() + _BLANK for r in network_rows]
+        rows = [r.as_dict() for r in network_rows]
         if not self.options.servers:
             self.journal.finish(migration_id, 'network-ready')
             return Outcome(rows, migration_id, 0, 0)
@@ -271,7 +267,7 @@ class Run:
                                parallel=self.options.parallel)
         records = self.journal.servers(migration_id)
         failed = [r for r in records if r.state != 'done']
-        rows += [server_row(r, self.plan) for r in records]
+        rows += [server_record(r, self.plan) for r in records]
         state = 'failed' if failed else 'done'
         self.journal.finish(migration_id, state,
                             '; '.join(r.error or r.state for r in failed)
@@ -299,23 +295,41 @@ def handoff_transports():
     return found
 
 
-def server_row(record, plan=None):
-    """The output row of one server (see COLUMNS); ``plan`` gives its
-    destination host."""
+def planned_record(server, action, dest_id=''):
+    """The record of a server a dry run would move (see server_record)."""
+    return {'type': 'server', 'name': server.name, 'source_id': server.id,
+            'action': action, 'dest_id': dest_id, 'status': 'planned',
+            'bytes': None, 'rate': None, 'downtime': None,
+            'dest_host': server.dest_host or '', 'phases': {}}
+
+
+def server_record(record, plan=None, action='migrate', dest_id=None):
+    """The record of one server's run (a dict).
+
+    ``record`` is the journal's row for it; ``plan`` gives its destination
+    host; ``dest_id`` (default: the destination server) is what the run
+    made of it (``migrate --handoff``: the item's name).  ``bytes`` is an
+    int or None, ``rate`` MB/s and ``downtime`` seconds are floats or None,
+    ``phases`` maps each phase to its seconds in the order they happened.
+    """
     server = plan.by_id('servers', record.source_id) if plan else None
-    downtime = ''
+    downtime = None
     if record.stopped_at and record.active_at:
         downtime = round(record.active_at - record.stopped_at, 1)
-    rate = ''
+    rate = None
     if record.bytes and record.transfer_seconds:
         rate = round(record.bytes / 1e6 / record.transfer_seconds, 1)
     status = record.state
     if record.error:
         status = '%s: %s' % (record.state, record.error)
-    return ('server', record.name, record.source_id, 'migrate',
-            record.dest_id or '', status, record.bytes or '', rate, downtime,
-            (server.dest_host if server else None) or '',
-            json.loads(record.phases or '{}'))
+    return {'type': 'server', 'name': record.name,
+            'source_id': record.source_id, 'action': action,
+            'dest_id': dest_id if dest_id is not None else
+            record.dest_id or '',
+            'status': status, 'bytes': record.bytes or None, 'rate': rate,
+            'downtime': downtime,
+            'dest_host': (server.dest_host if server else None) or '',
+            'phases': json.loads(record.phases or '{}')}
 
 
 def load_plan(record):

@@ -23,6 +23,7 @@ import time
 from openstack import exceptions as sdk_exc
 from taskflow import task
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
@@ -40,7 +41,7 @@ KEEP_PREFIXES = ('hw_', 'os_', 'img_', 'architecture', 'hypervisor_type',
                  'image_location', 'instance_uuid', 'owner_id')
 
 
-class MigrationError(Exception):
+class MigrationError(exceptions.OvercloudMigrateError):
     """A server could not be moved; the message names it and the cause."""
 
 
