@@ -149,7 +149,7 @@ class ResumeMigration(report.ReportThenFail, command.Lister,
         try:
             journal, record, source, source_id, dest, dest_id = \
                 self._open(parsed_args)
-            if record.state in ('done', 'rolled-back', 'handed-off'):
+            if record.state in journal_mod.FINISHED:
                 raise exceptions.CommandError(
                     'Migration %s is %s: nothing to resume.'
                     % (record.id, record.state))
@@ -184,10 +184,10 @@ class AbortMigration(command.Command):
     def take_action(self, parsed_args):
         journal = journal_mod.Journal(parsed_args.journal_url)
         record = _record(journal, parsed_args.migration)
-        if record.state not in ('running', 'network-ready'):
+        if record.state not in journal_mod.ABORTABLE:
             raise exceptions.CommandError('Migration %s is %s, not running.'
                                           % (record.id, record.state))
-        journal.set_state(record.id, 'aborting')
+        journal.set_state(record.id, journal_mod.ABORTING)
         journal.log(record.id, 'abort requested')
         progress.say('Abort of migration %s requested' % record.id)
 
