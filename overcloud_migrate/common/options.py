@@ -40,6 +40,14 @@ def key_value(text):
     return source, dest
 
 
+def at_least(least):
+    """argparse type: a whole number of ``least`` or more."""
+    def whole(text):
+        return _whole(text, least)
+    whole.__name__ = 'whole number'
+    return whole
+
+
 def positive_int(text):
     """argparse type: a whole number of 1 or more."""
     return _whole(text, 1)

@@ -1,159 +1,103 @@
-"""The command-line options of the transport drivers, in one place.
+"""``--transport`` and the options of the drivers stevedore finds.
 
-``openstack overcloud migrate`` adds them to its parser, turns them into the
-chosen driver's keyword arguments, and ``openstack overcloud transport
-list`` shows which belong to which driver. Each driver's options start with
-``--<driver>-`` (R18 of the style guide).
+Each driver declares its options on its class
+(:attr:`overcloud_migrate.transports.base.Transport.options`); this module
+only collects them: ``openstack overcloud migrate`` adds them to its
+parser, validates them and turns them into the chosen driver's keyword
+arguments, and ``openstack overcloud transport list`` shows which belong
+to which driver.  No driver is named here, so a third-party driver brings
+its own options.  Each flag is ``--<driver>-<option>``, so two drivers
+never collide.
 """
-
-import dataclasses
-import typing
 
 from osc_lib import exceptions
 
 from overcloud_migrate.common import options
 from overcloud_migrate.transports import base
 
-TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
+DEFAULT = 'glance'
 
 
-@dataclasses.dataclass(frozen=True)
-class Opt:
-    transport: str
-    flag: str
-    key: str                  # the driver's keyword argument
-    help: str
-    metavar: typing.Optional[str] = None
-    type: typing.Any = None
-    flag_only: bool = False   # store_true
-    required: bool = False
-
-    @property
-    def dest(self):
-        return self.flag.lstrip('-').replace('-', '_')
+def drivers():
+    """{name: driver class} of the installed drivers (a broken one is left
+    out: it must not break --help)."""
+    try:
+        return base.driver_classes()
+    except Exception:  # a broken install must not break --help
+        return {}
 
 
-OPTIONS = (
-    Opt('sharedfs', '--sharedfs-dir', 'directory', metavar='<directory>',
-        required=True,
-        help='The staging directory (for example the '
-             'NFS mount of a DTN export)'),
-    Opt('ssh', '--ssh-host', 'host', metavar='<user@host>', required=True,
-        help='The host the image is copied to'),
-    Opt('ssh', '--ssh-dir', 'directory', metavar='<directory>',
-        required=True,
-        help='The directory on that host'),
-    Opt('ssh', '--ssh-key', 'identity_file', metavar='<file>',
-        help='The identity file (default: ssh\'s own)'),
-    Opt('ssh', '--ssh-port', 'port', metavar='<port>', type=int,
-        help='The port (default: 22)'),
-    Opt('dtn', '--dtn-source', 'source_endpoint', metavar='<url>',
-        required=True,
-        help='URL of the source site\'s DTN service (overcloud-dtn-api), '
-             'for example http://dtn-a:22641; it runs the DTN-to-DTN '
-             'transfers, so the destination DTN must be registered in it '
-             'with `openstack overcloud dtn node add` (required with '
-             '--transport dtn)'),
-    Opt('dtn', '--dtn-dest', 'dest_endpoint', metavar='<url>',
-        required=True,
-        help='URL of the destination site\'s DTN service; '
-             'it is asked which node it is and must accept its token '
-             '(required with --transport dtn)'),
-    Opt('dtn', '--dtn-source-dir', 'source_dir', metavar='<directory>',
-        required=True,
-        help='The source DTN\'s export directory as mounted '
-             'on this host (the NFS mount of the original design); each '
-             'image is staged there as <image ID>.img, resumably (required '
-             'with --transport dtn)'),
-    Opt('dtn', '--dtn-dest-dir', 'dest_dir', metavar='<directory>',
-        required=True,
-        help='The destination DTN\'s export directory as '
-             'mounted on this host; each image arrives there from the source '
-             'DTN and is uploaded to the destination Glance from there '
-             '(required with --transport dtn)'),
-    Opt('dtn', '--dtn-source-path', 'source_path', metavar='<path>',
-        help='The directory of --dtn-source-dir as the '
-             'source DTN itself names it, when it is mounted elsewhere here '
-             '(default: the same path as --dtn-source-dir)'),
-    Opt('dtn', '--dtn-dest-path', 'dest_path', metavar='<path>',
-        help='The directory of --dtn-dest-dir as the '
-             'destination DTN itself names it (default: the same path as '
-             '--dtn-dest-dir)'),
-    Opt('dtn', '--dtn-source-token-file', 'source_token_file',
-        metavar='<file>',
-        help='File whose first line is the source DTN '
-             'service\'s token; only the file name is journaled, the token '
-             'is never logged (default: the token in the environment '
-             'variable %s)' % TOKEN_ENV),
-    Opt('dtn', '--dtn-dest-token-file', 'dest_token_file', metavar='<file>',
-        help='File whose first line is the destination DTN '
-             'service\'s token (default: the token in the environment '
-             'variable %s)' % TOKEN_ENV),
-    Opt('dtn', '--dtn-mover', 'mover', metavar='<mover>',
-        help='How the DTNs move the bytes: gridftp (a '
-             'third-party GridFTP transfer) or builtin (parallel streams '
-             'that skip zeros); the source DTN service must offer it '
-             '(default: the source DTN service\'s default mover)'),
-    Opt('dtn', '--dtn-streams', 'streams', metavar='<count>',
-        type=options.positive_int,
-        help='Parallel TCP streams of each DTN transfer, 1 '
-             'to 64 (default: the DTN service\'s default, 4)'),
-    Opt('dtn', '--dtn-keep', 'keep', flag_only=True,
-        help='Keep the staged copies on both DTNs after a '
-             'verified upload (default: remove them)'),
-)
+def declared(name=None):
+    """``(driver name, Opt)`` of every driver (or of driver ``name``)."""
+    return [(driver, opt) for driver, cls in drivers().items()
+            if name in (None, driver)
+            for opt in getattr(cls, 'options', ())]
 
 
-def option_names(transport):
-    """The command-line options of ``transport``, in --help order."""
-    return [opt.flag for opt in OPTIONS if opt.transport == transport]
+def option_names(name):
+    """The command-line options of driver ``name``, in --help order."""
+    return [opt.option(name) for _driver, opt in declared(name)]
 
 
 def transport_names():
-    try:
-        return base.names()
-    except Exception:  # a broken install must not break --help
-        return ['glance']
+    return sorted(drivers()) or [DEFAULT]
+
+
+def _type(opt):
+    if opt.type is int and opt.minimum is not None:
+        return options.at_least(opt.minimum)
+    return opt.type
 
 
 def add_transport_options(parser):
     """--transport and every driver's options, one group per driver."""
     move = parser.add_argument_group('moving servers')
     move.add_argument(
-        '--transport', metavar='<name>', default='glance',
+        '--transport', metavar='<name>', default=DEFAULT,
         help='How images cross: %s (see `openstack overcloud transport '
-             'list`; default: glance)' % ', '.join(transport_names()))
+             'list`; default: %s)' % (', '.join(transport_names()), DEFAULT))
     groups = {}
-    for opt in OPTIONS:
-        group = groups.get(opt.transport)
+    for driver, opt in declared():
+        group = groups.get(driver)
         if group is None:
-            group = groups[opt.transport] = parser.add_argument_group(
-                '%s transport' % opt.transport)
-        if opt.flag_only:
-            group.add_argument(opt.flag, dest=opt.dest, action='store_true',
-                               help=opt.help)
+            group = groups[driver] = parser.add_argument_group(
+                '%s transport' % driver)
+        if opt.switch:
+            group.add_argument(opt.option(driver), dest=opt.dest(driver),
+                               action='store_true', help=opt.help)
         else:
-            group.add_argument(opt.flag, dest=opt.dest, metavar=opt.metavar,
-                               type=opt.type, help=opt.help)
+            group.add_argument(opt.option(driver), dest=opt.dest(driver),
+                               metavar=opt.metavar, type=_type(opt),
+                               help=opt.help)
     return move
 
 
 def validate(args):
-    """Refuse, before any API call, options of another transport and
-    missing required options of the chosen one."""
-    stray = [opt.flag for opt in OPTIONS if opt.transport != args.transport
-             and getattr(args, opt.dest, None) not in (None, False)]
+    """Refuse, before any API call, an unknown transport, options of
+    another transport and missing required options of the chosen one."""
+    found = drivers()
+    if found and args.transport not in found:
+        raise exceptions.CommandError(
+            "Unknown transport '%s'; valid transports: %s."
+            % (args.transport, ', '.join(sorted(found))))
+    stray = [(driver, opt.option(driver)) for driver, opt in declared()
+             if driver != args.transport
+             and getattr(args, opt.dest(driver), None) not in (None, False)]
     if stray:
+        flags = [flag for _driver, flag in stray]
         raise exceptions.CommandError(
             '%s %s only with --transport %s, not --transport %s.' % (
-                ', '.join(stray), 'goes' if len(stray) == 1 else 'go',
-                ' or '.join(sorted({o.transport for o in OPTIONS
-                                    if o.flag in stray})), args.transport))
-    # With --handoff DIR, DIR is the driver's directory.
-    given = {'directory'} if getattr(args, 'handoff', None) else set()
-    missing = [opt.flag for opt in OPTIONS if opt.transport == args.transport
-               and opt.required and opt.key not in given
-               and getattr(args, opt.dest, None) is None]
+                ', '.join(flags), 'goes' if len(flags) == 1 else 'go',
+                ' or '.join(sorted({d for d, _flag in stray})),
+                args.transport))
+    cls = found.get(args.transport)
+    # With --handoff DIR, DIR fills the driver's handoff option.
+    given = {getattr(cls, 'handoff_option', None)} \
+        if getattr(args, 'handoff', None) else set()
+    missing = [opt.option(args.transport)
+               for _driver, opt in declared(args.transport)
+               if opt.required and opt.name not in given
+               and getattr(args, opt.dest(args.transport), None) is None]
     if missing:
         raise exceptions.CommandError('The %s transport needs %s.' % (
             args.transport, ', '.join(missing)))
@@ -161,16 +105,16 @@ def validate(args):
 
 def driver_options(args, timeout=None, handoff=None):
     """The keyword arguments of the chosen driver from ``args``; with
-    ``handoff`` (``migrate --handoff DIR``) DIR is its directory."""
+    ``handoff`` (``migrate --handoff DIR``) DIR fills its handoff option,
+    and ``timeout`` its timeout option."""
     result = {}
-    for opt in OPTIONS:
-        if opt.transport != args.transport:
-            continue
-        value = getattr(args, opt.dest, None)
+    for _driver, opt in declared(args.transport):
+        value = getattr(args, opt.dest(args.transport), None)
         if value is not None and value is not False:
-            result[opt.key] = value
-    if handoff:
-        result['directory'] = handoff
-    if args.transport == 'dtn' and timeout:
-        result['transfer_timeout'] = timeout
+            result[opt.name] = value
+    cls = drivers().get(args.transport)
+    if handoff and getattr(cls, 'handoff_option', None):
+        result[cls.handoff_option] = handoff
+    if timeout and getattr(cls, 'timeout_option', None):
+        result[cls.timeout_option] = timeout
     return result

@@ -18,6 +18,7 @@ from overcloud_migrate.common import dtn_endpoint
 from overcloud_migrate.dtn import client as dtn_client
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn import transfers
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ LOG_COLUMNS = ('Date', 'Source', 'Destination', 'File', 'MB/s', 'MB',
                'Seconds')
 NODE_COLUMNS = ('ID', 'Name', 'Address', 'GridFTP', 'Data Port', 'Endpoint',
                 'Exports', 'Local')
-MAX_STREAMS = 64
+MAX_STREAMS = transfers.MAX_STREAMS
 
 
 def _check_location(text, what):

@@ -28,11 +28,12 @@ from overcloud_migrate import faults
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
+from overcloud_migrate.plan import replicate
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.transports import streams
 
 FAULT_ENV = transport_base.FAULT_ENV
-SERVER_TAG_PREFIX = 'om:src:'
+SERVER_TAG_PREFIX = replicate.TAG_PREFIX
 PROP_MIGRATION = 'om_migration'
 PROP_SOURCE_SERVER = 'om_source_server'
 PROP_SOURCE_IMAGE = 'om_source_image'
