@@ -11,10 +11,9 @@ hand the item off to a directory) at the source, and the Receiver (upload
 the item's image from its file, boot, verify) at the destination.
 
 Test hook: ``OVERCLOUD_MIGRATE_FAULT`` may hold ``kill:before:<task>`` or
-``kill:after:<task>`` (the process dies with exit status 137 at that point,
-as with kill -9; the tasks are stop, snapshot, transfer, handoff, upload,
-boot, verify, delete-source) and ``transfer:corrupt`` (see
-transports.base).
+``kill:after:<task>`` (the process dies with exit status 137 there, as with
+kill -9; the tasks are stop, snapshot, transfer, handoff, upload, boot,
+verify, delete-source) and ``transfer:corrupt`` (see transports.base).
 """
 
 import dataclasses
@@ -33,7 +32,6 @@ from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.transports import streams
 
 FAULT_ENV = transport_base.FAULT_ENV
-SERVER_TAG_PREFIX = replicate.TAG_PREFIX
 PROP_MIGRATION = 'om_migration'
 PROP_SOURCE_SERVER = 'om_source_server'
 PROP_SOURCE_IMAGE = 'om_source_image'
@@ -486,7 +484,7 @@ def _hash_ok(image, snapshot):
 def tagged_servers(conn, source_id):
     """Destination servers tagged as copies of ``source_id`` (the tag is
     checked here too, before anything acts on the list)."""
-    tag = SERVER_TAG_PREFIX + source_id
+    tag = replicate.source_tag(source_id)
     return [s for s in conn.compute.servers(tags=tag) if tag in (s.tags or [])]
 
 
@@ -516,7 +514,7 @@ class BootServer(Phase):
                 'networks': [{'port': ctx.ids[('port', p)]}
                              for p in ctx.server.port_ids],
                 'metadata': dict(ctx.server.metadata),
-                'tags': [SERVER_TAG_PREFIX + ctx.server.id],
+                'tags': [replicate.source_tag(ctx.server.id)],
             }
             if ctx.server.key_name:
                 attrs['key_name'] = ctx.server.key_name

@@ -14,7 +14,6 @@ from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
 from overcloud_migrate.workflow import pipeline
-from overcloud_migrate.workflow import tasks
 from tests.unit.plan import test_model
 
 
@@ -34,7 +33,7 @@ def dest_with(*servers):
 
 def copy_of(source_id, status='ACTIVE'):
     return types.SimpleNamespace(id='dest-' + source_id, status=status,
-                                 tags=[tasks.SERVER_TAG_PREFIX + source_id])
+                                 tags=[replicate.source_tag(source_id)])
 
 
 class Steps:
