@@ -1,4 +1,6 @@
-"""Option helpers shared by the commands (R10 of the style guide)."""
+"""Option helpers shared by the commands: the destination cloud options,
+the journal option and argparse types, defined once so that every command
+spells them the same."""
 
 import argparse
 

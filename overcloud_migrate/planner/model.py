@@ -111,7 +111,7 @@ class Wave:
 
 
 @dataclasses.dataclass
-class Plan:
+class DependencyPlan:
     """The planner's answer: ordered waves of groups placed on hosts.
 
     ``traffic_cut`` is the traffic between servers placed on different
