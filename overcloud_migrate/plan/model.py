@@ -15,8 +15,8 @@ import typing
 
 import yaml
 
+from overcloud_migrate import atomic
 from overcloud_migrate import exceptions
-from overcloud_migrate.plan import atomic
 
 PLAN_VERSION = 1
 

@@ -1,6 +1,6 @@
 """What the Receiver does with one complete handoff item.
 
-1. Read and check it (:func:`overcloud_migrate.plan.handoff.read_item`:
+1. Read and check it (:func:`overcloud_migrate.handoff.read_item`:
    marker, sizes, the plan's sha512 and the plan model's own validation).
 2. Claim it: ``status.json`` says ``processing`` (a restarted Receiver
    resumes such items).
@@ -23,8 +23,8 @@ import uuid
 
 from overcloud_migrate import clouds
 from overcloud_migrate import exceptions
+from overcloud_migrate import handoff
 from overcloud_migrate import journal as journal_mod
-from overcloud_migrate.plan import handoff
 from overcloud_migrate.workflow import engine
 from overcloud_migrate.workflow import pipeline
 from overcloud_migrate.workflow import runner

@@ -18,7 +18,7 @@ import threading
 import time
 
 from overcloud_migrate import exceptions
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.receiver import watcher as watcher_mod
 
 LOG = logging.getLogger(__name__)

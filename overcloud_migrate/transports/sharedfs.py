@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 

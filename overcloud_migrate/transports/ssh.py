@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 

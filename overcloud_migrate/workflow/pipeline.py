@@ -79,7 +79,7 @@ class Job:
 
     ``dest`` is None for ``migrate --handoff``; ``source`` is None in the
     Receiver, which moves each server from its handoff item (``items``:
-    server id -> :class:`overcloud_migrate.plan.handoff.Item`).
+    server id -> :class:`overcloud_migrate.handoff.Item`).
     """
     migration_id: str
     plan: object                # plan.model.Plan

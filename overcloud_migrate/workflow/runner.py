@@ -9,8 +9,8 @@ import json
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import handoff
 from overcloud_migrate import journal as journal_mod
-from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate

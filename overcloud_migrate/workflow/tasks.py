@@ -24,8 +24,8 @@ from taskflow import task
 
 from overcloud_migrate import exceptions
 from overcloud_migrate import faults
+from overcloud_migrate import handoff
 from overcloud_migrate import journal as journal_mod
-from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import replicate
 from overcloud_migrate.transports import base as transport_base

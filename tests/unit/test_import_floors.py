@@ -11,14 +11,15 @@ PACKAGE = pathlib.Path(overcloud_migrate.__file__).parent
 
 #: first component under overcloud_migrate -> its floor
 FLOORS = {
-    'exceptions': 0, 'faults': 0,
+    'exceptions': 0, 'faults': 0, 'atomic': 0,
     'planner': 1, 'journal': 1, 'clouds': 1, 'dtn': 1,
     'plan': 2,
-    'transports': 3,
-    'workflow': 4,
-    'receiver': 5,
-    'common': 6,
-    'v1': 7, 'plugin': 7,
+    'handoff': 3,
+    'transports': 4,
+    'workflow': 5,
+    'receiver': 6,
+    'common': 7,
+    'v1': 8, 'plugin': 8,
 }
 #: libraries the DTN service must not need (it runs without an OpenStack
 #: client)

@@ -29,8 +29,8 @@ import os
 import re
 import stat
 
+from overcloud_migrate import atomic
 from overcloud_migrate import exceptions
-from overcloud_migrate.plan import atomic
 from overcloud_migrate.plan import model
 
 MARKER = 'COMPLETE'
