@@ -4,7 +4,7 @@ Transfers, directory listings, the transfer log and the node registry of
 the DTN service (:mod:`overcloud_migrate.dtn`).  The commands need no cloud
 credentials when the endpoint is given (``--dtn-endpoint`` or
 ``OVERCLOUD_MIGRATE_DTN_ENDPOINT``); see
-:mod:`overcloud_migrate.common.dtn_endpoint`.
+:mod:`overcloud_migrate.cli.dtn_endpoint`.
 """
 
 import logging
@@ -14,7 +14,7 @@ from osc_lib.cli import format_columns
 from osc_lib.command import command
 from osc_lib import exceptions
 
-from overcloud_migrate.common import dtn_endpoint
+from overcloud_migrate.cli import dtn_endpoint
 from overcloud_migrate.dtn import client as dtn_client
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import paths

@@ -7,11 +7,11 @@ from osc_lib.command import command
 from osc_lib import exceptions
 
 from overcloud_migrate import clouds
-from overcloud_migrate.common import options
-from overcloud_migrate.common import progress
-from overcloud_migrate.common import report
 from overcloud_migrate import exceptions as om_exceptions
 from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.cli import options
+from overcloud_migrate.cli import progress
+from overcloud_migrate.cli import report
 from overcloud_migrate.plan import model
 from overcloud_migrate.v1 import columns
 from overcloud_migrate.v1 import constants

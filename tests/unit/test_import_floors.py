@@ -18,7 +18,7 @@ FLOORS = {
     'transports': 4,
     'workflow': 5,
     'receiver': 6,
-    'common': 7,
+    'cli': 7,
     'v1': 8, 'plugin': 8,
 }
 #: libraries the DTN service must not need (it runs without an OpenStack

@@ -1,5 +1,5 @@
 """The transport options of `overcloud migrate`: declared by each driver on
-its class, collected by common/transport_options (drivers in the order
+its class, collected by cli/transport_options (drivers in the order
 stevedore lists them, by name)."""
 
 import argparse
@@ -7,7 +7,7 @@ import argparse
 from osc_lib import exceptions
 import pytest
 
-from overcloud_migrate.common import transport_options
+from overcloud_migrate.cli import transport_options
 from overcloud_migrate.transports import base as transports_base
 
 DTN = ['--transport', 'dtn', '--dtn-source', 'http://dtn-a:22641',

@@ -12,7 +12,7 @@ never collide.
 
 from osc_lib import exceptions
 
-from overcloud_migrate.common import options
+from overcloud_migrate.cli import options
 from overcloud_migrate.transports import base
 
 DEFAULT = 'glance'
