@@ -15,6 +15,7 @@ from osc_lib.command import command
 from osc_lib import exceptions
 
 from overcloud_migrate.cli import dtn_endpoint
+from overcloud_migrate.cli import progress
 from overcloud_migrate.dtn import client as dtn_client
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import paths
@@ -127,9 +128,9 @@ class TransferDtn(_DtnCommand, command.ShowOne):
 
     def _wait(self, client, row, timeout):
         tty = sys.stderr.isatty()
-        sys.stderr.write('Waiting for transfer %s...\n' % row['id'])
+        progress.say('Waiting for transfer %s...' % row['id'])
 
-        def progress(current):
+        def report(current):
             if tty:
                 sys.stderr.write('\r%s: %d bytes, %.2f MB/s avg, %.2f MB/s '
                                  'inst   ' % (current['state'],
@@ -140,7 +141,7 @@ class TransferDtn(_DtnCommand, command.ShowOne):
 
         try:
             return client.wait_transfer(row['id'], timeout=timeout,
-                                        progress=progress)
+                                        progress=report)
         except dtn_client.DTNClientError as exc:
             raise exceptions.CommandError(str(exc))
         finally:
