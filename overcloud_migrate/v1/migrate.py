@@ -273,7 +273,7 @@ class MigrateServer(report.ReportThenFail, command.Lister):
                         ', '.join(_name(plan, sid) for sid in wave)
                         for wave in plan.waves())))
             elif args.pin_hosts:
-                if not plan.order.get('waves'):
+                if not plan.order_waves():
                     raise exceptions.CommandError(
                         'The plan %s holds no order to take hosts from; '
                         'give --order dependency to plan them.'
