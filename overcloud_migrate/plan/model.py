@@ -15,7 +15,8 @@ import typing
 
 import yaml
 
-from overcloud_migrate.plan import atomic
+from overcloud_migrate import atomic
+from overcloud_migrate import exceptions
 
 PLAN_VERSION = 1
 
@@ -24,8 +25,39 @@ PLAN_VERSION = 1
 HOST_NAME_MAX = 255
 
 
-class PlanError(ValueError):
+class PlanError(exceptions.OvercloudMigrateError, ValueError):
     """A plan that cannot be used; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderGroup:
+    """A group of a plan's ``order``: servers that move together, and the
+    destination host the planner placed them on (None: the scheduler's)."""
+    server_ids: tuple
+    host: typing.Optional[str] = None
+
+
+def parse_order(order):
+    """The waves of a plan's ``order`` (the planner's
+    ``DependencyPlan.to_dict()``, as saved in a plan file), each a list of
+    :class:`OrderGroup`; the one reader of that dict."""
+    waves = []
+    for w, wave in enumerate((order or {}).get('waves') or []):
+        if not isinstance(wave, dict):
+            raise PlanError('plan.order.waves[%d]: expected a mapping' % w)
+        groups = []
+        for g, group in enumerate(wave.get('groups') or []):
+            where = 'plan.order.waves[%d].groups[%d]' % (w, g)
+            if not isinstance(group, dict):
+                raise PlanError('%s: expected a mapping' % where)
+            ids = group.get('server_ids') or []
+            if not isinstance(ids, list) or \
+                    not all(isinstance(i, str) for i in ids):
+                raise PlanError('%s.server_ids: expected a list of server '
+                                'IDs' % where)
+            groups.append(OrderGroup(tuple(ids), group.get('host') or None))
+        waves.append(groups)
+    return waves
 
 
 def valid_host_name(name):
@@ -278,13 +310,18 @@ class Plan:
             plan.apply_order()
         return plan
 
+    def order_waves(self):
+        """``order`` read once: a list of waves, each a list of
+        :class:`OrderGroup` (empty when the plan holds no order)."""
+        return parse_order(self.order)
+
     def waves(self):
         """Server IDs wave by wave from ``order`` (one wave if none)."""
-        if not self.order.get('waves'):
+        waves = self.order_waves()
+        if not waves:
             return [[s.id for s in self.servers]]
-        return [[sid for group in wave.get('groups', [])
-                 for sid in group.get('server_ids', [])]
-                for wave in self.order['waves']]
+        return [[sid for group in wave for sid in group.server_ids]
+                for wave in waves]
 
     def apply_order(self):
         """Sort ``servers`` by ``order``; raise if they disagree."""

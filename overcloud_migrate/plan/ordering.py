@@ -8,6 +8,7 @@ and an operator can edit them in the plan file.
 """
 
 from overcloud_migrate.plan import cloud_inputs
+from overcloud_migrate.plan import model
 from overcloud_migrate.planner import capacity
 from overcloud_migrate.planner import inputs
 
@@ -47,10 +48,8 @@ def hosts_from_order(order):
     Used by ``--pin-hosts`` with a plan file whose order was planned
     earlier; a group without a host leaves its servers unpinned.
     """
-    return {sid: group.get('host') or None
-            for wave in order.get('waves', [])
-            for group in wave.get('groups', [])
-            for sid in group.get('server_ids', [])}
+    return {sid: group.host for wave in model.parse_order(order)
+            for group in wave for sid in group.server_ids}
 
 
 def describe_hosts(plan):

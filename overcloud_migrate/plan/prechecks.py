@@ -9,6 +9,7 @@ import ipaddress
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate.plan import attributes
 from overcloud_migrate.plan import cloud_inputs
 from overcloud_migrate.plan import replicate
 from overcloud_migrate.planner import capacity
@@ -101,7 +102,7 @@ class Prechecks:
                 check()
             except sdk_exc.SDKException as exc:
                 self.add('cloud', '', '', 'the destination answered %s while '
-                         'checking %s' % (replicate._reason(exc),
+                         'checking %s' % (attributes.reason(exc),
                                           check.__name__.replace('_', ' ')))
         return self.problems
 
@@ -215,7 +216,7 @@ class Prechecks:
                 found = self.dest.compute.get_keypair(keypair.name)
             except sdk_exc.NotFoundException:
                 continue
-            if not replicate._same_key(found.public_key, keypair.public_key):
+            if not attributes.same_key(found.public_key, keypair.public_key):
                 self.add('keypair', keypair.name, keypair.name,
                          'exists at the destination with another public key')
 

@@ -20,7 +20,9 @@ import ipaddress
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
+from overcloud_migrate.plan import attributes
 
 MARK_TAG = 'overcloud-migrate'
 TAG_PREFIX = 'om:src:'
@@ -30,7 +32,7 @@ PENDING = ''
 COLUMNS = ('Type', 'Name', 'Source ID', 'Action', 'Destination ID', 'Status')
 
 
-class ReplicationError(Exception):
+class ReplicationError(exceptions.OvercloudMigrateError):
     """A destination write failed; the message names the resource."""
 
 
@@ -43,9 +45,11 @@ class Row:
     dest_id: str = ''
     status: str = ''     # planned, created, exists, mapped, skipped, ...
 
-    def as_tuple(self):
-        return (self.type, self.name, self.source_id, self.action,
-                self.dest_id or '', self.status)
+    def as_dict(self):
+        """This row as a record of a run (the keys of its fields)."""
+        record = dataclasses.asdict(self)
+        record['dest_id'] = self.dest_id or ''
+        return record
 
 
 def source_tag(source_id):
@@ -154,7 +158,7 @@ class Replicator:
             raise ReplicationError(
                 "Creating %s '%s' (source %s) at the destination failed: %s"
                 % (what, getattr(item, 'name', '') or '', item.id,
-                   _reason(exc)))
+                   attributes.reason(exc)))
 
     def _ensure(self, kind, source_id, label, create, **same):
         """The destination resource standing for ``source_id``: found again
@@ -240,7 +244,7 @@ class Replicator:
             except sdk_exc.NotFoundException:
                 found = None
             if found is not None:
-                if _same_key(found.public_key, keypair.public_key):
+                if attributes.same_key(found.public_key, keypair.public_key):
                     self._row('keypair', keypair.name, keypair.name, 'reuse',
                               found.name)
                     continue
@@ -252,7 +256,7 @@ class Replicator:
                           None)
                 continue
             created = self._create(
-                'keypair', _Named(keypair.name), 'keypair',
+                'keypair', attributes.Named(keypair.name), 'keypair',
                 compute.create_keypair, name=keypair.name,
                 public_key=keypair.public_key, type=keypair.type)
             self.journal.record(self.source_key, self.dest_key, 'keypair',
@@ -293,14 +297,14 @@ class Replicator:
         if dest_group:
             for rule in net.security_group_rules(
                     security_group_id=dest_group):
-                existing.add(_rule_signature(rule))
+                existing.add(attributes.rule_signature(rule))
         for rule in group.rules:
             remote = None
             if rule.remote_group_id:
                 remote = self.ids.get(('security_group', rule.remote_group_id))
             signature = rule.signature(
                 remote_group=(remote or '?') if rule.remote_group_id else None)
-            label = '%s: %s' % (group.name, _describe_rule(rule, self.plan))
+            label = '%s: %s' % (group.name, attributes.describe_rule(rule, self.plan))
             if dest_group and signature in existing:
                 self._row('security_group_rule', label, group.id, 'reuse',
                           dest_group)
@@ -318,7 +322,7 @@ class Replicator:
             if rule.description:
                 attrs['description'] = rule.description
             created = self._create(
-                'security_group_rule', _Named(label, group.id),
+                'security_group_rule', attributes.Named(label, group.id),
                 'security group rule', net.create_security_group_rule,
                 security_group_id=dest_group, direction=rule.direction,
                 ethertype=rule.ethertype, **attrs)
@@ -403,7 +407,7 @@ class Replicator:
             self._ensure('subnet', subnet.id, subnet.name,
                          lambda subnet=subnet, dest_net=dest_net: self._create(
                              'subnet', subnet, 'subnet', net.create_subnet,
-                             **_subnet_attrs(subnet, dest_net)),
+                             **attributes.subnet_attrs(subnet, dest_net)),
                          name=subnet.name, network_id=dest_net,
                          cidr=subnet.cidr)
 
@@ -470,7 +474,7 @@ class Replicator:
                 raise ReplicationError(
                     "Adding interface %s of router '%s' at the destination "
                     'failed: %s' % (interface.ip_address, router.name,
-                                    _reason(exc)))
+                                    attributes.reason(exc)))
             self._row('router_interface', label, interface.subnet_id,
                       'create', dest_subnet)
 
@@ -514,7 +518,7 @@ class Replicator:
         except sdk_exc.SDKException as exc:
             raise ReplicationError("Setting the static routes of router '%s' "
                                    'at the destination failed: %s'
-                                   % (router.name, _reason(exc)))
+                                   % (router.name, attributes.reason(exc)))
         self._row('router_routes', label, router.id, 'update', dest_router.id)
 
     # -- ports and floating IPs -----------------------------------------
@@ -526,7 +530,7 @@ class Replicator:
                                            for f in port.fixed_ips)
             self._ensure('port', port.id, label,
                          lambda port=port, label=label: self._create(
-                             'port', _Named(label, port.id), 'port',
+                             'port', attributes.Named(label, port.id), 'port',
                              net.create_port, **self._port_attrs(port)),
                          **({'mac_address': port.mac_address,
                              'network_id': self.ids.get(
@@ -581,64 +585,12 @@ class Replicator:
                     created = net.create_ip(
                         floating_ip_address=fip.floating_ip_address, **attrs)
                 except sdk_exc.SDKException as exc:
-                    status = 'new address (%s)' % _reason(exc)
+                    status = 'new address (%s)' % attributes.reason(exc)
             elif self.floating_ip_mode == 'keep':
                 status = 'new address (keeping it needs admin)'
             if created is None:
-                created = self._create('floating_ip', _Named(label, fip.id),
+                created = self._create('floating_ip', attributes.Named(label, fip.id),
                                        'floating IP', net.create_ip, **attrs)
             self._created('floating_ip', fip.id, created)
             self._row('floating_ip', created.floating_ip_address, fip.id,
                       'create', created.id, status)
-
-
-class _Named:
-    def __init__(self, name, id=None):
-        self.name = name
-        self.id = id or name
-
-
-def _subnet_attrs(subnet, dest_network_id):
-    attrs = {'network_id': dest_network_id, 'name': subnet.name,
-             'description': subnet.description,
-             'ip_version': subnet.ip_version, 'cidr': subnet.cidr,
-             'gateway_ip': subnet.gateway_ip,
-             'allocation_pools': subnet.allocation_pools,
-             'dns_nameservers': subnet.dns_nameservers,
-             'host_routes': subnet.host_routes,
-             'is_dhcp_enabled': subnet.enable_dhcp}
-    for key in ('ipv6_ra_mode', 'ipv6_address_mode'):
-        if getattr(subnet, key):
-            attrs[key] = getattr(subnet, key)
-    return attrs
-
-
-def _same_key(a, b):
-    """Public keys equal, ignoring the comment and whitespace."""
-    def core(key):
-        return ' '.join((key or '').split()[:2])
-    return core(a) == core(b)
-
-
-def _rule_signature(rule):
-    return (rule.direction, rule.ether_type,
-            (rule.protocol or '').lower() or None, rule.port_range_min,
-            rule.port_range_max, rule.remote_ip_prefix, rule.remote_group_id)
-
-
-def _describe_rule(rule, plan):
-    parts = [rule.direction, rule.ethertype, rule.protocol or 'any']
-    if rule.port_range_min is not None:
-        parts.append('%s-%s' % (rule.port_range_min, rule.port_range_max))
-    if rule.remote_ip_prefix:
-        parts.append('from %s' % rule.remote_ip_prefix)
-    if rule.remote_group_id:
-        group = plan.by_id('security_groups', rule.remote_group_id)
-        parts.append('from group %s' % (group.name if group
-                                        else rule.remote_group_id))
-    return ' '.join(parts)
-
-
-def _reason(exc):
-    details = getattr(exc, 'details', None)
-    return details or str(exc).splitlines()[0]

@@ -27,7 +27,7 @@ def plan_dependencies(servers, hosts, traffic, *, algorithm='default',
     :param algorithm: ``'default'`` or ``'seed'``
     :param basis: where the traffic came from (``model.BASIS_*``); plans
         on estimated or absent traffic say so in ``notes``
-    :returns: :class:`model.Plan`; ``plan.server_order()`` is the list of
+    :returns: :class:`model.DependencyPlan`; ``plan.server_order()`` is the list of
         waves (server IDs) and ``plan.host_of()`` the planned hosts
     :raises model.PlannerError: bad input, including
         :class:`model.CapacityError` when the servers do not fit

@@ -89,7 +89,7 @@ class Problem:
         return bool(np.all(load <= self.capacity[host] + 1e-9))
 
     def build_plan(self, algorithm, basis, assignment, units, notes=()):
-        """Turn host indexes and ordered units into a :class:`model.Plan`.
+        """Turn host indexes and ordered units into a :class:`model.DependencyPlan`.
 
         :param assignment: host index per server
         :param units: ordered lists of server indexes; each becomes a
@@ -107,10 +107,10 @@ class Problem:
                 groups.append(self._group(members, host, assignment))
             waves.append(model.Wave(number, groups))
         cut = self.cut(assignment)
-        return model.Plan(algorithm=algorithm, basis=basis, waves=waves,
-                          traffic_total=self.total,
-                          traffic_inside=self.total - cut,
-                          traffic_cut=cut, notes=list(notes))
+        return model.DependencyPlan(
+            algorithm=algorithm, basis=basis, waves=waves,
+            traffic_total=self.total, traffic_inside=self.total - cut,
+            traffic_cut=cut, notes=list(notes))
 
     def _group(self, members, host, assignment):
         inside = np.zeros(self.n, dtype=bool)

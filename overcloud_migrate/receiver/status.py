@@ -3,7 +3,7 @@
 Reads only files (markers and ``status.json``); no cloud, no journal.
 """
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 
 COLUMNS = ('Item', 'Server', 'Server ID', 'State', 'Reason',
            'Destination ID', 'Updated')

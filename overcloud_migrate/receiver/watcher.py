@@ -12,7 +12,7 @@ import os
 
 import inotify_simple
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 
 LOG = logging.getLogger(__name__)
 F = inotify_simple.flags

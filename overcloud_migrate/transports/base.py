@@ -8,13 +8,14 @@ import typing
 import stevedore
 from stevedore import exception as stevedore_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
 
 NAMESPACE = 'overcloud_migrate.transports'
 FAULT_ENV = faults.ENV
 
 
-class TransportError(Exception):
+class TransportError(exceptions.OvercloudMigrateError):
     """A transfer failed; the message names the image and the cause."""
 
 
@@ -24,6 +25,46 @@ class PreflightError(TransportError):
 
 class HashMismatch(TransportError):
     """The bytes that arrived are not the bytes that left."""
+
+
+#: The capabilities a driver may declare, and what each means.
+CAPABILITIES = {
+    'streaming': 'bytes flow from source to destination without a copy at '
+                 'rest',
+    'staging': 'the image is staged as a file on the way',
+    'resume': 'an interrupted transfer continues where it stopped',
+    'remote': 'the bytes travel through another host',
+    'third-party': 'two services move the bytes between themselves',
+    'handoff': 'can leave items for the Receiver in its directory',
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Opt:
+    """One command-line option of a driver, declared on its class.
+
+    ``name`` is the driver's keyword argument; the flag is
+    ``--<driver>-<flag>`` (``flag`` defaults to ``name`` with hyphens).
+    """
+    name: str
+    help: str
+    flag: typing.Optional[str] = None
+    metavar: typing.Optional[str] = None
+    #: int or str (default); see ``minimum``
+    type: typing.Any = None
+    #: the least whole number an int option takes
+    minimum: typing.Optional[int] = None
+    #: a switch (store_true) rather than a value
+    switch: bool = False
+    required: bool = False
+
+    def option(self, driver):
+        """The full flag, e.g. ``--ssh-key`` for driver ``ssh``."""
+        return '--%s-%s' % (driver, self.flag or self.name.replace('_', '-'))
+
+    def dest(self, driver):
+        """The argparse destination of :meth:`option`."""
+        return self.option(driver).lstrip('-').replace('-', '_')
 
 
 @dataclasses.dataclass
@@ -57,10 +98,15 @@ class Transport(abc.ABC):
 
     #: short name users pick with --transport
     name = None
-    #: subset of {'streaming', 'staging', 'resume', 'remote', 'handoff'}
-    #: ('handoff': can leave items for the Receiver in its directory, see
+    #: a subset of :data:`CAPABILITIES` ('handoff': see
     #: :meth:`handoff_image` and :meth:`handoff_file`)
     capabilities = frozenset()
+    #: the driver's command-line options (:class:`Opt`), in --help order
+    options = ()
+    #: the option ``migrate --handoff DIR`` fills with DIR, if any
+    handoff_option = None
+    #: the option ``migrate --timeout`` fills, if any
+    timeout_option = None
 
     def __init__(self, **options):
         self.options = options
@@ -106,6 +152,20 @@ class Transport(abc.ABC):
 def names():
     """Names of the installed transport drivers, sorted."""
     return sorted(stevedore.ExtensionManager(NAMESPACE).names())
+
+
+def driver_classes(on_failure=None):
+    """{name: driver class} of the installed drivers, none instantiated, in
+    the order their packages declare them (--help lists their options so);
+    a driver that cannot be imported is left out (``on_failure(name, exc)``
+    is told)."""
+    def failed(manager, entrypoint, exc):
+        if on_failure is not None:
+            on_failure(entrypoint.name, exc)
+
+    manager = stevedore.ExtensionManager(
+        NAMESPACE, invoke_on_load=False, on_load_failure_callback=failed)
+    return {ext.name: ext.plugin for ext in manager}
 
 
 def load(name, **options):

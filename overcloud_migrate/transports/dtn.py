@@ -96,6 +96,60 @@ class DtnTransport(base.Transport):
 
     name = 'dtn'
     capabilities = frozenset({'staging', 'resume', 'remote', 'third-party'})
+    options = (
+        base.Opt('source_endpoint', flag='source', metavar='<url>',
+                 required=True,
+                 help='URL of the source site\'s DTN service '
+                      '(overcloud-dtn-api), for example http://dtn-a:22641; '
+                      'it runs the DTN-to-DTN transfers, so the destination '
+                      'DTN must be registered in it with `openstack '
+                      'overcloud dtn node add` (required with --transport '
+                      'dtn)'),
+        base.Opt('dest_endpoint', flag='dest', metavar='<url>',
+                 required=True,
+                 help='URL of the destination site\'s DTN service; it is '
+                      'asked which node it is and must accept its token '
+                      '(required with --transport dtn)'),
+        base.Opt('source_dir', metavar='<directory>', required=True,
+                 help='The source DTN\'s export directory as mounted on '
+                      'this host (the NFS mount of the original design); '
+                      'each image is staged there as <image ID>.img, '
+                      'resumably (required with --transport dtn)'),
+        base.Opt('dest_dir', metavar='<directory>', required=True,
+                 help='The destination DTN\'s export directory as mounted '
+                      'on this host; each image arrives there from the '
+                      'source DTN and is uploaded to the destination Glance '
+                      'from there (required with --transport dtn)'),
+        base.Opt('source_path', metavar='<path>',
+                 help='The directory of --dtn-source-dir as the source DTN '
+                      'itself names it, when it is mounted elsewhere here '
+                      '(default: the same path as --dtn-source-dir)'),
+        base.Opt('dest_path', metavar='<path>',
+                 help='The directory of --dtn-dest-dir as the destination '
+                      'DTN itself names it (default: the same path as '
+                      '--dtn-dest-dir)'),
+        base.Opt('source_token_file', metavar='<file>',
+                 help='File whose first line is the source DTN service\'s '
+                      'token; only the file name is journaled, the token is '
+                      'never logged (default: the token in the environment '
+                      'variable %s)' % TOKEN_ENV),
+        base.Opt('dest_token_file', metavar='<file>',
+                 help='File whose first line is the destination DTN '
+                      'service\'s token (default: the token in the '
+                      'environment variable %s)' % TOKEN_ENV),
+        base.Opt('mover', metavar='<mover>',
+                 help='How the DTNs move the bytes: gridftp (a third-party '
+                      'GridFTP transfer) or builtin (parallel streams that '
+                      'skip zeros); the source DTN service must offer it '
+                      '(default: the source DTN service\'s default mover)'),
+        base.Opt('streams', metavar='<count>', type=int, minimum=1,
+                 help='Parallel TCP streams of each DTN transfer, 1 to 64 '
+                      '(default: the DTN service\'s default, 4)'),
+        base.Opt('keep', switch=True,
+                 help='Keep the staged copies on both DTNs after a verified '
+                      'upload (default: remove them)'),
+    )
+    timeout_option = 'transfer_timeout'
 
     def __init__(self, source_endpoint=None, dest_endpoint=None,
                  source_dir=None, dest_dir=None, source_path=None,

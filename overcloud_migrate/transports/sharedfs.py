@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 
@@ -84,6 +84,13 @@ class SharedfsTransport(base.Transport):
 
     name = 'sharedfs'
     capabilities = frozenset({'staging', 'resume', 'handoff'})
+    options = (
+        base.Opt('directory', flag='dir', metavar='<directory>',
+                 required=True,
+                 help='The staging directory (for example the NFS mount of '
+                      'a DTN export)'),
+    )
+    handoff_option = 'directory'
 
     def __init__(self, directory=None, keep=False, **options):
         super().__init__(directory=directory, keep=keep, **options)

@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import streams
 
@@ -50,6 +50,17 @@ class SshTransport(base.Transport):
 
     name = 'ssh'
     capabilities = frozenset({'staging', 'remote', 'handoff'})
+    options = (
+        base.Opt('host', metavar='<user@host>', required=True,
+                 help='The host the image is copied to'),
+        base.Opt('directory', flag='dir', metavar='<directory>',
+                 required=True, help='The directory on that host'),
+        base.Opt('identity_file', flag='key', metavar='<file>',
+                 help='The identity file (default: ssh\'s own)'),
+        base.Opt('port', metavar='<port>', type=int,
+                 help='The port (default: 22)'),
+    )
+    handoff_option = 'directory'
 
     def __init__(self, host=None, directory=None, port=None,
                  identity_file=None, ssh_options=(), keep=True,

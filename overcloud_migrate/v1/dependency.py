@@ -16,12 +16,13 @@ from osc_lib import exceptions
 
 from overcloud_migrate import clouds
 from overcloud_migrate import planner
+from overcloud_migrate.cli import progress
+from overcloud_migrate.plan.cloud_inputs import placement_hosts  # noqa: F401
+from overcloud_migrate.plan.cloud_inputs import source_inventory  # noqa: F401
 from overcloud_migrate.planner import capacity
 from overcloud_migrate.planner import graph
 from overcloud_migrate.planner import inputs
 from overcloud_migrate.planner import model
-from overcloud_migrate.plan.cloud_inputs import placement_hosts  # noqa: F401
-from overcloud_migrate.plan.cloud_inputs import source_inventory  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class ShowDependency(command.Lister):
         return parser
 
     def _warn(self, message):
-        self.app.stderr.write(f'WARNING: {message}\n')
+        progress.say(f'WARNING: {message}')
 
     def take_action(self, parsed_args):
         # Validate every local input before any API call.

@@ -4,7 +4,7 @@ Transfers, directory listings, the transfer log and the node registry of
 the DTN service (:mod:`overcloud_migrate.dtn`).  The commands need no cloud
 credentials when the endpoint is given (``--dtn-endpoint`` or
 ``OVERCLOUD_MIGRATE_DTN_ENDPOINT``); see
-:mod:`overcloud_migrate.common.dtn_endpoint`.
+:mod:`overcloud_migrate.cli.dtn_endpoint`.
 """
 
 import logging
@@ -14,10 +14,12 @@ from osc_lib.cli import format_columns
 from osc_lib.command import command
 from osc_lib import exceptions
 
-from overcloud_migrate.common import dtn_endpoint
+from overcloud_migrate.cli import dtn_endpoint
+from overcloud_migrate.cli import progress
 from overcloud_migrate.dtn import client as dtn_client
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn import transfers
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ LOG_COLUMNS = ('Date', 'Source', 'Destination', 'File', 'MB/s', 'MB',
                'Seconds')
 NODE_COLUMNS = ('ID', 'Name', 'Address', 'GridFTP', 'Data Port', 'Endpoint',
                 'Exports', 'Local')
-MAX_STREAMS = 64
+MAX_STREAMS = transfers.MAX_STREAMS
 
 
 def _check_location(text, what):
@@ -126,9 +128,9 @@ class TransferDtn(_DtnCommand, command.ShowOne):
 
     def _wait(self, client, row, timeout):
         tty = sys.stderr.isatty()
-        sys.stderr.write('Waiting for transfer %s...\n' % row['id'])
+        progress.say('Waiting for transfer %s...' % row['id'])
 
-        def progress(current):
+        def report(current):
             if tty:
                 sys.stderr.write('\r%s: %d bytes, %.2f MB/s avg, %.2f MB/s '
                                  'inst   ' % (current['state'],
@@ -139,7 +141,7 @@ class TransferDtn(_DtnCommand, command.ShowOne):
 
         try:
             return client.wait_transfer(row['id'], timeout=timeout,
-                                        progress=progress)
+                                        progress=report)
         except dtn_client.DTNClientError as exc:
             raise exceptions.CommandError(str(exc))
         finally:

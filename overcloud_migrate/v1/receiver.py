@@ -10,8 +10,8 @@ from osc_lib.command import command
 from osc_lib import exceptions
 
 from overcloud_migrate import clouds
-from overcloud_migrate.common import options
 from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.cli import options
 from overcloud_migrate.receiver import processor as processor_mod
 from overcloud_migrate.receiver import service
 from overcloud_migrate.receiver import status as status_mod

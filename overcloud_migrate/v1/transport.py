@@ -15,7 +15,7 @@ from osc_lib.cli import format_columns
 from osc_lib.command import command
 import stevedore
 
-from overcloud_migrate.common import transport_options
+from overcloud_migrate.cli import transport_options
 from overcloud_migrate.transports import base
 
 LOG = logging.getLogger(__name__)

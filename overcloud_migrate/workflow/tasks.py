@@ -11,10 +11,9 @@ hand the item off to a directory) at the source, and the Receiver (upload
 the item's image from its file, boot, verify) at the destination.
 
 Test hook: ``OVERCLOUD_MIGRATE_FAULT`` may hold ``kill:before:<task>`` or
-``kill:after:<task>`` (the process dies with exit status 137 at that point,
-as with kill -9; the tasks are stop, snapshot, transfer, handoff, upload,
-boot, verify, delete-source) and ``transfer:corrupt`` (see
-transports.base).
+``kill:after:<task>`` (the process dies with exit status 137 there, as with
+kill -9; the tasks are stop, snapshot, transfer, handoff, upload, boot,
+verify, delete-source) and ``transfer:corrupt`` (see transports.base).
 """
 
 import dataclasses
@@ -23,14 +22,16 @@ import time
 from openstack import exceptions as sdk_exc
 from taskflow import task
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
+from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import model
+from overcloud_migrate.plan import replicate
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.transports import streams
 
 FAULT_ENV = transport_base.FAULT_ENV
-SERVER_TAG_PREFIX = 'om:src:'
 #: seconds between two looks at a server or image being waited for
 #: (openstacksdk's default, 2, adds a second per wait on average; servers
 #: and images on a quiet cloud change state within a second or two)
@@ -44,7 +45,7 @@ KEEP_PREFIXES = ('hw_', 'os_', 'img_', 'architecture', 'hypervisor_type',
                  'image_location', 'instance_uuid', 'owner_id')
 
 
-class MigrationError(Exception):
+class MigrationError(exceptions.OvercloudMigrateError):
     """A server could not be moved; the message names it and the cause."""
 
 
@@ -95,7 +96,7 @@ class Phase(task.Task):
     def execute(self, *args, **kwargs):
         ctx = self.ctx
         migration = ctx.journal.get(ctx.migration_id)
-        if migration is not None and migration.state == 'aborting':
+        if migration is not None and migration.state == journal_mod.ABORTING:
             raise AbortRequested('Migration %s was aborted before %s of '
                                  "server '%s'" % (ctx.migration_id,
                                                   self.phase,
@@ -140,7 +141,7 @@ class StopSource(Phase):
         if record.source_was_running is None:
             # First sight only: after a crash mid-stop it is SHUTOFF by us.
             ctx.journal.update_server(
-                ctx.migration_id, ctx.server.id, state='stopping',
+                ctx.migration_id, ctx.server.id, state=journal_mod.STOPPING,
                 source_was_running=server.status == 'ACTIVE')
         if not ctx.stop:
             self.say('not stopped (--no-stop): the snapshot is only crash '
@@ -408,7 +409,7 @@ class HandOff(Phase):
         except transport_base.TransportError as exc:
             self.fail('Handing off', exc)
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  bytes=count, state='handed-off')
+                                  bytes=count, state=journal_mod.HANDED_OFF)
         return item
 
 
@@ -492,7 +493,7 @@ def _hash_ok(image, snapshot):
 def tagged_servers(conn, source_id):
     """Destination servers tagged as copies of ``source_id`` (the tag is
     checked here too, before anything acts on the list)."""
-    tag = SERVER_TAG_PREFIX + source_id
+    tag = replicate.source_tag(source_id)
     return [s for s in conn.compute.servers(tags=tag) if tag in (s.tags or [])]
 
 
@@ -522,7 +523,7 @@ class BootServer(Phase):
                 'networks': [{'port': ctx.ids[('port', p)]}
                              for p in ctx.server.port_ids],
                 'metadata': dict(ctx.server.metadata),
-                'tags': [SERVER_TAG_PREFIX + ctx.server.id],
+                'tags': [replicate.source_tag(ctx.server.id)],
             }
             if ctx.server.key_name:
                 attrs['key_name'] = ctx.server.key_name
@@ -543,7 +544,7 @@ class BootServer(Phase):
             except sdk_exc.SDKException as exc:
                 self.fail('Booting', exc)
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  dest_id=server.id, state='booting')
+                                  dest_id=server.id, state=journal_mod.BOOTING)
         try:
             server = compute.wait_for_server(server, status='ACTIVE',
                                              failures=['ERROR'],
@@ -591,7 +592,7 @@ class Verify(Phase):
                 'pins it to %s' % (ctx.server.name, server.compute_host,
                                    ctx.server.dest_host))
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  state='verified')
+                                  state=journal_mod.VERIFIED)
 
 
 class DeleteSource(Phase):

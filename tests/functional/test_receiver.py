@@ -146,6 +146,26 @@ def test_handoff_writes_one_complete_item_per_server(handed_off):
         assert marker['image']['size'] == (item / 'image.raw').stat().st_size
 
 
+def test_a_handoff_dry_run_prints_the_rows_of_a_real_run(handed_off,
+                                                        tmp_path):
+    """It failed with "Row has incorrect number of values" when the rows
+    were built by position; nothing is written into the directory."""
+    watch = tmp_path / 'dry'
+    watch.mkdir()
+    code, out, err = openstack_cmd(
+        'migrate', *SERVERS, '--handoff', str(watch), '--transport',
+        'sharedfs', '--dry-run', '-f', 'json', '--journal-url',
+        'sqlite:///%s' % (tmp_path / 'dry.sqlite'), cloud='devcloud-a')
+    assert code == 0, err
+    rows = json.loads(out)
+    real = json.loads(handed_off['handoff'][1])
+    assert [list(r) for r in rows] == [list(r) for r in real]
+    assert {r['Name']: (r['Action'], r['Status'], r['Destination ID'])
+            for r in rows} == {name: ('handoff', 'planned', str(watch))
+                               for name in SERVERS}
+    assert os.listdir(watch) == []
+
+
 def test_killed_receiver_restarts_and_finishes_with_one_of_everything(
         handed_off):
     assert handed_off['killed'] == 137, handed_off['log'][-3000:]

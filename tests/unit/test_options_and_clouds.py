@@ -3,7 +3,7 @@ import argparse
 import pytest
 
 from overcloud_migrate import clouds
-from overcloud_migrate.common import options
+from overcloud_migrate.cli import options
 from overcloud_migrate.plan import prechecks
 
 

@@ -1,6 +1,6 @@
 import io
 
-from overcloud_migrate.common import progress
+from overcloud_migrate.cli import progress
 
 
 class Terminal(io.StringIO):

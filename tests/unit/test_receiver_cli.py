@@ -9,9 +9,9 @@ from osc_lib import exceptions
 import pytest
 from openstackclient import shell
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.v1 import migrate
-from tests.unit.plan import test_handoff
+from tests.unit import test_handoff
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import os
 import pytest
 from openstackclient import shell
 
-from overcloud_migrate.common import dtn_endpoint
+from overcloud_migrate.cli import dtn_endpoint
 
 
 @pytest.fixture(autouse=True)

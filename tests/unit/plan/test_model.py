@@ -162,3 +162,19 @@ def test_pin_hosts_refuses_a_partial_or_bad_mapping():
                        match=r'plan.servers\[0\].dest_host'):
         plan.pin_hosts({'v1': 'bad host'})
     assert plan.servers[0].dest_host is None
+
+
+def test_the_order_is_read_once_into_typed_groups():
+    plan = sample()
+    plan.order = {'algorithm': 'default', 'waves': [
+        {'index': 1, 'groups': [{'server_ids': ['v1'], 'host': 'h1',
+                                 'vcpus': 1}]}]}
+    assert plan.order_waves() == [[model.OrderGroup(('v1',), 'h1')]]
+    assert plan.waves() == [['v1']]
+    assert model.parse_order({}) == []
+
+
+def test_a_damaged_order_names_its_path():
+    with pytest.raises(model.PlanError,
+                       match=r'plan.order.waves\[0\].groups\[0\].server_ids'):
+        model.parse_order({'waves': [{'groups': [{'server_ids': 'v1'}]}]})

@@ -10,10 +10,10 @@ import pathlib
 import pytest
 
 from overcloud_migrate import clouds
+from overcloud_migrate import handoff
 from overcloud_migrate import journal as journal_mod
-from overcloud_migrate.plan import handoff
 from overcloud_migrate.receiver import processor as processor_mod
-from tests.unit.plan import test_handoff
+from tests.unit import test_handoff
 
 
 def never_connect():

@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.receiver import service
 from overcloud_migrate.receiver import watcher as watcher_mod
-from tests.unit.plan import test_handoff
+from tests.unit import test_handoff
 
 
 def poll_until(watcher, count):

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from overcloud_migrate.plan import handoff
+from overcloud_migrate import handoff
 from overcloud_migrate.plan import model
 from tests.unit.plan import test_model
 

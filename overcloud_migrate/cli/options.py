@@ -1,4 +1,6 @@
-"""Option helpers shared by the commands (R10 of the style guide)."""
+"""Option helpers shared by the commands: the destination cloud options,
+the journal option and argparse types, defined once so that every command
+spells them the same."""
 
 import argparse
 
@@ -38,6 +40,14 @@ def key_value(text):
         raise argparse.ArgumentTypeError(
             "expected SOURCE=DESTINATION, got '%s'" % text)
     return source, dest
+
+
+def at_least(least):
+    """argparse type: a whole number of ``least`` or more."""
+    def whole(text):
+        return _whole(text, least)
+    whole.__name__ = 'whole number'
+    return whole
 
 
 def positive_int(text):

@@ -14,9 +14,10 @@ from openstack import exceptions as sdk_exc
 from osc_lib import exceptions
 
 from overcloud_migrate.dtn import client as dtn_client
+from overcloud_migrate.transports import dtn as dtn_transport
 
 ENDPOINT_ENV = 'OVERCLOUD_MIGRATE_DTN_ENDPOINT'
-TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
+TOKEN_ENV = dtn_transport.TOKEN_ENV
 SERVICE_TYPE = 'dtn'
 
 

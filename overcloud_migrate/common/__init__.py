@@ -1,1 +1,0 @@
-"""Small helpers shared by the command modules (options, output)."""
