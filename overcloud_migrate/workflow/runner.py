@@ -54,6 +54,8 @@ class Options:
     stop: bool = True
     restart_on_failure: bool = True
     delete_source: bool = False
+    #: keep the snapshots in the source Glance after a verified move
+    keep_source_snapshots: bool = False
     parallel: int = 1
     timeout: int = 600
     servers: bool = True      # False: the network world only
@@ -263,6 +265,7 @@ class Run:
             transport=transport, ids=replicator.ids, stop=self.options.stop,
             restart_on_failure=self.options.restart_on_failure,
             delete_source=self.options.delete_source,
+            keep_source_snapshots=self.options.keep_source_snapshots,
             timeout=self.options.timeout, progress=self.progress,
             progress_bar=self.progress_bar)
             for server in todo]

@@ -13,7 +13,7 @@ the item's image from its file, boot, verify) at the destination.
 Test hook: ``OVERCLOUD_MIGRATE_FAULT`` may hold ``kill:before:<task>`` or
 ``kill:after:<task>`` (the process dies with exit status 137 at that point,
 as with kill -9; the tasks are stop, snapshot, transfer, handoff, upload,
-boot, verify, delete-source) and ``transfer:corrupt`` (see
+boot, verify, clean-source, delete-source) and ``transfer:corrupt`` (see
 transports.base).
 """
 
@@ -62,6 +62,8 @@ class ServerContext:
     stop: bool = True
     restart_on_failure: bool = True
     delete_source: bool = False
+    #: False: delete this server's snapshots at the source once verified
+    keep_source_snapshots: bool = False
     timeout: int = 600
     progress: object = None
     # progress_bar(label) -> callback(done, total), or None (not a TTY)
@@ -597,3 +599,46 @@ class DeleteSource(Phase):
                                              ignore_missing=True)
         except sdk_exc.SDKException as exc:
             self.fail('Deleting the source', exc)
+
+
+def delete_source_snapshots(conn, migration_id, source_server_id=None):
+    """Delete the snapshots ``migration_id`` made in the source Glance (of
+    one server when ``source_server_id`` is given); returns their IDs.
+
+    Only images carrying this migration's markers are touched (checked
+    client-side by :func:`marked_images`); deleting is idempotent.
+    """
+    props = {}
+    if source_server_id is not None:
+        props[PROP_SOURCE_SERVER] = source_server_id
+    deleted = []
+    for image in marked_images(conn, migration_id, **props):
+        conn.image.delete_image(image, ignore_missing=True)
+        deleted.append(image.id)
+    return deleted
+
+
+class CleanSourceSnapshots(Phase):
+    """After verify: delete this server's snapshots in the source Glance
+    (not with --keep-source-snapshots): the verified copy at the
+    destination is the one that counts now."""
+
+    phase = 'clean-source'
+    needs = ('dest_server_id',)
+
+    def run(self, dest_server_id):
+        ctx = self.ctx
+        try:
+            deleted = delete_source_snapshots(ctx.source, ctx.migration_id,
+                                              ctx.server.id)
+        except sdk_exc.SDKException as exc:
+            # The server has moved: a leftover snapshot is no reason to
+            # revert it; say so and leave it for `migration rollback`.
+            ctx.journal.log(ctx.migration_id, "snapshots of server '%s' "
+                            'left in the source Glance: %s' % (
+                                ctx.server.name, str(exc).splitlines()[0]),
+                            'warning')
+            return
+        if deleted:
+            self.say('deleted %d snapshot%s in the source Glance'
+                     % (len(deleted), '' if len(deleted) == 1 else 's'))
