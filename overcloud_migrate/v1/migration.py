@@ -99,8 +99,20 @@ class ShowMigration(command.ShowOne):
         return fields, values
 
 
+def _recorded(name):
+    """A cloud name the journal holds, or None (no clouds.yaml entry)."""
+    return None if name in (None, '', 'source') else name
+
+
 class _CloudsCommand(command.Command):
-    """Shared: reopen both clouds of a recorded migration."""
+    """Shared: reopen both clouds of a recorded migration.
+
+    No cloud needs naming: the source is the clouds.yaml entry the journal
+    recorded (``--os-cloud`` overrides it), the destination likewise
+    (``--dest-cloud``); which ones are used is said on stderr.
+    """
+
+    auth_required = False
 
     def get_parser(self, prog_name):
         parser = _migration_parser(super().get_parser(prog_name))
@@ -110,8 +122,14 @@ class _CloudsCommand(command.Command):
     def _open(self, args):
         journal = journal_mod.Journal(args.journal_url)
         record = _record(journal, args.migration)
-        source = self.app.client_manager.sdk_connection
-        source_id = clouds.identity_of(source, self.app.options.cloud)
+        given = self.app.options.cloud
+        source_name = given or _recorded(record.source_cloud)
+        _say("Source: cloud '%s' (%s)" % (
+            source_name or 'from the OS_* variables',
+            '--os-cloud' if given else 'recorded in the journal'))
+        source = clouds.open_source(self.app.cloud_config, source_name,
+                                    self.app.options)
+        source_id = clouds.identity_of(source, source_name)
         if source_id.key() != record.source:
             raise exceptions.CommandError(
                 'Migration %s was made from %s, not from the cloud of these '
@@ -125,6 +143,9 @@ class _CloudsCommand(command.Command):
                     clouds.handoff_identity(saved.get('transport'),
                                             saved['handoff']))
         name = args.dest_cloud or record.dest_cloud
+        _say("Destination: cloud '%s' (%s)" % (
+            name, '--dest-cloud' if args.dest_cloud
+            else 'recorded in the journal'))
         dest = clouds.open_destination(
             self.app.cloud_config, name,
             args.dest_region or record.dest_region,
@@ -194,7 +215,11 @@ class AbortMigration(command.Command):
                                           % (record.id, record.state))
         journal.set_state(record.id, 'aborting')
         journal.log(record.id, 'abort requested')
-        _say('Abort of migration %s requested' % record.id)
+        _say("Abort of migration %s requested: its running process reverts "
+             "each unfinished server (source cloud '%s', destination cloud "
+             "'%s'), its snapshot included" % (
+                 record.id, record.source_cloud or record.source,
+                 record.dest_cloud or record.destination))
 
 
 class RollbackMigration(command.Lister, _CloudsCommand):
