@@ -11,6 +11,7 @@ from overcloud_migrate import clouds
 from overcloud_migrate.common import options
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import model
+from overcloud_migrate import timeline
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.v1 import migrate as migrate_cmd
@@ -66,7 +67,14 @@ class ShowMigration(command.ShowOne):
     auth_required = False
 
     def get_parser(self, prog_name):
-        return _migration_parser(super().get_parser(prog_name))
+        parser = _migration_parser(super().get_parser(prog_name))
+        parser.add_argument(
+            '--timeline', metavar='<file>',
+            help='Also draw the timeline (one bar per server, one colour '
+                 'per phase, waves and downtime windows) to this .svg or '
+                 '.png file (needs matplotlib: the plugin\'s "timeline" '
+                 'extra)')
+        return parser
 
     def take_action(self, parsed_args):
         journal = journal_mod.Journal(parsed_args.journal_url)
@@ -75,6 +83,14 @@ class ShowMigration(command.ShowOne):
             plan = runner.load_plan(record)
         except (ValueError, TypeError, model.PlanError):
             plan = None  # an unreadable plan only loses the host column
+        if parsed_args.timeline:
+            try:
+                timeline.write(journal, record.id, parsed_args.timeline,
+                               order=plan.order if plan else None)
+            except timeline.TimelineError as exc:
+                raise exceptions.CommandError(str(exc))
+            _say('Timeline of migration %s written to %s'
+                 % (record.id, parsed_args.timeline))
         servers = [dict(zip(runner.COLUMNS[1:],
                             runner.server_row(r, plan)[1:]))
                    for r in journal.servers(record.id)]

@@ -99,11 +99,12 @@ class Phase(task.Task):
                                                   self.phase,
                                                   ctx.server.name))
         fault('before:%s' % self.phase)
-        start = time.monotonic()
+        started, start = time.time(), time.monotonic()
         result = self.run(*args, **kwargs)
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
                                   phase=self.phase,
-                                  seconds=time.monotonic() - start)
+                                  seconds=time.monotonic() - start,
+                                  started=started)
         fault('after:%s' % self.phase)
         return result
 
