@@ -168,3 +168,12 @@ def test_image_is_deterministic_and_mostly_zero():
     assert len(data) == bootstrap.IMAGE_SIZE
     assert data[510:512] == b'\x55\xaa'
     assert data.count(0) > len(data) // 3
+
+
+def test_keystone_caches_in_process(tmp_path):
+    """One Keystone process: its in-process cache keeps token validations
+    cheap (without it they were most of a destination boot)."""
+    layout = layout_mod.Layout(home=tmp_path, base_port=41000)
+    conf = confgen.keystone(layout, {'mariadb': 'x'}, 'devcloud-a')
+    assert conf['cache'] == {'enabled': True, 'backend': 'oslo_cache.dict',
+                             'expiration_time': 600}
