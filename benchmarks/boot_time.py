@@ -9,8 +9,8 @@ waiting, alternating so that both see the same machine load:
 ``before``  openstacksdk's ``wait_for_server`` as the phase used to wait
             (GET /servers/{id} every 2 s; each makes Nova ask Neutron for
             the server's security groups);
-``after``   ``workflow.tasks.wait_until_built`` (the create action's events
-            every 0.5 s, from Nova's database only; the server once).
+``after``   ``workflow.tasks.wait_until_built``, as the phase waits now
+            (the same status read every ``BUILD_POLL_INTERVAL`` s).
 
 For each boot it splits the phase into Nova's own build (``created`` ->
 ``launched_at``, which no client can shorten) and ours (the create call
