@@ -273,6 +273,18 @@ class Run:
             engine.run_servers(contexts, self.journal.url, migration_id,
                                parallel=self.options.parallel)
         records = self.journal.servers(migration_id)
+        if not self.options.keep_source_snapshots:
+            # A server found already ACTIVE at the destination (a resume
+            # after a kill past its boot) skips its flow and so its
+            # clean-source step: sweep the snapshots of every done server.
+            try:
+                tasks.delete_source_snapshots(
+                    self.source, migration_id,
+                    [r.source_id for r in records if r.state == 'done'])
+            except sdk_exc.SDKException as exc:
+                self.journal.log(migration_id, 'snapshots left in the source '
+                                 'Glance: %s' % str(exc).splitlines()[0],
+                                 'warning')
         failed = [r for r in records if r.state != 'done']
         rows += [server_row(r, self.plan) for r in records]
         state = 'failed' if failed else 'done'

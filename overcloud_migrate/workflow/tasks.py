@@ -622,18 +622,20 @@ class DeleteSource(Phase):
             self.fail('Deleting the source', exc)
 
 
-def delete_source_snapshots(conn, migration_id, source_server_id=None):
-    """Delete the snapshots ``migration_id`` made in the source Glance (of
-    one server when ``source_server_id`` is given); returns their IDs.
+def delete_source_snapshots(conn, migration_id, source_server_ids=None):
+    """Delete the snapshots ``migration_id`` made in the source Glance (only
+    those of these source servers when ``source_server_ids`` is given);
+    returns their IDs.
 
     Only images carrying this migration's markers are touched (checked
     client-side by :func:`marked_images`); deleting is idempotent.
     """
-    props = {}
-    if source_server_id is not None:
-        props[PROP_SOURCE_SERVER] = source_server_id
+    wanted = None if source_server_ids is None else set(source_server_ids)
     deleted = []
-    for image in marked_images(conn, migration_id, **props):
+    for image in marked_images(conn, migration_id):
+        server = dict(image.properties or {}).get(PROP_SOURCE_SERVER)
+        if wanted is not None and server not in wanted:
+            continue
         conn.image.delete_image(image, ignore_missing=True)
         deleted.append(image.id)
     return deleted
@@ -651,7 +653,7 @@ class CleanSourceSnapshots(Phase):
         ctx = self.ctx
         try:
             deleted = delete_source_snapshots(ctx.source, ctx.migration_id,
-                                              ctx.server.id)
+                                              [ctx.server.id])
         except sdk_exc.SDKException as exc:
             # The server has moved: a leftover snapshot is no reason to
             # revert it; say so and leave it for `migration rollback`.

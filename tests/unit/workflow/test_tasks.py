@@ -51,7 +51,7 @@ def source_images():
 
 def test_only_this_migrations_snapshot_of_this_server_is_deleted():
     conn = conn_with(source_images())
-    assert tasks.delete_source_snapshots(conn, MIG, 'web') == ['mine-web']
+    assert tasks.delete_source_snapshots(conn, MIG, ['web']) == ['mine-web']
     assert sorted(conn.image.images_by_id) == ['base', 'mine-db',
                                                'other-migration']
 
