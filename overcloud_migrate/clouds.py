@@ -123,6 +123,32 @@ def open_destination(cloud_config, name, region=None, project=None):
     return connection
 
 
+def open_source(cloud_config, name, argparse=None):
+    """Connect to a recorded migration's source cloud and authenticate.
+
+    ``name`` is the clouds.yaml entry (the one the journal recorded, or the
+    ``--os-cloud`` given now; None: the ``OS_*`` variables only);
+    ``argparse`` is OSC's parsed global options, so any ``--os-*`` option
+    given on the command line still applies, as for any OSC command.
+    """
+    try:
+        config = cloud_config.get_one(cloud=name, argparse=argparse,
+                                      validate=True)
+    except sdk_exc.ConfigException as exc:
+        raise CloudError("The source cloud '%s' is not usable: %s"
+                         % (name, exc))
+    except ks_exc.MissingRequiredOptions as exc:
+        raise connect_error(name or 'source', None, exc)
+    connection = openstack.connection.Connection(config=config)
+    try:
+        connection.authorize()
+    except Exception as exc:
+        raise connect_error(name or 'source',
+                            config.config.get('auth', {}).get('auth_url'),
+                            exc)
+    return connection
+
+
 def refuse_same_cloud(source, destination):
     """Raise when both identities are the same cloud, project and region."""
     if (source.auth_url == destination.auth_url

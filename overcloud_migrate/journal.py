@@ -95,6 +95,8 @@ class ServerRun(Base):
     stopped_at = sa.Column(sa.Float)   # time.time() of the source stop
     active_at = sa.Column(sa.Float)    # time.time() of destination ACTIVE
     phases = sa.Column(sa.Text)        # JSON {phase: seconds}
+    # JSON {phase: [start, end]} in time.time() seconds (the timeline)
+    phase_spans = sa.Column(sa.Text)
     error = sa.Column(sa.Text)
 
 
@@ -137,6 +139,7 @@ class Journal:
         if self.engine.dialect.name == 'sqlite':
             sa.event.listen(self.engine, 'connect', _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._session = orm.sessionmaker(self.engine, expire_on_commit=False)
 
     # -- migrations ---------------------------------------------------------
@@ -175,8 +178,9 @@ class Journal:
                                       position=position))
 
     def update_server(self, migration_id, source_id, phase=None,
-                      seconds=None, **values):
-        """Set columns of a server's record; add ``phase``'s duration."""
+                      seconds=None, started=None, **values):
+        """Set columns of a server's record; add ``phase``'s duration
+        (and its span, from ``started``, a time.time())."""
         with self._session.begin() as session:
             row = session.scalars(sa.select(ServerRun).where(
                 ServerRun.migration_id == migration_id,
@@ -187,6 +191,11 @@ class Journal:
                 phases = json.loads(row.phases or '{}')
                 phases[phase] = round(seconds or 0.0, 3)
                 row.phases = json.dumps(phases)
+                if started is not None:
+                    spans = json.loads(row.phase_spans or '{}')
+                    spans[phase] = [round(started, 3),
+                                    round(started + (seconds or 0.0), 3)]
+                    row.phase_spans = json.dumps(spans)
 
     def servers(self, migration_id):
         with self._session() as session:
@@ -267,6 +276,24 @@ class Journal:
             if migration_id:
                 query = query.where(Mapping.migration_id == migration_id)
             return list(session.scalars(query))
+
+
+# Columns added after the first release: (table, column, SQL type).
+_LATER_COLUMNS = (('server_runs', 'phase_spans', 'TEXT'),)
+
+
+def _add_missing_columns(engine):
+    """Bring a journal made by an older release up to the current tables."""
+    inspector = sa.inspect(engine)
+    for table, column, kind in _LATER_COLUMNS:
+        if column in {c['name'] for c in inspector.get_columns(table)}:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text('ALTER TABLE %s ADD COLUMN %s %s'
+                                     % (table, column, kind)))
+        except sa.exc.OperationalError:
+            pass  # another process added it first
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -26,6 +26,11 @@ openstack --os-cloud devcloud-a overcloud migrate 3t-web 3t-app 3t-db \
   -c 'Downtime (s)' -c Phases
 echo "== devcloud-b now runs" >&2
 openstack --os-cloud devcloud-b server list -c Name -c Status -c Networks -c Image
+migration=$(openstack overcloud migration list -f value -c ID | tail -n 1)
+timeline="$OVERCLOUD_DEVCLOUD_HOME/demo-timeline.svg"
+openstack overcloud migration show "$migration" --timeline "$timeline" \
+  -c id -c state
 echo
+echo "The timeline of migration $migration (one bar per server and phase): $timeline"
 echo "The migration is in the journal: openstack overcloud migration list"
 echo "Stop the clouds with: OVERCLOUD_DEVCLOUD_HOME=$OVERCLOUD_DEVCLOUD_HOME .venv/bin/overcloud-devcloud down"

@@ -69,7 +69,12 @@ def keystone(layout, secrets, cloud):
         'fernet_tokens': {'key_repository': str(keys / 'fernet')},
         'fernet_receipts': {'key_repository': str(keys / 'receipts')},
         'credential': {'key_repository': str(keys / 'credential')},
-        'cache': {'enabled': False},
+        # Keystone runs as one process: an in-process cache is coherent, and
+        # without it every token validation (each service validates each
+        # new user and service token) rebuilds roles and catalog from the
+        # database; on a loaded bed those validations were most of a boot.
+        'cache': {'enabled': True, 'backend': 'oslo_cache.dict',
+                  'expiration_time': 600},
         # bcrypt's minimum cost: a test bed needs fast logins, not strength.
         'identity': {'password_hash_rounds': 4},
     }

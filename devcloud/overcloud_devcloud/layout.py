@@ -1,8 +1,11 @@
 """Where devcloud keeps its state and which loopback ports it uses.
 
 Everything devcloud writes lives under one state directory, chosen by
-``OVERCLOUD_DEVCLOUD_HOME`` (default: ``$XDG_DATA_HOME/overcloud-devcloud``,
-i.e. ``~/.local/share/overcloud-devcloud``).  Ports are laid out from one base
+``OVERCLOUD_DEVCLOUD_HOME`` (default: ``.devcloud`` in the source checkout
+devcloud runs from, the one ``tools/demo.sh`` and ``tools/test.sh`` use, so
+every command finds the same bed; outside a checkout
+``$XDG_DATA_HOME/overcloud-devcloud``, i.e.
+``~/.local/share/overcloud-devcloud``).  Ports are laid out from one base
 port, ``OVERCLOUD_DEVCLOUD_BASE_PORT`` (default 25300, below Linux's range of
 ports for outgoing connections, 32768-60999, so that no client socket can take
 one while a service restarts), so that two beds can coexist on one machine by
@@ -52,7 +55,24 @@ def compute_service(cloud, host):
     return 'nova-' + host[len(cloud) + 1:]
 
 
+def checkout_home(package_dir=None):
+    """``<checkout>/.devcloud`` when devcloud is installed from a source
+    checkout of overcloud-migrate (editable, as tools/bootstrap.sh does),
+    else None."""
+    package_dir = pathlib.Path(package_dir or __file__).resolve()
+    if package_dir.is_file():
+        package_dir = package_dir.parent
+    root = package_dir.parent.parent    # <checkout>/devcloud/overcloud_devcloud
+    if (root / 'devcloud' / 'pyproject.toml').is_file() and \
+            (root / 'tools' / 'bootstrap.sh').is_file():
+        return root / '.devcloud'
+    return None
+
+
 def default_home():
+    checkout = checkout_home()
+    if checkout is not None:
+        return checkout
     data = os.environ.get('XDG_DATA_HOME') or os.path.join(
         os.path.expanduser('~'), '.local', 'share')
     return pathlib.Path(data) / 'overcloud-devcloud'

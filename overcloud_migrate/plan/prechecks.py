@@ -199,7 +199,12 @@ class Prechecks:
             name = self.replicator.dest_flavor_name(flavor)
             if self.dest.compute.find_flavor(name, ignore_missing=True):
                 continue
-            if not self.admin:
+            if flavor.name in self.plan.mappings.flavors:
+                # A mapping names an existing flavor; a typo never makes one.
+                self.add('flavor', flavor.name, flavor.id,
+                         "is mapped to '%s', which does not exist at the "
+                         'destination' % name)
+            elif not self.admin:
                 self.add('flavor', name, flavor.id,
                          'does not exist at the destination and creating it '
                          'needs admin; map it with --flavor-map %s=<flavor>'

@@ -215,13 +215,20 @@ class Replicator:
                 self.ids[('flavor', flavor.id)] = found.id
                 self._row('flavor', name, flavor.id, 'reuse', found.id)
                 continue
+            if flavor.name in self.plan.mappings.flavors:
+                raise ReplicationError(
+                    "Flavor '%s' is mapped to '%s', which does not exist at "
+                    'the destination.' % (flavor.name, name))
             if not self.admin:
                 raise ReplicationError(
                     "Flavor '%s' does not exist at the destination and only "
                     'an admin can create it: ask for it, or map it with '
                     '--flavor-map %s=<existing flavor>.' % (name, flavor.name))
             if self.dry_run:
-                self._row('flavor', name, flavor.id, 'create', None)
+                # Said in the dry run: only an admin can make it.
+                self._row('flavor', name, flavor.id, 'create', None,
+                          status='planned (admin only: no flavor of this '
+                                 'name at the destination)')
                 continue
             created = self._create(
                 'flavor', flavor, 'flavor', compute.create_flavor, name=name,

@@ -115,6 +115,11 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             help='Delete each source server once its copy is ACTIVE and '
                  'verified (default: keep it, stopped)')
         move.add_argument(
+            '--keep-source-snapshots', action='store_true',
+            help='Keep the snapshot images this migration makes in the '
+                 'source Glance (default: delete each once its server is '
+                 'verified at the destination)')
+        move.add_argument(
             '--keep-source-stopped', action='store_true',
             help='Leave a source server stopped when its migration fails '
                  '(default: restart it)')
@@ -315,6 +320,7 @@ def run_options(args):
             args, timeout=args.timeout, handoff=handoff_dir),
         stop=args.stop, restart_on_failure=not args.keep_source_stopped,
         delete_source=args.delete_source, parallel=args.parallel,
+        keep_source_snapshots=args.keep_source_snapshots,
         timeout=args.timeout, servers=not args.network_only,
         handoff=handoff_dir)
 

@@ -14,6 +14,7 @@ from overcloud_migrate.cli import progress
 from overcloud_migrate.cli import report
 from overcloud_migrate.plan import model
 from overcloud_migrate.v1 import columns
+from overcloud_migrate import timeline
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.workflow import runner
 
@@ -63,7 +64,14 @@ class ShowMigration(command.ShowOne):
     auth_required = False
 
     def get_parser(self, prog_name):
-        return _migration_parser(super().get_parser(prog_name))
+        parser = _migration_parser(super().get_parser(prog_name))
+        parser.add_argument(
+            '--timeline', metavar='<file>',
+            help='Also draw the timeline (one bar per server, one colour '
+                 'per phase, waves and downtime windows) to this .svg or '
+                 '.png file (needs matplotlib: the plugin\'s "timeline" '
+                 'extra)')
+        return parser
 
     def take_action(self, parsed_args):
         journal = journal_mod.Journal(parsed_args.journal_url)
@@ -72,6 +80,14 @@ class ShowMigration(command.ShowOne):
             plan = runner.load_plan(record)
         except (ValueError, TypeError, model.PlanError):
             plan = None  # an unreadable plan only loses the host column
+        if parsed_args.timeline:
+            try:
+                timeline.write(journal, record.id, parsed_args.timeline,
+                               order=plan.order if plan else None)
+            except timeline.TimelineError as exc:
+                raise exceptions.CommandError(str(exc))
+            progress.say('Timeline of migration %s written to %s'
+                 % (record.id, parsed_args.timeline))
         servers = [columns.server_dict(runner.server_record(r, plan))
                    for r in journal.servers(record.id)]
         events = ['%s %s %s' % (e.at.isoformat() if e.at else '', e.level,
@@ -95,8 +111,20 @@ class ShowMigration(command.ShowOne):
         return fields, values
 
 
+def _recorded(name):
+    """A cloud name the journal holds, or None (no clouds.yaml entry)."""
+    return None if name in (None, '', 'source') else name
+
+
 class _CloudsCommand(command.Command):
-    """Shared: reopen both clouds of a recorded migration."""
+    """Shared: reopen both clouds of a recorded migration.
+
+    No cloud needs naming: the source is the clouds.yaml entry the journal
+    recorded (``--os-cloud`` overrides it), the destination likewise
+    (``--dest-cloud``); which ones are used is said on stderr.
+    """
+
+    auth_required = False
 
     def get_parser(self, prog_name):
         parser = _migration_parser(super().get_parser(prog_name))
@@ -106,8 +134,14 @@ class _CloudsCommand(command.Command):
     def _open(self, args):
         journal = journal_mod.Journal(args.journal_url)
         record = _record(journal, args.migration)
-        source = self.app.client_manager.sdk_connection
-        source_id = clouds.identity_of(source, self.app.options.cloud)
+        given = self.app.options.cloud
+        source_name = given or _recorded(record.source_cloud)
+        progress.say("Source: cloud '%s' (%s)" % (
+            source_name or 'from the OS_* variables',
+            '--os-cloud' if given else 'recorded in the journal'))
+        source = clouds.open_source(self.app.cloud_config, source_name,
+                                    self.app.options)
+        source_id = clouds.identity_of(source, source_name)
         if source_id.key() != record.source:
             raise exceptions.CommandError(
                 'Migration %s was made from %s, not from the cloud of these '
@@ -121,6 +155,9 @@ class _CloudsCommand(command.Command):
                     clouds.handoff_identity(saved.get('transport'),
                                             saved['handoff']))
         name = args.dest_cloud or record.dest_cloud
+        progress.say("Destination: cloud '%s' (%s)" % (
+            name, '--dest-cloud' if args.dest_cloud
+            else 'recorded in the journal'))
         dest = clouds.open_destination(
             self.app.cloud_config, name,
             args.dest_region or record.dest_region,
@@ -189,7 +226,12 @@ class AbortMigration(command.Command):
                                           % (record.id, record.state))
         journal.set_state(record.id, journal_mod.ABORTING)
         journal.log(record.id, 'abort requested')
-        progress.say('Abort of migration %s requested' % record.id)
+        progress.say(
+            "Abort of migration %s requested: its running process reverts "
+            "each unfinished server (source cloud '%s', destination cloud "
+            "'%s'), its snapshot included" % (
+                record.id, record.source_cloud or record.source,
+                record.dest_cloud or record.destination))
 
 
 class RollbackMigration(command.Lister, _CloudsCommand):
@@ -214,5 +256,5 @@ class RollbackMigration(command.Lister, _CloudsCommand):
         rows = [(r.name, r.source_id, r.state) for r in
                 journal.servers(record.id)]
         progress.say('Rolled back migration %s: %d resources deleted'
-             % (record.id, deleted))
+                     % (record.id, deleted))
         return ('Name', 'Source ID', 'State'), rows

@@ -86,6 +86,8 @@ def server_flow(ctx):
     flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
              tasks.TransferImage(ctx), tasks.BootServer(ctx),
              tasks.Verify(ctx))
+    if not ctx.keep_source_snapshots:
+        flow.add(tasks.CleanSourceSnapshots(ctx))
     if ctx.delete_source:
         flow.add(tasks.DeleteSource(ctx))
     return flow

@@ -31,6 +31,8 @@ class Options:
     stop: bool = True
     restart_on_failure: bool = True
     delete_source: bool = False
+    #: keep the snapshots in the source Glance after a verified move
+    keep_source_snapshots: bool = False
     parallel: int = 1
     timeout: int = 600
     servers: bool = True      # False: the network world only
@@ -190,8 +192,9 @@ class Run:
             settings=pipeline.Settings(
                 stop=options.stop,
                 restart_on_failure=options.restart_on_failure,
-                delete_source=options.delete_source, timeout=options.timeout,
-                parallel=options.parallel,
+                delete_source=options.delete_source,
+                keep_source_snapshots=options.keep_source_snapshots,
+                timeout=options.timeout, parallel=options.parallel,
                 floating_ip_mode=options.floating_ip_mode,
                 progress=self.progress, progress_bar=self.progress_bar))
 

@@ -41,6 +41,12 @@ def dest_state(dst):
     return helpers.dest_state(dst, PREFIX)
 
 
+def source_snapshots(src, migration):
+    """Images of ``migration`` in the source Glance (by its own marker)."""
+    return [i.id for i in src.image.images(owner=src.current_project_id)
+            if (i.properties or {}).get('om_migration') == migration]
+
+
 def snapshot_of(src, image_id):
     return src.image.download_image(src.image.get_image(image_id)).content
 
@@ -53,7 +59,9 @@ def journal(tmp_path):
 def test_three_tier_moves_active_on_its_fixed_ips_byte_identical(
         clouds, journal):
     src, dst, project = clouds
-    code, out, err = migrate(journal, '--parallel', '3')
+    # Kept here, to compare bytes with; the default deletes them.
+    code, out, err = migrate(journal, '--parallel', '3',
+                             '--keep-source-snapshots')
     assert code == 0, err
     rows = server_rows(out)
     assert set(rows) == set(SERVERS)
@@ -88,6 +96,7 @@ def test_three_tier_moves_active_on_its_fixed_ips_byte_identical(
     floating = [a['addr'] for v in web.addresses.values() for a in v
                 if a['OS-EXT-IPS:type'] == 'floating']
     assert floating == [project.floating_ip.floating_ip_address]
+    assert len(source_snapshots(src, migration)) == 3
 
     # A second run does nothing.
     before = dest_state(dst)
@@ -103,8 +112,25 @@ def test_three_tier_moves_active_on_its_fixed_ips_byte_identical(
     assert dest_state(dst) == {'servers': [], 'images': [], 'ports': []}
     assert not [n for n in dst.network.networks()
                 if n.name.startswith(PREFIX + '-')]
+    # ... and removes the snapshots it kept at the source
+    assert source_snapshots(src, migration) == []
     for server in project.servers.values():
         assert src.compute.get_server(server.id).status == 'ACTIVE'
+
+
+def test_a_verified_server_leaves_no_snapshot_in_the_source(clouds,
+                                                            journal):
+    src, dst, _project = clouds
+    code, out, err = migrate(journal, servers=['ms-web'])
+    assert code == 0, err
+    assert server_rows(out)['ms-web']['Status'] == 'done'
+    assert 'deleted 1 snapshot in the source Glance' in err
+    migration = latest_migration(journal)
+    assert source_snapshots(src, migration) == []
+    # The destination image is its own copy, untouched by the cleanup.
+    assert len(dest_state(dst)['images']) == 1
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
 
 
 @pytest.mark.parametrize('point', [
@@ -125,9 +151,8 @@ def test_kill_in_each_phase_then_resume_makes_exactly_one_of_everything(
     assert state['servers'] == sorted(SERVERS)
     assert len(state['images']) == 3, state
     assert state['ports'] == sorted('%s-port' % s for s in SERVERS)
-    snaps = [i for i in src.image.images(owner=src.current_project_id)
-             if (i.properties or {}).get('om_migration') == migration]
-    assert len(snaps) == 3
+    # Each verified server's snapshot is gone from the source Glance.
+    assert source_snapshots(src, migration) == []
     code, _out, err = run(journal, 'migration', 'rollback', migration)
     assert code == 0, err
     assert dest_state(dst) == {'servers': [], 'images': [], 'ports': []}
@@ -138,8 +163,8 @@ def test_kill_in_each_phase_then_resume_makes_exactly_one_of_everything(
 def test_a_corrupted_byte_is_caught_and_the_image_sent_again(clouds,
                                                              journal):
     src, dst, project = clouds
-    code, out, err = migrate(journal, fault='transfer:corrupt',
-                             servers=['ms-web'])
+    code, out, err = migrate(journal, '--keep-source-snapshots',
+                             fault='transfer:corrupt', servers=['ms-web'])
     assert code == 0, err
     assert server_rows(out)['ms-web']['Status'] == 'done'
     assert 'hash mismatch' in err and 'sending the image again' in err

@@ -1,6 +1,7 @@
 import base64
 import configparser
 import hashlib
+import pathlib
 
 import pytest
 
@@ -28,7 +29,24 @@ def test_home_and_ports_come_from_the_environment(monkeypatch, tmp_path):
 def test_default_home_is_the_user_data_directory(monkeypatch, tmp_path):
     monkeypatch.delenv(layout_mod.HOME_ENV, raising=False)
     monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path))
+    monkeypatch.setattr(layout_mod, 'checkout_home', lambda: None)
     assert layout_mod.Layout().home == tmp_path / 'overcloud-devcloud'
+
+
+def test_default_home_in_a_checkout_is_its_dot_devcloud(monkeypatch):
+    """The home tools/demo.sh and tools/test.sh use ($PWD/.devcloud), so
+    `overcloud-devcloud env` after the demo finds the same bed."""
+    monkeypatch.delenv(layout_mod.HOME_ENV, raising=False)
+    root = pathlib.Path(layout_mod.__file__).resolve().parents[2]
+    assert layout_mod.Layout().home == root / '.devcloud'
+    assert layout_mod.checkout_home(root / 'devcloud' / 'overcloud_devcloud'
+                                    / 'layout.py') == root / '.devcloud'
+
+
+def test_outside_a_checkout_there_is_no_checkout_home(tmp_path):
+    package = tmp_path / 'site-packages' / 'overcloud_devcloud'
+    package.mkdir(parents=True)
+    assert layout_mod.checkout_home(package) is None
 
 
 @pytest.mark.parametrize('value', ['abc', '80', '70000'])
@@ -150,3 +168,12 @@ def test_image_is_deterministic_and_mostly_zero():
     assert len(data) == bootstrap.IMAGE_SIZE
     assert data[510:512] == b'\x55\xaa'
     assert data.count(0) > len(data) // 3
+
+
+def test_keystone_caches_in_process(tmp_path):
+    """One Keystone process: its in-process cache keeps token validations
+    cheap (without it they were most of a destination boot)."""
+    layout = layout_mod.Layout(home=tmp_path, base_port=41000)
+    conf = confgen.keystone(layout, {'mariadb': 'x'}, 'devcloud-a')
+    assert conf['cache'] == {'enabled': True, 'backend': 'oslo_cache.dict',
+                             'expiration_time': 600}
