@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(overcloud_migrate.__file__).parent
 #: first component under overcloud_migrate -> its floor
 FLOORS = {
     'exceptions': 0, 'faults': 0, 'atomic': 0,
-    'planner': 1, 'journal': 1, 'clouds': 1, 'dtn': 1,
+    'planner': 1, 'journal': 1, 'clouds': 1, 'dtn': 1, 'timeline': 1,
     'plan': 2,
     'handoff': 3,
     'transports': 4,
