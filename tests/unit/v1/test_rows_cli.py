@@ -5,22 +5,14 @@ are run by the functional tests."""
 
 import io
 import json
-import os
 
 from openstackclient import shell
 import pytest
 
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.v1 import constants
+from tests.unit.test_receiver_cli import no_cloud  # noqa: F401 (autouse)
 from tests.unit.v1 import test_columns
-
-
-@pytest.fixture(autouse=True)
-def no_cloud(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.startswith('OS_') or key.startswith('OVERCLOUD_MIGRATE'):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(tmp_path / 'none.yaml'))
 
 
 def run(monkeypatch, *argv):
