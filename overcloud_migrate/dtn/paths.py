@@ -14,11 +14,13 @@ import os
 import posixpath
 import re
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
 MAX_PATH = 4096
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
 
-class PathRefused(ValueError):
+class PathRefused(OvercloudMigrateError, ValueError):
     """The path is malformed or lies outside every export root."""
 
 

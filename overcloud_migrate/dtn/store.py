@@ -14,6 +14,8 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
 DB_FILE = 'dtn.sqlite'
 
 #: transfer states; the last three are final
@@ -140,11 +142,11 @@ class LogEntry(Base):
         }
 
 
-class NotFound(LookupError):
+class NotFound(OvercloudMigrateError, LookupError):
     """No row with that key."""
 
 
-class Conflict(ValueError):
+class Conflict(OvercloudMigrateError, ValueError):
     """A row with that unique key exists already."""
 
 

@@ -16,6 +16,9 @@ from stevedore import driver
 from stevedore import exception as stevedore_exc
 from stevedore import extension
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
+from overcloud_migrate.dtn import constants
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn import store as store_mod
 from overcloud_migrate.dtn.movers import base
@@ -24,15 +27,15 @@ LOG = logging.getLogger(__name__)
 
 NAMESPACE = 'overcloud_migrate.dtn.movers'
 DEFAULT_MOVER = 'gridftp'
-MAX_STREAMS = 64
+MAX_STREAMS = constants.MAX_STREAMS
 _PROGRESS_INTERVAL = 0.5
 
 
-class UnknownMover(LookupError):
+class UnknownMover(OvercloudMigrateError, LookupError):
     """No mover of that name is installed."""
 
 
-class NotCancellable(ValueError):
+class NotCancellable(OvercloudMigrateError, ValueError):
     """The transfer has already finished."""
 
 

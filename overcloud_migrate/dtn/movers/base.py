@@ -8,8 +8,10 @@ import dataclasses
 import threading
 import typing
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
 
-class MoverError(Exception):
+
+class MoverError(OvercloudMigrateError):
     """A transfer failed; the message names the file and the cause."""
 
 

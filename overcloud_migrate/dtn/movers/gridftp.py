@@ -24,6 +24,7 @@ import time
 import urllib.parse
 import uuid
 
+from overcloud_migrate.dtn import checks
 from overcloud_migrate.dtn.movers import base
 
 LOG = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ _TAIL = 20  # stderr lines kept for the error message
 def url(scheme, host, port, path):
     """A GridFTP URL for an absolute path (quoted; directories keep '/')."""
     quoted = urllib.parse.quote(path, safe='/')
-    return '%s://%s:%d%s' % (scheme, host, int(port), quoted)
+    return '%s://%s:%d%s' % (scheme, checks.host_for_url(host), int(port),
+                             quoted)
 
 
 def find_binary():
