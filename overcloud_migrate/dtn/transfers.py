@@ -7,7 +7,6 @@ a cancel event; progress is written to the store at most twice a second.
 
 from importlib import metadata
 import logging
-import pathlib
 import posixpath
 import threading
 import time
@@ -117,6 +116,7 @@ def build_request(mover, source_node, source, dest_node, dest, streams,
                 'mover.' % (dest_node['name'], mover.name))
         if data_token:
             options['token'] = data_token
+        options['source_root'] = source.root
         return base.TransferRequest(
             source_path=source.path, dest_host=dest_node['address'],
             dest_port=port, dest_path='%s/%s' % (dest.export, dest.relative),
@@ -130,8 +130,9 @@ def build_request(mover, source_node, source, dest_node, dest, streams,
 def receiver_resolver(exports):
     """``resolve_path`` for the builtin mover's receiver on this DTN.
 
-    The sender names ``EXPORT/path-in-export``; the answer is confined like
-    every other path (no "..", no symlink out of the export).
+    The sender names ``EXPORT/path-in-export``; the answer is the export
+    root and the path inside it (no ".."), which the receiver opens one
+    component at a time from the root, following no symlink.
     """
     def resolve(rel):
         name, _, inside = str(rel).partition('/')
@@ -143,7 +144,7 @@ def receiver_resolver(exports):
                                  {name: exports[name]}, local=True)
         if not confined.relative:
             raise paths.PathRefused('%r is an export root, not a file.' % rel)
-        return pathlib.Path(confined.path)
+        return confined.root, confined.relative
     return resolve
 
 

@@ -70,4 +70,7 @@ class BuiltinMover(base.Mover):
             streams=request.streams, chunk_size=int(chunk_size),
             verify_sha256=request.verify_sha256, progress=progress,
             cancel=cancel, timeout=float(options.get('timeout', self.timeout)),
+            # a cancelled transfer leaves nothing behind (a failed one keeps
+            # its .part for the next attempt to resume)
+            keep_partial=False, source_root=options.get('source_root'),
             retries=int(options.get('retries', 3)))

@@ -25,7 +25,7 @@ def _confine(root):
     def resolve(rel):
         if rel.startswith('/') or '..' in pathlib.PurePosixPath(rel).parts:
             raise ValueError('%r is outside the export' % rel)
-        return root / rel
+        return str(root), rel
     return resolve
 
 
@@ -387,9 +387,9 @@ def test_concurrent_journal_saves_never_clobber_each_other(tmp_path):
     """Data threads save the chunk journal at the same time; each save
     must complete (one .tmp name is shared), and the journal stays
     valid."""
-    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
-    incoming = recv_mod._Incoming(tmp_path / 'disk.img', 64 * 1024 * 1024,
-                                  1024 * 1024, 'id-1')
+    from overcloud_migrate.dtn.movers.blockpipe import partfile
+    incoming = partfile.Incoming(str(tmp_path), 'disk.img', 64 * 1024 * 1024,
+                                 1024 * 1024, 'id-1')
     incoming.open()
     errors = []
 

@@ -21,7 +21,7 @@ def dest(tmp_path):
 
 @pytest.fixture
 def receiver(dest):
-    with blockpipe.Receiver('127.0.0.1', 0, lambda rel: dest / rel,
+    with blockpipe.Receiver('127.0.0.1', 0, lambda rel: (str(dest), rel),
                             TOKEN) as recv:
         yield recv
 
