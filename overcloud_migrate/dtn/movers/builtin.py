@@ -16,8 +16,9 @@ def _blockpipe():
         from overcloud_migrate.dtn.movers import blockpipe
     except ImportError as exc:
         raise base.MoverUnavailable(
-            'the builtin mover needs the xxhash package (pip install '
-            '"xxhash>=3.0"): %s' % exc) from None
+            'the builtin mover needs the xxhash and cryptography packages '
+            '(pip install "xxhash>=3.0" "cryptography>=3.1"): %s' % exc) \
+            from None
     return blockpipe
 
 
