@@ -207,6 +207,9 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
             mover_name, ', '.join(movers.names()) or 'none'))
     mover = movers.load(mover_name)
     mover.check()
+    # what the mover would make of the names (GridFTP: ASCII, no %XX)
+    mover.check_path(source.path)
+    mover.check_path(dest.path)
     request = transfers.build_request(
         mover, source_node, source, dest_node, dest, streams,
         data_token=_config().data_token)

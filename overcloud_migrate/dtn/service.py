@@ -207,6 +207,12 @@ def build_parser():
                         default=DEFAULT_MAX_CONNECTIONS, metavar='<count>',
                         help='HTTP connections served at once (default: %d)'
                              % DEFAULT_MAX_CONNECTIONS)
+    parser.add_argument('--stale-part-hours', type=float, default=24.0,
+                        metavar='<hours>',
+                        help='At start, remove temporary files of transfers '
+                             '(hidden GridFTP parts, builtin .part files) '
+                             'untouched for this long from the exports '
+                             '(default: 24)')
     parser.add_argument('--log-level', default='INFO', metavar='<level>',
                         help='Logging level (default: INFO)')
     return parser
@@ -223,6 +229,10 @@ def make_application(args, store):
         LOG.warning('%d transfers were left unfinished by the previous run; '
                     'marked failed', interrupted)
     manager = transfers.TransferManager(store)
+    threading.Thread(target=_clean_earlier_life,
+                     args=(store, dict(args.exports),
+                           args.stale_part_hours * 3600.0),
+                     name='dtn-cleanup', daemon=True).start()
     data_token = (auth.read_token_file(args.data_token_file)
                   if args.data_token_file else None)
     app = api.create_app(store, manager, api.Config(
@@ -238,6 +248,19 @@ def make_application(args, store):
                         keystone_roles=args.keystone_roles or ('admin',),
                         insecure_no_auth=args.insecure_no_auth)
     return wrapped, manager, data_token
+
+
+def _clean_earlier_life(store, exports, max_age):
+    """What earlier runs left: temporary files on other nodes (recorded in
+    the database) and stale ones in our own exports."""
+    try:
+        pending = transfers.clean_leftovers(store, transfers.MoverRegistry())
+        if pending:
+            LOG.warning('%d temporary files of earlier transfers could not be '
+                        'removed yet (their node is unreachable)', pending)
+        transfers.sweep_stale_parts(exports, max_age)
+    except Exception:
+        LOG.exception('cleaning what earlier transfers left failed')
 
 
 def start_receiver(args, token):

@@ -7,7 +7,10 @@ a cancel event; progress is written to the store at most twice a second.
 
 from importlib import metadata
 import logging
+import os
 import posixpath
+import re
+import stat
 import threading
 import time
 
@@ -148,6 +151,78 @@ def receiver_resolver(exports):
     return resolve
 
 
+class StoreLeftovers(base.Leftovers):
+    """:class:`~.movers.base.Leftovers` kept in the service's database."""
+
+    def __init__(self, store, mover_name):
+        self.store = store
+        self.mover_name = mover_name
+
+    def add(self, where):
+        return self.store.add_leftover(self.mover_name, where)
+
+    def remove(self, key):
+        self.store.remove_leftover(key)
+
+
+def clean_leftovers(store, registry):
+    """Remove what earlier transfers left (at service start); the count of
+    records still pending (their node unreachable: tried again next time)."""
+    pending = 0
+    for row in store.list_leftovers():
+        try:
+            mover = registry.load(row['mover'])
+            gone = mover.remove_leftover(row['where'])
+        except base.MoverError as exc:
+            LOG.warning('cannot remove leftover %s: %s', row['where'], exc)
+            gone = False
+        if gone:
+            store.remove_leftover(row['id'])
+            LOG.info('removed a leftover of an earlier transfer: %s',
+                     row['where'])
+        else:
+            pending += 1
+    return pending
+
+
+_GRIDFTP_PART = re.compile(r'^\..+\.part-[0-9a-f]{8}$')
+
+
+def sweep_stale_parts(exports, max_age, now=None):
+    """Remove temporary files older than ``max_age`` seconds from local
+    exports: hidden GridFTP parts (``.NAME.part-XXXXXXXX``) and builtin
+    ``NAME.part`` + ``NAME.part.state`` pairs whose journal stopped
+    changing (a live transfer saves it every few seconds).  Symlinks are
+    never followed.  Returns the paths removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for root in sorted(set(exports.values())):
+        for directory, dirs, files in os.walk(root, followlinks=False):
+            names = set(files)
+            for name in files:
+                path = os.path.join(directory, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < max_age:
+                    continue
+                victims = []
+                if _GRIDFTP_PART.match(name):
+                    victims = [path]
+                elif name.endswith('.part.state') and name[:-6] in names:
+                    victims = [path, path[:-6]]
+                for victim in victims:
+                    try:
+                        os.unlink(victim)
+                        removed.append(victim)
+                    except OSError as exc:
+                        LOG.warning('cannot remove %s: %s', victim, exc)
+    for path in removed:
+        LOG.info('removed a stale temporary file: %s', path)
+    return removed
+
+
 class _Progress:
     """Turns byte counts into store updates with average/instant MB/s."""
 
@@ -189,6 +264,8 @@ class TransferManager:
 
     def start(self, mover_name, mover, request, source_node, source_path,
               dest_node, dest_path, bytes_total=None):
+        if request.leftovers is None:
+            request.leftovers = StoreLeftovers(self.store, mover_name)
         row = self.store.create_transfer(
             source_node=source_node, source_path=source_path,
             dest_node=dest_node, dest_path=dest_path, mover=mover_name,
