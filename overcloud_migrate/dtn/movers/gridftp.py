@@ -59,26 +59,31 @@ _PRINTABLE = re.compile(r'^[\x20-\x7e]*$')
 
 
 def check_path(path):
-    """``path`` if GridFTP carries it unchanged, else PathRefused.
+    """``path`` if GridFTP carries it safely, else PathRefused.
 
-    GridFTP drops bytes outside ASCII and decodes %XX (more than once on
-    some paths): ``日本.txt`` arrived as ``.txt`` and ``.%C3%A9.`` as ``..``.
-    So a path must be printable ASCII, and what the server may make of it
-    after its own decoding (every %XX decoded, repeatedly, non-ASCII
-    dropped) must be the path itself.
+    GridFTP drops bytes outside ASCII (``日本.txt`` arrived as ``.txt``, and
+    ``é`` as the directory itself), and a %XX sequence in a name may be
+    decoded on the way (``.%C3%A9.`` listed the export's parent).  So a
+    path must be printable ASCII, and whatever the server may make of it
+    (%XX decoded, repeatedly, non-ASCII dropped) must keep every component:
+    none may become empty, ``.``, ``..``, hold a ``/`` or a control
+    character.  (A harmless ``%41`` in a name is carried as is: our URLs
+    quote ``%``.)
     """
     if not _PRINTABLE.match(path):
         raise paths.PathRefused(
             'The path %r has characters GridFTP cannot carry (only printable '
             'ASCII; use the builtin mover for other names).' % path)
-    decoded = path
-    for _ in range(4):
-        decoded = urllib.parse.unquote(decoded, errors='ignore')
-    decoded = decoded.encode('ascii', 'ignore').decode('ascii')
-    if decoded != path:
-        raise paths.PathRefused(
-            'The path %r reads as %r once GridFTP decodes it; refused (no '
-            '%%XX sequences in GridFTP paths).' % (path, decoded))
+    for part in path.split('/'):
+        decoded = part
+        for _ in range(4):
+            decoded = urllib.parse.unquote(decoded, errors='ignore')
+        kept = decoded.encode('ascii', 'ignore').decode('ascii')
+        if part and (kept in ('', '.', '..') or '/' in kept
+                     or not _PRINTABLE.match(kept) or kept != decoded):
+            raise paths.PathRefused(
+                'The path %r has a component that reads as %r once GridFTP '
+                'decodes it; refused.' % (path, kept))
     return path
 
 

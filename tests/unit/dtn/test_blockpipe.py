@@ -163,7 +163,7 @@ def test_chunks_hashed_in_pieces_catch_damage_anywhere(tmp_path, receiver,
     """Segments longer than the sender's read buffer and the receiver's
     hash piece, neither a multiple of the other: still identical, and a
     damaged chunk is caught and sent again."""
-    from overcloud_migrate.dtn.movers.blockpipe import receiver as recv_mod
+    from overcloud_migrate.dtn.movers.blockpipe import inbound as recv_mod
     from overcloud_migrate.dtn.movers.blockpipe import sender as send_mod
     monkeypatch.setattr(recv_mod, '_RECV_PIECE', 100_000)
     monkeypatch.setattr(send_mod, '_READ_SIZE', 3 * Z)

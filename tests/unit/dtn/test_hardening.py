@@ -283,8 +283,8 @@ def test_query_token_never_logged(dtn):
 
 # -- names GridFTP cannot carry ---------------------------------------------
 
-@pytest.mark.parametrize('name', ['日本.txt', 'é', 'a%41b', '.%C3%A9.',
-                                  '%252e%252e'])
+@pytest.mark.parametrize('name', ['日本.txt', 'é', '%2e%2e', '.%C3%A9.',
+                                  '%252e%252e', 'a%2Fb', 'x%0Ay'])
 def test_gridftp_transfer_of_names_it_cannot_carry_refused(app_client, name,
                                                            dtn_tree):
     client, export_a, _ = app_client
@@ -294,6 +294,10 @@ def test_gridftp_transfer_of_names_it_cannot_carry_refused(app_client, name,
         'dest': 'b:%s/' % dtn_tree[2], 'mover': 'gridftp'})
     assert resp.status_code == 400, resp.get_data()
     assert 'GridFTP' in resp.get_json()['error']['message']
+
+
+def test_gridftp_carries_a_harmless_percent():
+    assert gridftp.check_path('/d/a%41b c.img') == '/d/a%41b c.img'
 
 
 def test_gridftp_listing_of_an_encoded_path_refused(app_client, dtn_tree):

@@ -51,7 +51,7 @@ and the segment table) for a chunk.
 from overcloud_migrate.dtn.movers.blockpipe.extents import data_extents
 from overcloud_migrate.dtn.movers.blockpipe.extents import data_segments
 from overcloud_migrate.dtn.movers.blockpipe.receiver import Receiver
-from overcloud_migrate.dtn.movers.blockpipe.sender import probe
+from overcloud_migrate.dtn.movers.blockpipe.outbound import probe
 from overcloud_migrate.dtn.movers.blockpipe.sender import send
 from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_CHUNK_SIZE
 from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_PORT

@@ -3,8 +3,6 @@ destination DTN service runs on its data port."""
 
 import collections
 import errno
-import fcntl
-import hmac
 import logging
 import os
 import posixpath
@@ -16,6 +14,7 @@ import time
 
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe import inbound
 from overcloud_migrate.dtn.movers.blockpipe import partfile
 from overcloud_migrate.dtn.movers.blockpipe import session
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
@@ -27,11 +26,6 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     ProtocolError,
     STATE_FLUSH_SECONDS,
     _CHUNK,
-    _F_GETPIPE_SZ,
-    _F_SETPIPE_SZ,
-    _PIPE_SIZE,
-    _RECV_PIECE,
-    _SCRATCH_SIZE,
     _SEG,
     _TIMEOUTS,
     _as_key,
@@ -44,8 +38,6 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _recv_into,
     _set_timeouts)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
-    _hash_file_range,
-    _punch_hole,
     _sha256_fd)
 
 
@@ -69,7 +61,7 @@ def _free_space(dir_fd):
 # -- the receiver -------------------------------------------------------------
 
 
-class Receiver:
+class Receiver(inbound.ChunkWriting):
     """The destination side: a threaded TCP server writing into one tree.
 
     ``resolve_path(rel) -> (root, relative)`` confines a sender's relative
@@ -470,7 +462,7 @@ class Receiver:
         if incoming is None:
             chan.send_msg({'error': 'unknown or finished transfer'})
             return
-        link = _Link(self._splice, incoming.chunk_size,
+        link = inbound.Link(self._splice, incoming.chunk_size,
                      chunk_hash=request.get('chunk_hash', True) is not False)
         try:
             with incoming.lock:
@@ -535,7 +527,7 @@ class Receiver:
             else:
                 ok = self._recv_chunk(conn, incoming, segments, hasher, tail,
                                       link)
-        except _WriteError as exc:
+        except inbound.WriteError as exc:
             self._fail(incoming, 'cannot write %s: %s; partial file removed'
                        % (incoming.part, _describe_oserror(exc.cause)))
             chan.send_msg({'ack': index, 'ok': False, 'fatal': True,
@@ -552,117 +544,3 @@ class Receiver:
         incoming.mark_good(index)
         chan.send_msg({'ack': index, 'ok': True})
         return True
-
-    def _recv_chunk(self, conn, incoming, segments, hasher, tail, link):
-        """Read the chunk into memory, check it, then write it.
-
-        Each piece is hashed right after it arrives, while it is still in
-        the CPU cache (hashing the whole chunk afterwards reads it back
-        from memory).
-        """
-        view = link.buffer()
-        parts = []
-        pos = 0
-        for offset, length in segments:
-            part = view[pos:pos + length]
-            for at in range(0, length, _RECV_PIECE):
-                with part[at:at + _RECV_PIECE] as piece:
-                    _recv_into(conn, piece)
-                    hasher.update(piece)
-            parts.append((offset, part))
-            pos += length
-        digest = _recv_exact(conn, session.TAG_LEN)
-        if not hmac.compare_digest(digest, hasher.finish(tail)):
-            return False
-        try:
-            incoming.write(parts)
-        except OSError as exc:
-            raise _WriteError(exc) from None
-        return True
-
-    def _splice_chunk(self, conn, incoming, segments, hasher, tail, link):
-        """Move the chunk socket -> pipe -> file, then check it in place.
-
-        One copy less than reading it into memory.  A damaged chunk is
-        punched out again (the file reads zeros there, as before).  Returns
-        None when this socket cannot splice (nothing consumed yet).
-        """
-        sock_fd = conn.fileno()
-        r, w = link.pipe
-        first = True
-        for offset, length in segments:
-            pos = offset
-            left = length
-            while left:
-                try:
-                    n = os.splice(sock_fd, w, min(left, link.pipe_size))
-                except OSError as exc:
-                    if first and exc.errno in (errno.EINVAL, errno.ENOSYS):
-                        link.close()
-                        return None
-                    raise
-                first = False
-                if not n:
-                    raise EOFError('connection closed in the middle of a chunk')
-                while n:
-                    try:
-                        m = os.splice(r, incoming.fd, n, offset_dst=pos)
-                    except OSError as exc:
-                        raise _WriteError(exc) from None
-                    n -= m
-                    pos += m
-                    left -= m
-        digest = _recv_exact(conn, session.TAG_LEN)
-        for offset, length in segments if hasher.with_data else ():
-            _hash_file_range(hasher, incoming.fd, offset, length,
-                             link.scratch())
-        if hmac.compare_digest(digest, hasher.finish(tail)):
-            return True
-        for offset, length in segments:
-            if not _punch_hole(incoming.fd, offset, length):
-                try:
-                    os.pwrite(incoming.fd, bytes(length), offset)
-                except OSError as exc:
-                    raise _WriteError(exc) from None
-        return False
-
-
-class _WriteError(Exception):
-    def __init__(self, cause):
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class _Link:
-    """Per-connection receive resources: a pipe for splice, or a buffer."""
-
-    def __init__(self, use_splice, chunk_size, chunk_hash=True):
-        self.chunk_size = chunk_size
-        self.chunk_hash = chunk_hash
-        self.pipe = None
-        self.pipe_size = 0
-        self._buffer = None
-        self._scratch = None
-        if use_splice:
-            self.pipe = os.pipe2(os.O_CLOEXEC)
-            try:
-                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_SETPIPE_SZ,
-                                             _PIPE_SIZE)
-            except OSError:
-                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_GETPIPE_SZ)
-
-    def scratch(self):
-        if self._scratch is None:
-            self._scratch = memoryview(bytearray(_SCRATCH_SIZE))
-        return self._scratch
-
-    def buffer(self):
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(self.chunk_size))
-        return self._buffer
-
-    def close(self):
-        if self.pipe is not None:
-            for fd in self.pipe:
-                os.close(fd)
-            self.pipe = None
