@@ -134,6 +134,15 @@ class NetworkAllowList:
             ip = ip.ipv4_mapped
         return any(ip in net for net in self.networks)
 
+    def allows(self, address):
+        """Whether an IP address (a connecting peer) is allowed."""
+        if not self.networks:
+            return True
+        try:
+            return self._allowed_ip(address)
+        except ValueError:
+            return False
+
     def check(self, host, what='address'):
         """Raise NetworkRefused unless every address of ``host`` is allowed.
 

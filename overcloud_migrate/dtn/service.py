@@ -271,9 +271,11 @@ def start_receiver(args, token):
         raise auth.AuthConfigError('--data-port needs --data-token-file (the '
                                    'data port never runs open).')
     from overcloud_migrate.dtn.movers import blockpipe  # needs xxhash
+    allowed = checks.NetworkAllowList(args.allowed_networks)
     receiver = blockpipe.Receiver(
         args.host, args.data_port,
-        transfers.receiver_resolver(dict(args.exports)), token)
+        transfers.receiver_resolver(dict(args.exports)), token,
+        peer_allowed=allowed.allows if allowed else None)
     return receiver.start()
 
 

@@ -188,3 +188,16 @@ def test_cancelled_builtin_transfer_leaves_nothing(tree, tmp_path):
         with pytest.raises(base.TransferCancelled):
             mover.transfer(request, lambda n: cancel.set(), cancel)
     assert os.listdir(export) == []
+
+
+def test_data_port_refuses_peers_outside_the_allowed_networks(tree):
+    from overcloud_migrate.dtn import checks
+    export, _ = tree
+    allowed = checks.NetworkAllowList(['10.0.0.0/8'])
+    with blockpipe.Receiver('127.0.0.1', 0, lambda rel: (str(export), rel),
+                            TOKEN, peer_allowed=allowed.allows) as recv:
+        sock = socket.create_connection(('127.0.0.1', recv.port), timeout=5)
+        assert sock.recv(100) == b''          # closed before the banner
+        sock.close()
+    assert checks.NetworkAllowList(['127.0.0.0/8']).allows('127.0.0.1')
+    assert checks.NetworkAllowList().allows('192.0.2.1')

@@ -75,7 +75,8 @@ class Receiver(inbound.ChunkWriting):
                  timeout=DEFAULT_TIMEOUT, max_chunk_size=MAX_CHUNK_SIZE,
                  use_splice=False, handshake_timeout=HANDSHAKE_TIMEOUT,
                  max_pending_per_peer=MAX_PENDING_PER_PEER,
-                 max_file_size=MAX_FILE_SIZE, free_space=None):
+                 max_file_size=MAX_FILE_SIZE, free_space=None,
+                 peer_allowed=None):
         self.host = host
         self._requested_port = port
         self._resolve_path = resolve_path
@@ -86,6 +87,8 @@ class Receiver(inbound.ChunkWriting):
         self.max_pending_per_peer = max_pending_per_peer
         self.max_file_size = max_file_size
         self._free_space = free_space or _free_space
+        # peer_allowed(address) -> bool: the network allow-list, if any
+        self._peer_allowed = peer_allowed
         self._pending = collections.Counter()   # peer -> handshakes running
         # Default: read each chunk into memory, check it, write it (a bad
         # chunk never touches the file).  use_splice=True: splice(2) socket
@@ -186,6 +189,12 @@ class Receiver(inbound.ChunkWriting):
                 continue
             except OSError as exc:
                 LOG.warning('accept failed: %s', exc)
+                continue
+            if self._peer_allowed is not None and \
+                    not self._peer_allowed(peer[0]):
+                LOG.warning('refused a connection from %s: outside the '
+                            'allowed networks', peer[0])
+                conn.close()
                 continue
             with self._lock:
                 busy = len(self._conns) >= MAX_CONNECTIONS
