@@ -148,9 +148,16 @@ def _list(node, confined):
     """Sorted entry names of a confined directory (directories end in /)."""
     if node['local']:
         try:
-            with os.scandir(confined.path) as entries:
-                names = [entry.name + ('/' if entry.is_dir() else '')
-                         for entry in entries]
+            # from the export root, no symlink followed (the checked path
+            # may have been swapped meanwhile)
+            fd = paths.open_dir_beneath(confined.root, [
+                part for part in confined.relative.split('/') if part])
+            try:
+                with os.scandir(fd) as entries:
+                    names = [entry.name + ('/' if entry.is_dir() else '')
+                             for entry in entries]
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise ApiError(404, 'Cannot list %s on node %s: %s' % (
                 confined.path, node['name'], exc.strerror or exc))

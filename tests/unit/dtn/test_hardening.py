@@ -315,3 +315,23 @@ def test_other_movers_carry_non_ascii_names(app_client):
         'source': 'a:%s/日本.txt' % export_a, 'dest': 'a:%s/コピー.txt'
         % export_a, 'mover': 'localcopy'})
     assert resp.status_code == 202
+
+
+def test_listing_does_not_follow_a_directory_swapped_for_a_symlink(
+        app_client, dtn_tree, monkeypatch):
+    client, export_a, _ = app_client
+    outside = dtn_tree[3]
+    (export_a / 'sub2').mkdir()
+    real = api.paths.confine_directory
+
+    def confine_then_swap(path, exports, local=False):
+        confined = real(path, exports, local=local)
+        (export_a / 'sub2').rmdir()
+        (export_a / 'sub2').symlink_to(outside)
+        return confined
+
+    monkeypatch.setattr(api.paths, 'confine_directory', confine_then_swap)
+    resp = client.get('/v1/listing', headers=HEADERS, query_string={
+        'node': 'a', 'path': '%s/sub2' % export_a})
+    assert b'secret.txt' not in resp.get_data()
+    assert resp.status_code in (403, 404)
