@@ -270,7 +270,7 @@ def start_receiver(args, token):
     if not token:
         raise auth.AuthConfigError('--data-port needs --data-token-file (the '
                                    'data port never runs open).')
-    from overcloud_migrate.dtn.movers import blockpipe  # needs xxhash
+    from overcloud_migrate.dtn.movers import blockpipe  # needs cryptography
     allowed = checks.NetworkAllowList(args.allowed_networks)
     receiver = blockpipe.Receiver(
         args.host, args.data_port,

@@ -3,7 +3,8 @@
 Talks to the :class:`~overcloud_migrate.dtn.movers.blockpipe.Receiver` that
 the destination DTN service runs on its data port (22642 by default).  The
 data path lives in :mod:`overcloud_migrate.dtn.movers.blockpipe`; it needs
-the ``xxhash`` package, imported only when this mover is used.
+the ``cryptography`` package (Poly1305), imported only when this mover is
+used.
 """
 
 from overcloud_migrate.dtn.movers import base
@@ -16,14 +17,13 @@ def _blockpipe():
         from overcloud_migrate.dtn.movers import blockpipe
     except ImportError as exc:
         raise base.MoverUnavailable(
-            'the builtin mover needs the xxhash and cryptography packages '
-            '(pip install "xxhash>=3.0" "cryptography>=3.1"): %s' % exc) \
-            from None
+            'the builtin mover needs the cryptography package (pip install '
+            '"cryptography>=3.1"): %s' % exc) from None
     return blockpipe
 
 
 class BuiltinMover(base.Mover):
-    """Parallel TCP streams, holes and zeros skipped, per-chunk xxh3.
+    """Parallel TCP streams, holes and zeros skipped, a keyed MAC per chunk.
 
     ``token`` is the secret shared with the destination's data port; a
     request may carry its own in ``request.options['token']``.  Other
@@ -44,7 +44,8 @@ class BuiltinMover(base.Mover):
         self.timeout = timeout
 
     def check(self, host=None, port=None):
-        """xxhash is importable and, if a peer is known, its data port answers.
+        """cryptography is importable and, if a peer is known, its data port
+        answers.
 
         With a token the probe also proves both ends share it.
         """

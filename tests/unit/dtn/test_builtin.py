@@ -62,7 +62,7 @@ def test_transfer_without_a_token_fails(tmp_path, receiver, dest):
 
 
 def test_check(receiver):
-    builtin.BuiltinMover().check()              # xxhash importable
+    builtin.BuiltinMover().check()              # cryptography importable
     builtin.BuiltinMover(token=TOKEN).check('127.0.0.1', receiver.port)
     with pytest.raises(base.MoverError, match='token'):
         builtin.BuiltinMover(token='wrong').check('127.0.0.1', receiver.port)

@@ -561,9 +561,11 @@ def send(source_path, host, port, dest_path, token, streams=4,
     receiver keeps ``<dest>.part`` for a later resume unless
     ``keep_partial`` is false.  Each chunk is retried ``retries`` times and
     each stream reconnects ``retries`` times in a row before the transfer
-    fails.  ``chunk_hash=False`` drops the per-chunk xxh3 (TCP checksums
-    only; the sender then reads just a probe of each block to find zeros):
-    for CPU-starved hosts, and to measure what the hash costs.  ``faults``
+    fails.  ``chunk_hash=False`` leaves the data out of the per-chunk tag
+    (headers stay authenticated; the data has TCP checksums only and could
+    be changed on the path; the sender then reads just a probe of each
+    block and sends with sendfile): for CPU-starved hosts on a trusted
+    network, and to measure what the tag costs.  ``faults``
     is for tests only (see :class:`Faults`).  With ``source_root`` (the
     export root holding ``source_path``) the file is opened one component
     at a time from the root, no symlink followed.
