@@ -801,9 +801,12 @@ def main():
               % ('two namespaces over a tbf-limited veth' if args.netns
                  else 'loopback 127.0.0.1', args.streams, os.cpu_count(),
                  ' '.join(open('/proc/loadavg').read().split()[:3])))
-        print('medium: source and destination in %s on %s; sources dropped '
-              'from the page cache before each transfer, every time counted '
-              'until the destination is fsynced' % (work, medium(work)))
+        where = medium(work)
+        print('medium: source and destination in %s on %s; %s' % (
+            work, where, 'tmpfs: all in memory (drop and fsync are no-ops)'
+            if where.startswith('tmpfs') else 'sources dropped from the page '
+            'cache before each transfer, every time counted until the '
+            'destination is fsynced'))
         if skipped:
             print('skipped: ' + '; '.join(skipped))
         for rate in rates:
