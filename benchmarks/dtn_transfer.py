@@ -110,20 +110,43 @@ def drop_cached(path):
 _TICK = os.sysconf('SC_CLK_TCK')
 
 
-def cpu_seconds(pids):
-    """User + system CPU of ``pids`` (and their reaped children) and of
-    this process's reaped children (the client commands)."""
-    total = 0.0
-    for pid in pids:
+def _proc_stats():
+    """pid -> (ppid, user+system+children's CPU ticks) of every process."""
+    stats = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
         try:
-            with open('/proc/%d/stat' % pid) as fh:
+            with open('/proc/%s/stat' % entry) as fh:
                 fields = fh.read().rsplit(')', 1)[1].split()
         except OSError:
             continue
-        total += sum(int(v) for v in fields[11:15]) / _TICK
+        stats[int(entry)] = (int(fields[1]),
+                             sum(int(v) for v in fields[11:15]))
+    return stats
+
+
+def cpu_seconds(pids):
+    """User + system CPU of ``pids`` and all their descendants (live ones,
+    and those reaped: their parents' children's times), and of this
+    process's reaped children (the client commands).  GridFTP forks a
+    process per session: counting the live tree keeps its CPU in the run
+    it belongs to, whenever it is reaped."""
+    stats = _proc_stats()
+    children = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    seen = set()
+    todo = [pid for pid in pids if pid in stats]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
     import resource
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return total + usage.ru_utime + usage.ru_stime
+    return (sum(stats[pid][1] for pid in seen) / _TICK
+            + usage.ru_utime + usage.ru_stime)
 
 
 def log(message):
