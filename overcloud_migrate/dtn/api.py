@@ -15,8 +15,6 @@ Authentication is a WSGI middleware around this app (:mod:`.auth`).
 
 import dataclasses
 import datetime
-import ipaddress
-import json
 import logging
 import os
 import posixpath
@@ -25,6 +23,7 @@ import re
 import flask
 from werkzeug import exceptions as http_exc
 
+from overcloud_migrate.dtn import checks
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import openapi
 from overcloud_migrate.dtn import paths
@@ -32,16 +31,16 @@ from overcloud_migrate.dtn import store as store_mod
 from overcloud_migrate.dtn import transfers
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers import gridftp
+from overcloud_migrate.exceptions import OvercloudMigrateError
 
 LOG = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-_HOST = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$')
 _SCHEMES = ('ftp', 'gsiftp', 'sshftp')
 _TEMP_NAME = re.compile(r'^\..+\.part-[0-9a-f]{8}$')
 
 
-class ApiError(Exception):
+class ApiError(OvercloudMigrateError):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
@@ -60,6 +59,9 @@ class Config:
     movers: transfers.MoverRegistry = dataclasses.field(
         default_factory=transfers.MoverRegistry)
     data_token: str = None   # the builtin mover's data port secret
+    #: the networks nodes may be in (--allow-network); empty: any
+    allowed_networks: checks.NetworkAllowList = dataclasses.field(
+        default_factory=checks.NetworkAllowList)
 
 
 # -- request helpers -----------------------------------------------------
@@ -68,10 +70,7 @@ def _json_body(allowed, required=()):
     raw = flask.request.get_data(cache=False)
     if not raw.strip():
         raise ApiError(400, 'The request needs a JSON object body.')
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, 'The request body is not valid JSON: %s' % exc)
+    body = checks.parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, 'The request body must be a JSON object, not %s.'
                        % type(body).__name__)
@@ -87,9 +86,9 @@ def _json_body(allowed, required=()):
     return body
 
 
-def _int_field(body, key, default, low, high):
+def _int_field(body, key, default, low, high, nullable=False):
     value = body.get(key, default)
-    if value is None:
+    if value is None and (nullable or key not in body):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or \
             not low <= value <= high:
@@ -125,12 +124,9 @@ def _config():
 
 
 def _node_for(location):
-    try:
-        if location.node is not None:
-            return _store().get_node(location.node)
-        return _store().find_node_by_address(location.host, location.port)
-    except store_mod.NotFound as exc:
-        raise ApiError(404, str(exc))
+    if location.node is not None:
+        return _store().get_node(location.node)
+    return _store().find_node_by_address(location.host, location.port)
 
 
 def _confine(node, path, directory=False):
@@ -145,31 +141,30 @@ def _confine(node, path, directory=False):
 
 
 def _parse_location(value, what):
-    try:
-        return locations.parse(value, what)
-    except locations.LocationError as exc:
-        raise ApiError(400, str(exc))
+    return locations.parse(value, what)
 
 
 def _list(node, confined):
     """Sorted entry names of a confined directory (directories end in /)."""
     if node['local']:
         try:
-            with os.scandir(confined.path) as entries:
-                names = [entry.name + ('/' if entry.is_dir() else '')
-                         for entry in entries]
+            # from the export root, no symlink followed (the checked path
+            # may have been swapped meanwhile)
+            fd = paths.open_dir_beneath(confined.root, [
+                part for part in confined.relative.split('/') if part])
+            try:
+                with os.scandir(fd) as entries:
+                    names = [entry.name + ('/' if entry.is_dir() else '')
+                             for entry in entries]
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise ApiError(404, 'Cannot list %s on node %s: %s' % (
                 confined.path, node['name'], exc.strerror or exc))
     else:
-        try:
-            names = gridftp.list_directory(
-                node['gridftp_scheme'], node['address'], node['gridftp_port'],
-                confined.path, timeout=_config().listing_timeout)
-        except base.MoverUnavailable as exc:
-            raise ApiError(503, str(exc))
-        except base.MoverError as exc:
-            raise ApiError(502, str(exc))
+        names = gridftp.list_directory(
+            node['gridftp_scheme'], node['address'], node['gridftp_port'],
+            confined.path, timeout=_config().listing_timeout)
     return sorted(name for name in names
                   if not _TEMP_NAME.match(name.rstrip('/')))
 
@@ -187,6 +182,11 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
     dest_loc = _parse_location(dest_value, 'destination')
     source_node = _node_for(source_loc)
     dest_node = _node_for(dest_loc)
+    for node in (source_node, dest_node):
+        if not node['local']:
+            _config().allowed_networks.check(node['address'],
+                                             'address of node %s'
+                                             % node['name'])
     source = _confine(source_node, source_loc.path)
     dest_path = dest_loc.path
     if dest_path.endswith('/'):
@@ -212,16 +212,14 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
     if mover_name not in movers.names():
         raise ApiError(400, 'No mover named %r; valid movers: %s.' % (
             mover_name, ', '.join(movers.names()) or 'none'))
-    try:
-        mover = movers.load(mover_name)
-        mover.check()
-        request = transfers.build_request(
-            mover, source_node, source, dest_node, dest, streams,
-            data_token=_config().data_token)
-    except transfers.UnknownMover as exc:
-        raise ApiError(400, str(exc))
-    except base.MoverUnavailable as exc:
-        raise ApiError(503, str(exc))
+    mover = movers.load(mover_name)
+    mover.check()
+    # what the mover would make of the names (GridFTP: ASCII, no %XX)
+    mover.check_path(source.path)
+    mover.check_path(dest.path)
+    request = transfers.build_request(
+        mover, source_node, source, dest_node, dest, streams,
+        data_token=_config().data_token)
     size = os.path.getsize(source.path) if source_node['local'] else None
     row = _manager().start(mover_name, mover, request, source_node['name'],
                            source.path, dest_node['name'], dest.path,
@@ -347,17 +345,8 @@ def _validate_node(body):
         raise ApiError(400, 'The node name %r is not valid (1-64 letters, '
                        'digits, ".", "_" or "-", starting with a letter or '
                        'digit).' % (name,))
-    address = body.get('address')
-    valid = isinstance(address, str) and (_HOST.match(address) is not None)
-    if isinstance(address, str) and not valid:
-        try:
-            ipaddress.ip_address(address)
-            valid = True
-        except ValueError:
-            pass
-    if not valid:
-        raise ApiError(400, 'The address %r is not a host name or IP address.'
-                       % (address,))
+    address = checks.check_address(body.get('address'))
+    _config().allowed_networks.check(address, 'node address')
     scheme = body.get('gridftp_scheme', 'ftp')
     if scheme not in _SCHEMES:
         raise ApiError(400, 'The field gridftp_scheme must be one of %s, not '
@@ -387,7 +376,8 @@ def _validate_node(body):
         name=name, address=address,
         gridftp_port=_int_field(body, 'gridftp_port', 2811, 1, 65535),
         gridftp_scheme=scheme,
-        data_port=_int_field(body, 'data_port', None, 1, 65535),
+        data_port=_int_field(body, 'data_port', None, 1, 65535,
+                             nullable=True),
         endpoint=endpoint, exports=clean)
 
 
@@ -398,11 +388,7 @@ def v1_add_node():
                                'exports'),
                       required=('name', 'address', 'exports'))
     fields = _validate_node(body)
-    try:
-        node = _store().add_node(**fields)
-    except store_mod.Conflict as exc:
-        raise ApiError(409, str(exc))
-    return {'node': node}, 201
+    return {'node': _store().add_node(**fields)}, 201
 
 
 def _checked_name(name, what='node'):
@@ -413,10 +399,7 @@ def _checked_name(name, what='node'):
 
 @bp_v1.get('/nodes/<name>')
 def v1_node(name):
-    try:
-        return {'node': _store().get_node(_checked_name(name))}
-    except store_mod.NotFound as exc:
-        raise ApiError(404, str(exc))
+    return {'node': _store().get_node(_checked_name(name))}
 
 
 @bp_v1.delete('/nodes/<name>')
@@ -426,10 +409,7 @@ def v1_delete_node(name):
         raise ApiError(409, 'The node %r is this DTN itself; it is registered '
                        'from the service command line and cannot be deleted.'
                        % name)
-    try:
-        _store().delete_node(name)
-    except store_mod.NotFound as exc:
-        raise ApiError(404, str(exc))
+    _store().delete_node(name)
     return '', 204
 
 
@@ -479,21 +459,12 @@ def _checked_id(transfer_id):
 
 @bp_v1.get('/transfers/<transfer_id>')
 def v1_transfer(transfer_id):
-    try:
-        return {'transfer': _store().get_transfer(_checked_id(transfer_id))}
-    except store_mod.NotFound as exc:
-        raise ApiError(404, str(exc))
+    return {'transfer': _store().get_transfer(_checked_id(transfer_id))}
 
 
 @bp_v1.delete('/transfers/<transfer_id>')
 def v1_cancel_transfer(transfer_id):
-    try:
-        row = _manager().cancel(_checked_id(transfer_id))
-    except store_mod.NotFound as exc:
-        raise ApiError(404, str(exc))
-    except transfers.NotCancellable as exc:
-        raise ApiError(409, str(exc))
-    return {'transfer': row}, 202
+    return {'transfer': _manager().cancel(_checked_id(transfer_id))}, 202
 
 
 @bp_v1.get('/log')
@@ -522,10 +493,45 @@ def v1_log():
 
 # -- the application -------------------------------------------------------
 
+#: Our errors to HTTP statuses, most specific first (the one translation).
+_STATUSES = (
+    (store_mod.NotFound, 404),
+    (store_mod.Conflict, 409),
+    (transfers.NotCancellable, 409),
+    (transfers.UnknownMover, 400),
+    (paths.PathOutside, 403),
+    (paths.PathRefused, 400),
+    (locations.LocationError, 400),
+    (checks.BadInput, 400),
+    (checks.NetworkRefused, 403),
+    (base.MoverUnavailable, 503),
+    (base.MoverError, 502),
+)
+
+
 def _error(code, message):
     response = flask.jsonify({'error': {'code': code, 'message': message}})
     response.status_code = code
     return response
+
+
+def _status_of(exc, max_body):
+    """(status, message) for any exception a request raised."""
+    if isinstance(exc, ApiError):
+        return exc.code, exc.message
+    if isinstance(exc, http_exc.RequestEntityTooLarge):
+        return 413, 'The request body is larger than %d bytes.' % max_body
+    if isinstance(exc, http_exc.HTTPException):
+        messages = {
+            404: 'There is no resource at %s.' % flask.request.path,
+            405: 'The method %s is not allowed on %s.' % (
+                flask.request.method, flask.request.path),
+        }
+        return exc.code, messages.get(exc.code, exc.description)
+    for cls, code in _STATUSES:
+        if isinstance(exc, cls):
+            return code, str(exc)
+    return None
 
 
 def create_app(store, manager, config=None):
@@ -539,26 +545,11 @@ def create_app(store, manager, config=None):
     app.register_blueprint(bp_seed)
     app.register_blueprint(bp_v1)
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc):
-        return _error(exc.code, exc.message)
-
-    @app.errorhandler(http_exc.RequestEntityTooLarge)
-    def _too_large(exc):
-        return _error(413, 'The request body is larger than %d bytes.'
-                      % config.max_body)
-
-    @app.errorhandler(http_exc.HTTPException)
-    def _http_error(exc):
-        messages = {
-            404: 'There is no resource at %s.' % flask.request.path,
-            405: 'The method %s is not allowed on %s.' % (
-                flask.request.method, flask.request.path),
-        }
-        return _error(exc.code, messages.get(exc.code, exc.description))
-
     @app.errorhandler(Exception)
-    def _crash(exc):
+    def _any_error(exc):
+        known = _status_of(exc, config.max_body)
+        if known is not None:
+            return _error(*known)
         LOG.exception('unhandled error on %s %s', flask.request.method,
                       flask.request.path)
         return _error(500, 'The DTN service failed on this request (%s); see '

@@ -16,13 +16,16 @@ import hmac
 import json
 import logging
 
+from overcloud_migrate.dtn import constants
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
 LOG = logging.getLogger(__name__)
 
-HEADER = 'X-Auth-Token'
+HEADER = constants.TOKEN_HEADER
 _ENVIRON_KEY = 'HTTP_X_AUTH_TOKEN'
 
 
-class AuthConfigError(ValueError):
+class AuthConfigError(OvercloudMigrateError, ValueError):
     """The authentication settings are unusable."""
 
 

@@ -5,7 +5,12 @@ import time
 
 import requests
 
-TOKEN_HEADER = 'X-Auth-Token'
+from overcloud_migrate.dtn import constants
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
+TOKEN_HEADER = constants.TOKEN_HEADER
+TOKEN_ENV = constants.TOKEN_ENV
+MAX_STREAMS = constants.MAX_STREAMS
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -18,7 +23,7 @@ def _reason(exc):
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-class DTNClientError(Exception):
+class DTNClientError(OvercloudMigrateError):
     """The DTN service refused a request or could not be reached."""
 
     def __init__(self, message, status=None):

@@ -10,6 +10,8 @@ Three spellings are accepted:
 import dataclasses
 import re
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
 _ADDRESS = re.compile(
     r'^(?:(?P<scheme>ftp|gsiftp|sshftp)://)?'
     r'(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})'
@@ -19,7 +21,7 @@ _NAMED = re.compile(r'^(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):(?P<path>/.*)$'
 NODE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
-class LocationError(ValueError):
+class LocationError(OvercloudMigrateError, ValueError):
     """The location cannot be parsed."""
 
 

@@ -10,15 +10,19 @@ lexical check is possible here; their GridFTP server must run with
 """
 
 import dataclasses
+import errno
 import os
 import posixpath
 import re
+import stat
+
+from overcloud_migrate.exceptions import OvercloudMigrateError
 
 MAX_PATH = 4096
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
 
-class PathRefused(ValueError):
+class PathRefused(OvercloudMigrateError, ValueError):
     """The path is malformed or lies outside every export root."""
 
 
@@ -98,3 +102,83 @@ def confine_directory(path, exports, local=False):
                           % path)
     return confined
 
+
+
+# -- opening beneath an export root (no symlink race) ----------------------
+#
+# The checks above look at names; between them and the open a component can
+# be swapped for a symlink.  These helpers walk the path one component at a
+# time from a descriptor of the export root, each with O_NOFOLLOW (and
+# O_DIRECTORY for directories), so what is opened is always inside the root
+# whatever happens to the names meanwhile (what openat2(RESOLVE_BENEATH |
+# RESOLVE_NO_SYMLINKS) does in one call on Linux >= 5.6).
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _parts(relative):
+    parts = [part for part in str(relative).split('/') if part]
+    if not parts or any(part in ('.', '..') for part in parts):
+        raise PathRefused('%r is not a path inside an export.' % relative)
+    return parts
+
+
+def _refused(exc, what):
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        raise PathOutside('%s is a symlink or not a directory: refused (it '
+                          'could lead out of the export).' % what) from None
+    raise exc
+
+
+def open_dir_beneath(root, parts, create=False, mode=0o755):
+    """A descriptor of the directory ``root/parts...``; no symlinks followed
+    below ``root``.  ``create`` makes missing directories."""
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts:
+            try:
+                next_fd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                try:
+                    next_fd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW,
+                                      dir_fd=fd)
+                except OSError as exc:
+                    _refused(exc, part)
+            except OSError as exc:
+                _refused(exc, part)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def split_beneath(root, relative, create_dirs=False):
+    """(descriptor of the parent directory, final name) of ``relative``."""
+    parts = _parts(relative)
+    return open_dir_beneath(root, parts[:-1], create=create_dirs), parts[-1]
+
+
+def open_beneath(root, relative, flags=os.O_RDONLY, mode=0o644):
+    """Open the file ``root/relative`` without following any symlink below
+    ``root``; the file must be a regular file.  A descriptor."""
+    dir_fd, name = split_beneath(root, relative)
+    try:
+        try:
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                         dir_fd=dir_fd)
+        except OSError as exc:
+            _refused(exc, relative)
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PathRefused('%s is not a regular file.' % relative)
+    return fd

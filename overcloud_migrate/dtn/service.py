@@ -8,6 +8,8 @@ Example (the seed's source DTN)::
 """
 
 import argparse
+import ipaddress
+import re
 import logging
 import signal
 import socket
@@ -19,6 +21,7 @@ from wsgiref import simple_server
 
 from overcloud_migrate.dtn import api
 from overcloud_migrate.dtn import auth
+from overcloud_migrate.dtn import checks
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn import store as store_mod
 from overcloud_migrate.dtn import transfers
@@ -28,16 +31,80 @@ LOG = logging.getLogger('overcloud_migrate.dtn.service')
 DEFAULT_PORT = 22641
 
 
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 64
+_QUERY = re.compile(r'\?[^ ]*')
+
+
 class ThreadingWSGIServer(socketserver.ThreadingMixIn,
                           simple_server.WSGIServer):
-    """wsgiref's server, one thread per request."""
+    """wsgiref's server, one thread per connection, with two limits.
+
+    ``request_timeout``: seconds a client may stay silent while it sends a
+    request (a half-sent request no longer holds a thread for ever).
+    ``max_connections``: connections served at once; the next ones are
+    answered 503 and closed at once.
+    """
     daemon_threads = True
     allow_reuse_address = True
+    request_timeout = DEFAULT_REQUEST_TIMEOUT
+    max_connections = DEFAULT_MAX_CONNECTIONS
+
+    def server_activate(self):
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.settimeout(self.request_timeout)
+        return conn, addr
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            LOG.warning('refused a connection from %s: %d connections open '
+                        'already', client_address[0], self.max_connections)
+            try:
+                request.sendall(b'HTTP/1.0 503 Service Unavailable\r\n'
+                                b'Content-Length: 0\r\n'
+                                b'Connection: close\r\n\r\n')
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (TimeoutError, socket.timeout,
+                            ConnectionError)):
+            LOG.info('%s: connection dropped: %s', client_address[0],
+                     exc or type(exc).__name__)
+            return
+        LOG.exception('error serving %s', client_address[0])
 
 
 class _Handler(simple_server.WSGIRequestHandler):
+    def get_environ(self):
+        # wsgiref turns "-" into "_" in header names, so X_Auth_Token would
+        # pass for X-Auth-Token: drop every header with "_" in its name.
+        for name in {key for key in self.headers.keys() if '_' in key}:
+            del self.headers[name]
+        return super().get_environ()
+
     def log_message(self, format, *args):  # noqa: A002 (wsgiref's name)
-        LOG.info('%s %s', self.address_string(), format % args)
+        # Never log a query string: it may carry a token.
+        LOG.info('%s %s', self.address_string(),
+                 _QUERY.sub('?<query not logged>', format % args))
 
 
 def _export(spec):
@@ -60,6 +127,13 @@ def _gridftp_base(value):
         raise argparse.ArgumentTypeError(
             '%r is not a GridFTP URL like ftp://HOST:2811' % value)
     return parsed.scheme, parsed.hostname, parsed.port or 2811
+
+
+def _network(value):
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 def build_parser():
@@ -117,6 +191,28 @@ def build_parser():
                         metavar='<bytes>',
                         help='Largest request body accepted (default: %d)'
                              % api.MAX_BODY)
+    parser.add_argument('--allow-network', dest='allowed_networks',
+                        action='append', type=_network, default=[],
+                        metavar='<cidr>',
+                        help='A network the DTN may talk to: nodes outside '
+                             'every such network are refused when registered '
+                             'and when a transfer starts; repeatable '
+                             '(default: any network, with a warning)')
+    parser.add_argument('--request-timeout', type=float,
+                        default=DEFAULT_REQUEST_TIMEOUT, metavar='<seconds>',
+                        help='Seconds a client may stay silent in the middle '
+                             'of a request (default: %s)'
+                             % DEFAULT_REQUEST_TIMEOUT)
+    parser.add_argument('--max-connections', type=int,
+                        default=DEFAULT_MAX_CONNECTIONS, metavar='<count>',
+                        help='HTTP connections served at once (default: %d)'
+                             % DEFAULT_MAX_CONNECTIONS)
+    parser.add_argument('--stale-part-hours', type=float, default=24.0,
+                        metavar='<hours>',
+                        help='At start, remove temporary files of transfers '
+                             '(hidden GridFTP parts, builtin .part files) '
+                             'untouched for this long from the exports '
+                             '(default: 24)')
     parser.add_argument('--log-level', default='INFO', metavar='<level>',
                         help='Logging level (default: INFO)')
     return parser
@@ -133,17 +229,38 @@ def make_application(args, store):
         LOG.warning('%d transfers were left unfinished by the previous run; '
                     'marked failed', interrupted)
     manager = transfers.TransferManager(store)
+    threading.Thread(target=_clean_earlier_life,
+                     args=(store, dict(args.exports),
+                           args.stale_part_hours * 3600.0),
+                     name='dtn-cleanup', daemon=True).start()
     data_token = (auth.read_token_file(args.data_token_file)
                   if args.data_token_file else None)
     app = api.create_app(store, manager, api.Config(
         local_node=args.node_name, default_mover=args.default_mover,
-        max_body=args.max_body, data_token=data_token))
+        max_body=args.max_body, data_token=data_token,
+        allowed_networks=checks.NetworkAllowList(args.allowed_networks)))
+    if not args.allowed_networks:
+        LOG.warning('no --allow-network given: registered nodes may name any '
+                    'address, and this DTN will connect to it')
     token = auth.read_token_file(args.token_file) if args.token_file else None
     wrapped = auth.wrap(app, token=token,
                         keystone_config=args.keystone_config,
                         keystone_roles=args.keystone_roles or ('admin',),
                         insecure_no_auth=args.insecure_no_auth)
     return wrapped, manager, data_token
+
+
+def _clean_earlier_life(store, exports, max_age):
+    """What earlier runs left: temporary files on other nodes (recorded in
+    the database) and stale ones in our own exports."""
+    try:
+        pending = transfers.clean_leftovers(store, transfers.MoverRegistry())
+        if pending:
+            LOG.warning('%d temporary files of earlier transfers could not be '
+                        'removed yet (their node is unreachable)', pending)
+        transfers.sweep_stale_parts(exports, max_age)
+    except Exception:
+        LOG.exception('cleaning what earlier transfers left failed')
 
 
 def start_receiver(args, token):
@@ -153,10 +270,12 @@ def start_receiver(args, token):
     if not token:
         raise auth.AuthConfigError('--data-port needs --data-token-file (the '
                                    'data port never runs open).')
-    from overcloud_migrate.dtn.movers import blockpipe  # needs xxhash
+    from overcloud_migrate.dtn.movers import blockpipe  # needs cryptography
+    allowed = checks.NetworkAllowList(args.allowed_networks)
     receiver = blockpipe.Receiver(
         args.host, args.data_port,
-        transfers.receiver_resolver(dict(args.exports)), token)
+        transfers.receiver_resolver(dict(args.exports)), token,
+        peer_allowed=allowed.allows if allowed else None)
     return receiver.start()
 
 
@@ -177,8 +296,11 @@ def main(argv=None):
     except (auth.AuthConfigError, ImportError, OSError) as exc:
         print('overcloud-dtn-api: %s' % exc, file=sys.stderr)
         return 2
+    server_class = type('DTNServer', (ThreadingWSGIServer,), {
+        'request_timeout': args.request_timeout,
+        'max_connections': max(1, args.max_connections)})
     server = simple_server.make_server(
-        args.host, args.port, application, server_class=ThreadingWSGIServer,
+        args.host, args.port, application, server_class=server_class,
         handler_class=_Handler)
     host, port = server.server_address[:2]
 

@@ -14,6 +14,8 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
 DB_FILE = 'dtn.sqlite'
 
 #: transfer states; the last three are final
@@ -140,11 +142,27 @@ class LogEntry(Base):
         }
 
 
-class NotFound(LookupError):
+class Leftover(Base):
+    """A temporary file a mover made elsewhere and has not removed yet."""
+    __tablename__ = 'leftovers'
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    mover: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    where: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, default=_now)
+
+    def to_dict(self):
+        return {'id': self.id, 'mover': self.mover,
+                'where': dict(self.where or {}),
+                'created_at': _iso(self.created_at)}
+
+
+class NotFound(OvercloudMigrateError, LookupError):
     """No row with that key."""
 
 
-class Conflict(ValueError):
+class Conflict(OvercloudMigrateError, ValueError):
     """A row with that unique key exists already."""
 
 
@@ -294,6 +312,24 @@ class Store:
                         error='The DTN service stopped during this '
                               'transfer.'))
             return result.rowcount
+
+    # -- leftovers (temporary files to remove) --------------------------
+    def add_leftover(self, mover, where):
+        with self._write_lock, self._sessions.begin() as session:
+            row = Leftover(mover=mover, where=dict(where))
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def remove_leftover(self, leftover_id):
+        with self._write_lock, self._sessions.begin() as session:
+            session.execute(sa.delete(Leftover).where(
+                Leftover.id == leftover_id))
+
+    def list_leftovers(self):
+        with self._sessions() as session:
+            return [row.to_dict() for row in session.scalars(
+                sa.select(Leftover).order_by(Leftover.id))]
 
     def get_transfer(self, transfer_id):
         with self._sessions() as session:

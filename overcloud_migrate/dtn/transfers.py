@@ -7,8 +7,10 @@ a cancel event; progress is written to the store at most twice a second.
 
 from importlib import metadata
 import logging
-import pathlib
+import os
 import posixpath
+import re
+import stat
 import threading
 import time
 
@@ -16,6 +18,9 @@ from stevedore import driver
 from stevedore import exception as stevedore_exc
 from stevedore import extension
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
+
+from overcloud_migrate.dtn import constants
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn import store as store_mod
 from overcloud_migrate.dtn.movers import base
@@ -24,15 +29,15 @@ LOG = logging.getLogger(__name__)
 
 NAMESPACE = 'overcloud_migrate.dtn.movers'
 DEFAULT_MOVER = 'gridftp'
-MAX_STREAMS = 64
+MAX_STREAMS = constants.MAX_STREAMS
 _PROGRESS_INTERVAL = 0.5
 
 
-class UnknownMover(LookupError):
+class UnknownMover(OvercloudMigrateError, LookupError):
     """No mover of that name is installed."""
 
 
-class NotCancellable(ValueError):
+class NotCancellable(OvercloudMigrateError, ValueError):
     """The transfer has already finished."""
 
 
@@ -114,6 +119,7 @@ def build_request(mover, source_node, source, dest_node, dest, streams,
                 'mover.' % (dest_node['name'], mover.name))
         if data_token:
             options['token'] = data_token
+        options['source_root'] = source.root
         return base.TransferRequest(
             source_path=source.path, dest_host=dest_node['address'],
             dest_port=port, dest_path='%s/%s' % (dest.export, dest.relative),
@@ -127,8 +133,9 @@ def build_request(mover, source_node, source, dest_node, dest, streams,
 def receiver_resolver(exports):
     """``resolve_path`` for the builtin mover's receiver on this DTN.
 
-    The sender names ``EXPORT/path-in-export``; the answer is confined like
-    every other path (no "..", no symlink out of the export).
+    The sender names ``EXPORT/path-in-export``; the answer is the export
+    root and the path inside it (no ".."), which the receiver opens one
+    component at a time from the root, following no symlink.
     """
     def resolve(rel):
         name, _, inside = str(rel).partition('/')
@@ -140,8 +147,80 @@ def receiver_resolver(exports):
                                  {name: exports[name]}, local=True)
         if not confined.relative:
             raise paths.PathRefused('%r is an export root, not a file.' % rel)
-        return pathlib.Path(confined.path)
+        return confined.root, confined.relative
     return resolve
+
+
+class StoreLeftovers(base.Leftovers):
+    """:class:`~.movers.base.Leftovers` kept in the service's database."""
+
+    def __init__(self, store, mover_name):
+        self.store = store
+        self.mover_name = mover_name
+
+    def add(self, where):
+        return self.store.add_leftover(self.mover_name, where)
+
+    def remove(self, key):
+        self.store.remove_leftover(key)
+
+
+def clean_leftovers(store, registry):
+    """Remove what earlier transfers left (at service start); the count of
+    records still pending (their node unreachable: tried again next time)."""
+    pending = 0
+    for row in store.list_leftovers():
+        try:
+            mover = registry.load(row['mover'])
+            gone = mover.remove_leftover(row['where'])
+        except base.MoverError as exc:
+            LOG.warning('cannot remove leftover %s: %s', row['where'], exc)
+            gone = False
+        if gone:
+            store.remove_leftover(row['id'])
+            LOG.info('removed a leftover of an earlier transfer: %s',
+                     row['where'])
+        else:
+            pending += 1
+    return pending
+
+
+_GRIDFTP_PART = re.compile(r'^\..+\.part-[0-9a-f]{8}$')
+
+
+def sweep_stale_parts(exports, max_age, now=None):
+    """Remove temporary files older than ``max_age`` seconds from local
+    exports: hidden GridFTP parts (``.NAME.part-XXXXXXXX``) and builtin
+    ``NAME.part`` + ``NAME.part.state`` pairs whose journal stopped
+    changing (a live transfer saves it every few seconds).  Symlinks are
+    never followed.  Returns the paths removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for root in sorted(set(exports.values())):
+        for directory, dirs, files in os.walk(root, followlinks=False):
+            names = set(files)
+            for name in files:
+                path = os.path.join(directory, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < max_age:
+                    continue
+                victims = []
+                if _GRIDFTP_PART.match(name):
+                    victims = [path]
+                elif name.endswith('.part.state') and name[:-6] in names:
+                    victims = [path, path[:-6]]
+                for victim in victims:
+                    try:
+                        os.unlink(victim)
+                        removed.append(victim)
+                    except OSError as exc:
+                        LOG.warning('cannot remove %s: %s', victim, exc)
+    for path in removed:
+        LOG.info('removed a stale temporary file: %s', path)
+    return removed
 
 
 class _Progress:
@@ -185,6 +264,8 @@ class TransferManager:
 
     def start(self, mover_name, mover, request, source_node, source_path,
               dest_node, dest_path, bytes_total=None):
+        if request.leftovers is None:
+            request.leftovers = StoreLeftovers(self.store, mover_name)
         row = self.store.create_transfer(
             source_node=source_node, source_path=source_path,
             dest_node=dest_node, dest_path=dest_path, mover=mover_name,

@@ -8,8 +8,10 @@ import dataclasses
 import threading
 import typing
 
+from overcloud_migrate.exceptions import OvercloudMigrateError
 
-class MoverError(Exception):
+
+class MoverError(OvercloudMigrateError):
     """A transfer failed; the message names the file and the cause."""
 
 
@@ -36,6 +38,27 @@ class TransferRequest:
     streams: int = 4
     verify_sha256: bool = False
     options: dict = dataclasses.field(default_factory=dict)
+    #: where the mover notes temporary files it makes elsewhere (see
+    #: :class:`Leftovers`); None: not recorded
+    leftovers: typing.Optional['Leftovers'] = None
+
+
+class Leftovers(abc.ABC):
+    """A record of temporary files, kept until they are gone.
+
+    A mover calls :meth:`add` before it makes one and :meth:`remove` once
+    it is renamed or deleted.  What is still recorded when the service
+    starts again (the destination was down, the service was killed) is
+    handed to :meth:`Mover.remove_leftover`.
+    """
+
+    @abc.abstractmethod
+    def add(self, where):
+        """Record ``where`` (a JSON-able dict); return a key."""
+
+    @abc.abstractmethod
+    def remove(self, key):
+        """Forget the record ``key``."""
 
 
 @dataclasses.dataclass
@@ -62,6 +85,15 @@ class Mover(abc.ABC):
     #: subset of {'parallel-streams', 'sparse', 'resume', 'checksum',
     #: 'third-party'}
     capabilities = frozenset()
+
+    def check_path(self, path):
+        """Raise :class:`~overcloud_migrate.dtn.paths.PathRefused` for a
+        path this mover cannot carry unchanged (default: any)."""
+
+    def remove_leftover(self, where):
+        """Remove a temporary file noted with :class:`Leftovers`; True when
+        it is gone (or never existed)."""
+        return True
 
     @abc.abstractmethod
     def check(self):

@@ -3,7 +3,8 @@
 Talks to the :class:`~overcloud_migrate.dtn.movers.blockpipe.Receiver` that
 the destination DTN service runs on its data port (22642 by default).  The
 data path lives in :mod:`overcloud_migrate.dtn.movers.blockpipe`; it needs
-the ``xxhash`` package, imported only when this mover is used.
+the ``cryptography`` package (Poly1305), imported only when this mover is
+used.
 """
 
 from overcloud_migrate.dtn.movers import base
@@ -16,13 +17,13 @@ def _blockpipe():
         from overcloud_migrate.dtn.movers import blockpipe
     except ImportError as exc:
         raise base.MoverUnavailable(
-            'the builtin mover needs the xxhash package (pip install '
-            '"xxhash>=3.0"): %s' % exc) from None
+            'the builtin mover needs the cryptography package (pip install '
+            '"cryptography>=3.1"): %s' % exc) from None
     return blockpipe
 
 
 class BuiltinMover(base.Mover):
-    """Parallel TCP streams, holes and zeros skipped, per-chunk xxh3.
+    """Parallel TCP streams, holes and zeros skipped, a keyed MAC per chunk.
 
     ``token`` is the secret shared with the destination's data port; a
     request may carry its own in ``request.options['token']``.  Other
@@ -43,7 +44,8 @@ class BuiltinMover(base.Mover):
         self.timeout = timeout
 
     def check(self, host=None, port=None):
-        """xxhash is importable and, if a peer is known, its data port answers.
+        """cryptography is importable and, if a peer is known, its data port
+        answers.
 
         With a token the probe also proves both ends share it.
         """
@@ -70,4 +72,7 @@ class BuiltinMover(base.Mover):
             streams=request.streams, chunk_size=int(chunk_size),
             verify_sha256=request.verify_sha256, progress=progress,
             cancel=cancel, timeout=float(options.get('timeout', self.timeout)),
+            # a cancelled transfer leaves nothing behind (a failed one keeps
+            # its .part for the next attempt to resume)
+            keep_partial=False, source_root=options.get('source_root'),
             retries=int(options.get('retries', 3)))

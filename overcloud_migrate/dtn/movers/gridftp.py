@@ -13,20 +13,32 @@ research network); with ``gsiftp://``/``sshftp://`` the file is written
 under its final name directly (no client for RNFR/RNTO there).
 """
 
+import ctypes
+import ctypes.util
 import ftplib
 import logging
 import posixpath
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
 import urllib.parse
 import uuid
 
+from overcloud_migrate.dtn import checks
+from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
 
 LOG = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6',
+                        use_errno=True)
+except OSError:     # not Linux: children may outlive a killed service
+    _LIBC = None
 
 BINARY = 'globus-url-copy'
 INSTALL_HINT = 'apt-get install -y globus-gass-copy-progs'
@@ -39,7 +51,51 @@ _TAIL = 20  # stderr lines kept for the error message
 def url(scheme, host, port, path):
     """A GridFTP URL for an absolute path (quoted; directories keep '/')."""
     quoted = urllib.parse.quote(path, safe='/')
-    return '%s://%s:%d%s' % (scheme, host, int(port), quoted)
+    return '%s://%s:%d%s' % (scheme, checks.host_for_url(host), int(port),
+                             quoted)
+
+
+_PRINTABLE = re.compile(r'^[\x20-\x7e]*$')
+
+
+def check_path(path):
+    """``path`` if GridFTP carries it safely, else PathRefused.
+
+    GridFTP drops bytes outside ASCII (``日本.txt`` arrived as ``.txt``, and
+    ``é`` as the directory itself), and a %XX sequence in a name may be
+    decoded on the way (``.%C3%A9.`` listed the export's parent).  So a
+    path must be printable ASCII, and whatever the server may make of it
+    (%XX decoded, repeatedly, non-ASCII dropped) must keep every component:
+    none may become empty, ``.``, ``..``, hold a ``/`` or a control
+    character.  (A harmless ``%41`` in a name is carried as is: our URLs
+    quote ``%``.)
+    """
+    if not _PRINTABLE.match(path):
+        raise paths.PathRefused(
+            'The path %r has characters GridFTP cannot carry (only printable '
+            'ASCII; use the builtin mover for other names).' % path)
+    for part in path.split('/'):
+        decoded = part
+        for _ in range(4):
+            decoded = urllib.parse.unquote(decoded, errors='ignore')
+        kept = decoded.encode('ascii', 'ignore').decode('ascii')
+        if part and (kept in ('', '.', '..') or '/' in kept
+                     or not _PRINTABLE.match(kept) or kept != decoded):
+            raise paths.PathRefused(
+                'The path %r has a component that reads as %r once GridFTP '
+                'decodes it; refused.' % (path, kept))
+    return path
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGKILL when the thread that started us
+    (and so the DTN service) dies, even by kill -9."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _popen(argv, **kwargs):
+    return subprocess.Popen(argv, preexec_fn=_die_with_parent, **kwargs)
 
 
 def find_binary():
@@ -54,18 +110,22 @@ def list_directory(scheme, host, port, path, timeout=60):
             '%s is not installed on this DTN; run: %s' % (BINARY, INSTALL_HINT))
     if not path.endswith('/'):
         path += '/'
+    check_path(path)
     argv = [binary, '-list', url(scheme, host, port, path)]
+    proc = _popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise base.MoverError('Listing %s on %s:%s timed out after %ss.'
                               % (path, host, port, timeout))
     if proc.returncode != 0:
         raise base.MoverError('Listing %s on %s:%s failed: %s' % (
-            path, host, port, _last_error(proc.stderr)))
+            path, host, port, _last_error(err)))
     names = []
-    for line in proc.stdout.splitlines()[1:]:
+    for line in out.splitlines()[1:]:
         name = line.strip()  # printed as is, not URL-encoded
         if name:
             names.append(name)
@@ -124,6 +184,12 @@ class GridftpMover(base.Mover):
     def binary(self):
         return self._binary or find_binary()
 
+    def check_path(self, path):
+        check_path(path)
+
+    def remove_leftover(self, where):
+        return self._discard(where['host'], where['port'], where['path'])
+
     def check(self):
         if not self.binary:
             raise base.MoverUnavailable(
@@ -170,6 +236,11 @@ class GridftpMover(base.Mover):
                  request.streams)
         start = time.monotonic()
         ok = False
+        noted = None
+        if renamable and request.leftovers is not None:
+            noted = request.leftovers.add({'host': request.dest_host,
+                                           'port': int(request.dest_port),
+                                           'path': target})
         try:
             done = self._run(argv, progress, cancel, source_url)
             seconds = time.monotonic() - start
@@ -180,16 +251,17 @@ class GridftpMover(base.Mover):
                 nbytes = size if size is not None else done
             ok = True
         finally:
-            if not ok and renamable:
-                self._discard(request.dest_host, request.dest_port, target)
+            gone = ok or not renamable or self._discard(
+                request.dest_host, request.dest_port, target)
+            if gone and noted is not None:
+                request.leftovers.remove(noted)
         progress(nbytes)
         return base.TransferResult(bytes=nbytes, bytes_on_wire=nbytes,
                                    seconds=seconds)
 
     def _run(self, argv, progress, cancel, source_url):
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = _popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE)
         state = {'bytes': 0}
         errors = []
         readers = [
@@ -286,15 +358,22 @@ class GridftpMover(base.Mover):
 
     @staticmethod
     def _discard(host, port, temp):
+        """Delete a temporary file; True when it is gone."""
         try:
             control = _Control(host, port)
         except (OSError, ftplib.Error) as exc:
-            LOG.warning('gridftp: cannot remove partial file %s on %s:%s: %s',
+            LOG.warning('gridftp: cannot remove partial file %s on %s:%s '
+                        '(tried again when the service starts): %s',
                         temp, host, port, exc)
-            return
+            return False
         try:
             control.delete(temp)
-        except ftplib.Error:
+        except ftplib.error_perm:
             pass  # never created (the transfer failed before writing)
+        except (OSError, ftplib.Error) as exc:
+            LOG.warning('gridftp: cannot remove partial file %s on %s:%s: %s',
+                        temp, host, port, exc)
+            return False
         finally:
             control.close()
+        return True

@@ -21,9 +21,11 @@ Design, in the order a byte meets it:
   sent, so what is hashed is exactly what goes out.  With the chunk hash
   off nothing needs reading in Python and the data goes out with
   ``sendfile``.
-* Every chunk carries an xxh3_128 of its data, header and segment table.
-  The receiver buffers the chunk (hashing each piece as it arrives, while
-  it is still in the CPU cache), checks the hash and only then writes it,
+* Every chunk carries a Poly1305 tag of its data, header and segment table
+  under a one-time key of this connection (:mod:`.session`): a keyed MAC,
+  not only a checksum.  The receiver buffers the chunk (feeding each piece
+  to the MAC as it arrives, while it is still in the CPU cache), checks the
+  tag and only then writes it,
   so a bad chunk never touches the disk (or, with ``use_splice``, splices it
   to the file, checks it there and punches it out again if bad); it answers
   with a negative acknowledgement and the sender sends that chunk again.
@@ -35,23 +37,27 @@ Design, in the order a byte meets it:
 * On commit the receiver fsyncs, optionally compares a whole-file sha256
   with the sender's, and renames ``.part`` to the final name: a file under
   its final name is always complete.
-* Each connection is authenticated before anything else: the receiver sends
-  a random nonce, the sender answers with an HMAC-SHA256 keyed with the
-  shared token (compared in constant time), and the receiver proves the same
-  back.
+* Each connection is authenticated before anything else: both ends
+  exchange nonces and prove they know the shared token (HMAC-SHA256), and
+  derive a session key from both nonces; every frame after that carries a
+  Poly1305 tag under that key (see :mod:`.session`), so a relayed login
+  cannot send frames of its own.
 
-Wire format (after the handshake): ``b'J' + u32 length + JSON`` for control
-messages and acknowledgements; ``b'C' + u64 index + u32 nseg`` then ``nseg``
-times ``u64 offset + u64 length``, the segment bytes in that order and a
-16-byte xxh3_128 digest (of the segment bytes, then the index/nseg header
-and the segment table) for a chunk.
+Wire format (after the handshake, protocol ``OCMBP2``): ``b'J' + u32
+length + JSON + 16-byte tag`` for control messages and acknowledgements;
+``b'C' + u64 index + u32 nseg`` then ``nseg`` times ``u64 offset + u64
+length``, the segment bytes in that order and a 16-byte Poly1305 tag (of
+the segment bytes, then the index/nseg header and the segment table) for a
+chunk.  Modules: :mod:`.session` (handshake, tags), :mod:`.partfile` (the
+``.part`` and its journal), :mod:`.outbound` and :mod:`.inbound` (helpers
+of the sender and the receiver).
 """
 
 
 from overcloud_migrate.dtn.movers.blockpipe.extents import data_extents
 from overcloud_migrate.dtn.movers.blockpipe.extents import data_segments
 from overcloud_migrate.dtn.movers.blockpipe.receiver import Receiver
-from overcloud_migrate.dtn.movers.blockpipe.sender import probe
+from overcloud_migrate.dtn.movers.blockpipe.outbound import probe
 from overcloud_migrate.dtn.movers.blockpipe.sender import send
 from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_CHUNK_SIZE
 from overcloud_migrate.dtn.movers.blockpipe.wire import DEFAULT_PORT

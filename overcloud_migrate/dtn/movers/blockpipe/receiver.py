@@ -1,206 +1,95 @@
 """The destination side of the builtin mover: :class:`Receiver`, which the
 destination DTN service runs on its data port."""
 
+import collections
 import errno
-import fcntl
-import hmac
-import json
 import logging
 import os
-import pathlib
-import secrets
+import posixpath
 import selectors
 import socket
-import stat
 import threading
 import time
-import zlib
 
-import xxhash
 
+from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe import inbound
+from overcloud_migrate.dtn.movers.blockpipe import partfile
+from overcloud_migrate.dtn.movers.blockpipe import session
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     DEFAULT_TIMEOUT,
-    DIGEST_LEN,
-    MAC_LEN,
-    MAGIC,
     MAX_CHUNK_SIZE,
     MAX_CONNECTIONS,
     MAX_STREAMS,
     MIN_CHUNK_SIZE,
-    NONCE_LEN,
     ProtocolError,
     STATE_FLUSH_SECONDS,
     _CHUNK,
-    _F_GETPIPE_SZ,
-    _F_SETPIPE_SZ,
-    _NoHash,
-    _PIPE_SIZE,
-    _RECV_PIECE,
-    _SCRATCH_SIZE,
     _SEG,
     _TIMEOUTS,
     _as_key,
     _chunk_count,
-    _decode_bitmap,
     _describe_oserror,
     _encode_bitmap,
     _keepalive,
-    _mac,
     _quiet_close,
     _recv_exact,
     _recv_into,
-    _recv_msg,
-    _send_msg,
     _set_timeouts)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
-    _hash_file_range,
-    _punch_hole,
     _sha256_fd)
 
 
 LOG = logging.getLogger(__name__)
 
+#: seconds a new connection has for the handshake and its first request
+HANDSHAKE_TIMEOUT = 10.0
+#: handshakes one peer address may have running at once
+MAX_PENDING_PER_PEER = 8
+#: largest file a sender may announce (bytes; also capped by free space)
+MAX_FILE_SIZE = 16 * 1024 ** 4
+#: most chunks per file (the chunk map costs a byte each, in RAM)
+MAX_CHUNKS = 1 << 22
+
+
+def _free_space(dir_fd):
+    st = os.fstatvfs(dir_fd)
+    return st.f_bavail * st.f_frsize
+
 
 # -- the receiver -------------------------------------------------------------
 
 
-class _Incoming:
-    """One destination file being written (shared by its connections)."""
-
-    def __init__(self, final, size, chunk_size, identity):
-        self.final = final
-        self.part = final.with_name(final.name + '.part')
-        self.state = final.with_name(final.name + '.part.state')
-        self.size = size
-        self.chunk_size = chunk_size
-        self.identity = identity
-        self.nchunks = _chunk_count(size, chunk_size)
-        self.tid = secrets.token_hex(16)
-        self.lock = threading.Lock()
-        self.write_lock = threading.Lock()   # one chunk written at a time
-        # One journal save at a time, and none once the file is committed
-        # (two savers shared the .tmp name; a late one left a stale
-        # .part.state beside the final file).
-        self.save_lock = threading.Lock()
-        self.refs = 0
-        self.fd = None
-        self.good = bytearray(self.nchunks)
-        self.finished = False     # committed, failed or discarded
-        self.error = None         # why it failed, told to every stream
-        self.closing = False      # last connection gone, state being saved
-        self.last_flush = time.monotonic()
-        self.dirty = False
-
-    def open(self):
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self.fd = os.open(self.part, flags, 0o644)
-        st = os.fstat(self.fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, 'not a regular file', str(self.part))
-        if not self._load_state(st.st_size):
-            self.good = bytearray(self.nchunks)
-            os.ftruncate(self.fd, 0)
-            os.ftruncate(self.fd, self.size)
-            self.flush_state(force=True)
-
-    def _load_state(self, part_size):
-        try:
-            with open(self.state, 'rb') as fh:
-                state = json.loads(fh.read(1 << 24))
-            good = _decode_bitmap(state['good'], self.nchunks)
-        except (OSError, ValueError, KeyError, TypeError, zlib.error,
-                ProtocolError):
-            return False
-        if (state.get('identity') != self.identity
-                or state.get('size') != self.size
-                or state.get('chunk_size') != self.chunk_size
-                or part_size != self.size):
-            return False
-        # Chunks not known good may hold a half write: clear them.
-        for index in range(self.nchunks):
-            if not good[index]:
-                start = index * self.chunk_size
-                length = min(self.chunk_size, self.size - start)
-                if not _punch_hole(self.fd, start, length):
-                    return False
-        self.good = good
-        LOG.info('resuming %s: %d of %d chunks already here',
-                 self.final, sum(good), self.nchunks)
-        return True
-
-    def flush_state(self, force=False):
-        """Record the good chunks (after making their data durable)."""
-        with self.save_lock:
-            self._flush_state(force)
-
-    def _flush_state(self, force):
-        if self.fd is None or self.finished:
-            return
-        now = time.monotonic()
-        if not force and (not self.dirty
-                          or now - self.last_flush < STATE_FLUSH_SECONDS):
-            return
-        os.fdatasync(self.fd)
-        with self.lock:
-            good = bytes(self.good)
-            self.dirty = False
-        body = json.dumps({'v': 1, 'identity': self.identity,
-                           'size': self.size, 'chunk_size': self.chunk_size,
-                           'good': _encode_bitmap(good)}).encode('utf-8')
-        tmp = self.state.with_name(self.state.name + '.tmp')
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        fd = os.open(tmp, flags, 0o600)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.state)
-        self.last_flush = now
-
-    def mark_good(self, index):
-        with self.lock:
-            self.good[index] = 1
-            self.dirty = True
-
-    def missing(self):
-        with self.lock:
-            return self.nchunks - sum(self.good)
-
-    def remove_partial(self):
-        for path in (self.part, self.state,
-                     self.state.with_name(self.state.name + '.tmp')):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-
-    def close_fd(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-class Receiver:
+class Receiver(inbound.ChunkWriting):
     """The destination side: a threaded TCP server writing into one tree.
 
-    ``resolve_path(rel) -> pathlib.Path`` confines a sender's relative
+    ``resolve_path(rel) -> (root, relative)`` confines a sender's relative
     destination path; anything it raises refuses the transfer before a byte
-    is written.  ``token`` is the secret shared with the senders.
+    is written.  The file is opened from ``root`` one component at a time,
+    no symlink followed (a plain path is still accepted: then only its last
+    component is protected).  ``token`` is the secret shared with the senders.
     """
 
     def __init__(self, host, port, resolve_path, token, *,
                  timeout=DEFAULT_TIMEOUT, max_chunk_size=MAX_CHUNK_SIZE,
-                 use_splice=False):
+                 use_splice=False, handshake_timeout=HANDSHAKE_TIMEOUT,
+                 max_pending_per_peer=MAX_PENDING_PER_PEER,
+                 max_file_size=MAX_FILE_SIZE, free_space=None,
+                 peer_allowed=None):
         self.host = host
         self._requested_port = port
         self._resolve_path = resolve_path
         self._key = _as_key(token)
         self.timeout = timeout
         self.max_chunk_size = max_chunk_size
+        self.handshake_timeout = handshake_timeout
+        self.max_pending_per_peer = max_pending_per_peer
+        self.max_file_size = max_file_size
+        self._free_space = free_space or _free_space
+        # peer_allowed(address) -> bool: the network allow-list, if any
+        self._peer_allowed = peer_allowed
+        self._pending = collections.Counter()   # peer -> handshakes running
         # Default: read each chunk into memory, check it, write it (a bad
         # chunk never touches the file).  use_splice=True: splice(2) socket
         # -> pipe -> file and check in place (one copy less, but on the
@@ -243,15 +132,32 @@ class Receiver:
         self._thread = threading.Thread(target=self._accept_loop,
                                          name='blockpipe-accept', daemon=True)
         self._thread.start()
+        self._flusher = threading.Thread(target=self._flush_loop,
+                                         name='blockpipe-journal', daemon=True)
+        self._flusher.start()
         LOG.info('builtin mover data port listening on %s:%d',
                  self.host, self.port)
         return self
+
+    def _flush_loop(self):
+        """Save the journals every STATE_FLUSH_SECONDS, off the data path."""
+        while not self._stopping.wait(STATE_FLUSH_SECONDS / 4):
+            with self._lock:
+                transfers = [incoming for incoming in self._transfers.values()
+                             if not incoming.closing]
+            for incoming in transfers:
+                try:
+                    incoming.flush_state()
+                except (OSError, TypeError) as exc:  # TypeError: fd closed
+                    LOG.warning('cannot record progress of %s: %s',
+                                incoming.part, exc)
 
     def stop(self):
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+            self._flusher.join()
         if self._listener is not None:
             self._selector.close()
             self._listener.close()
@@ -284,11 +190,22 @@ class Receiver:
             except OSError as exc:
                 LOG.warning('accept failed: %s', exc)
                 continue
+            if self._peer_allowed is not None and \
+                    not self._peer_allowed(peer[0]):
+                LOG.warning('refused a connection from %s: outside the '
+                            'allowed networks', peer[0])
+                conn.close()
+                continue
             with self._lock:
                 busy = len(self._conns) >= MAX_CONNECTIONS
-            if busy:
-                LOG.warning('refused a connection from %s: %d connections '
-                            'open already', peer[0], MAX_CONNECTIONS)
+                crowded = self._pending[peer[0]] >= self.max_pending_per_peer
+                if not busy and not crowded:
+                    self._pending[peer[0]] += 1
+            if busy or crowded:
+                LOG.warning('refused a connection from %s: %s', peer[0],
+                            '%d connections open already' % MAX_CONNECTIONS
+                            if busy else '%d of its handshakes run already'
+                            % self.max_pending_per_peer)
                 conn.close()
                 continue
             worker = threading.Thread(target=self._serve, args=(conn, peer),
@@ -300,25 +217,41 @@ class Receiver:
 
     # One connection ------------------------------------------------------
 
+    def _handshake(self, conn, peer):
+        """The Channel of an authenticated sender, or None; the whole
+        handshake and first request must come within handshake_timeout."""
+        try:
+            _set_timeouts(conn, self.handshake_timeout)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            chan = session.server_handshake(conn, self._key)
+            if chan is None:
+                LOG.warning('refused a data connection from %s: bad token',
+                            peer[0])
+                return None, None
+            request = chan.recv_msg()
+        finally:
+            with self._lock:
+                self._pending[peer[0]] -= 1
+                if self._pending[peer[0]] <= 0:
+                    del self._pending[peer[0]]
+        _set_timeouts(conn, self.timeout)
+        _keepalive(conn)
+        return chan, request
+
     def _serve(self, conn, peer):
         try:
-            _set_timeouts(conn, self.timeout)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _keepalive(conn)
-            if not self._authenticate(conn, peer):
-                return
-            request = _recv_msg(conn)
+            chan, request = self._handshake(conn, peer)
             if request is None:
                 return
             op = request.get('op')
             if op == 'open':
-                self._control(conn, request)
+                self._control(chan, request)
             elif op == 'data':
-                self._data(conn, request)
+                self._data(chan, request)
             elif op == 'ping':
-                _send_msg(conn, {'ok': True})
+                chan.send_msg({'ok': True})
             else:
-                _send_msg(conn, {'error': 'unknown operation %r' % (op,)})
+                chan.send_msg({'error': 'unknown operation %r' % (op,)})
         except (OSError, EOFError, ValueError, ProtocolError) as exc:
             if not self._stopping.is_set():
                 LOG.info('connection from %s ended: %s', peer[0], exc)
@@ -330,58 +263,43 @@ class Receiver:
                 self._conns.discard(conn)
                 self._workers.discard(threading.current_thread())
 
-    def _authenticate(self, conn, peer):
-        server_nonce = secrets.token_bytes(NONCE_LEN)
-        conn.sendall(MAGIC + server_nonce)
-        client_nonce = _recv_exact(conn, NONCE_LEN)
-        client_mac = _recv_exact(conn, MAC_LEN)
-        expected = _mac(self._key, b'client', server_nonce, client_nonce)
-        if not hmac.compare_digest(expected, client_mac):
-            LOG.warning('refused a data connection from %s: bad token',
-                        peer[0])
-            conn.sendall(b'N')
-            return False
-        conn.sendall(b'Y' + _mac(self._key, b'server', server_nonce,
-                                 client_nonce))
-        return True
-
-    def _control(self, conn, request):
+    def _control(self, chan, request):
         try:
             incoming = self._open_incoming(request)
         except base.MoverError as exc:
-            _send_msg(conn, {'error': str(exc)})
+            chan.send_msg({'error': str(exc)})
             return
         try:
-            _send_msg(conn, {'ok': True, 'tid': incoming.tid,
-                             'good': _encode_bitmap(incoming.good)})
+            chan.send_msg({'ok': True, 'tid': incoming.tid,
+                           'good': _encode_bitmap(incoming.good)})
             while True:
-                msg = self._recv_idle(conn)
+                msg = self._recv_idle(chan)
                 if msg is None:
                     return
                 op = msg.get('op')
                 if op == 'commit':
                     reply = self._commit(incoming, msg.get('sha256'))
-                    _send_msg(conn, reply)
+                    chan.send_msg(reply)
                     if reply.get('ok'):
                         return
                 elif op == 'abort':
                     if msg.get('discard'):
                         self._discard(incoming)
-                    _send_msg(conn, {'ok': True})
+                    chan.send_msg({'ok': True})
                     return
                 elif op == 'good':
                     with incoming.lock:
-                        _send_msg(conn, {'good': _encode_bitmap(incoming.good)})
+                        chan.send_msg({'good': _encode_bitmap(incoming.good)})
                 else:
-                    _send_msg(conn, {'error': 'unknown operation %r' % (op,)})
+                    chan.send_msg({'error': 'unknown operation %r' % (op,)})
         finally:
             self._release(incoming)
 
-    def _recv_idle(self, conn):
+    def _recv_idle(self, chan):
         """Next control message; a silent sender is fine while it sends data."""
         while True:
             try:
-                return _recv_msg(conn)
+                return chan.recv_msg()
             except _TIMEOUTS:
                 if self._stopping.is_set():
                     return None
@@ -402,14 +320,28 @@ class Receiver:
                 % (chunk_size, rel, MIN_CHUNK_SIZE, self.max_chunk_size))
         if not isinstance(identity, str):
             raise base.MoverError('the request for %s has no identity' % rel)
+        data_bytes = request.get('data_bytes', size)
+        if not isinstance(data_bytes, int) or not 0 <= data_bytes <= size:
+            raise base.MoverError('bad data size %r for %s' % (data_bytes, rel))
+        if size > self.max_file_size:
+            raise base.MoverError(
+                '%s: %d bytes is more than this receiver accepts (%d)'
+                % (rel, size, self.max_file_size))
+        if _chunk_count(size, chunk_size) > MAX_CHUNKS:
+            raise base.MoverError('%s: more than %d chunks of %d bytes; use '
+                                  'bigger chunks' % (rel, MAX_CHUNKS,
+                                                     chunk_size))
         try:
-            final = pathlib.Path(self._resolve_path(rel))
+            resolved = self._resolve_path(rel)
+            if isinstance(resolved, tuple):
+                root, relative = resolved
+            else:   # a path: only its last component is opened safely
+                root, relative = os.path.split(os.fspath(resolved))
         except Exception as exc:
             LOG.warning('refused destination path %r: %s', rel, exc)
             raise base.MoverError('destination path %s refused: %s'
                                   % (rel, exc)) from None
-        if not final.name or final.is_dir():
-            raise base.MoverError('destination %s is a directory' % rel)
+        final = posixpath.join(str(root), str(relative))
         with self._lock:
             # A transfer whose connections just went away saves its journal
             # first: wait for it, so a resume sees every good chunk.
@@ -428,9 +360,15 @@ class Receiver:
                         'destination %s is busy with another transfer' % rel)
                 incoming.refs += 1
                 return incoming
-            incoming = _Incoming(final, size, chunk_size, identity)
+            incoming = partfile.Incoming(root, relative, size, chunk_size,
+                                         identity)
             try:
                 incoming.open()
+                self._check_space(incoming, data_bytes)
+            except paths.PathRefused as exc:
+                incoming.close_fd()
+                raise base.MoverError('destination %s refused: %s'
+                                      % (rel, exc)) from None
             except OSError as exc:
                 incoming.close_fd()
                 raise base.MoverError('cannot create %s: %s' % (
@@ -439,6 +377,19 @@ class Receiver:
             self._transfers[incoming.tid] = incoming
             self._by_path[final] = incoming
             return incoming
+
+    def _check_space(self, incoming, data_bytes):
+        """The sender's declared data must fit in the free space (what the
+        .part already holds counts as available); writes beyond the
+        declared data are refused."""
+        have = incoming.allocated()
+        free = self._free_space(incoming.dir_fd)
+        if data_bytes - have > free:
+            incoming.remove_partial()
+            raise OSError(errno.ENOSPC, 'No space left on device for the %d '
+                          'data bytes announced (%d free)'
+                          % (data_bytes - have, free))
+        incoming.quota = data_bytes
 
     def _attach(self, tid):
         with self._lock:
@@ -499,7 +450,6 @@ class Receiver:
                 return {'error': incoming.error or 'transfer of %s was '
                         'abandoned' % incoming.final}
         try:
-            os.fsync(incoming.fd)
             digest = None
             if want_sha256:
                 digest = _sha256_fd(incoming.fd, incoming.size)
@@ -508,36 +458,25 @@ class Receiver:
                     return {'error': 'sha256 of %s does not match the source '
                             '(got %s, expected %s); partial file removed'
                             % (incoming.final, digest, want_sha256)}
-            with incoming.save_lock:
-                os.replace(incoming.part, incoming.final)
-                with incoming.lock:
-                    incoming.finished = True
-                try:
-                    os.unlink(incoming.state)
-                except FileNotFoundError:
-                    pass
-            dir_fd = os.open(incoming.final.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            incoming.commit()
         except OSError as exc:
             return {'error': 'cannot complete %s: %s'
                     % (incoming.final, _describe_oserror(exc))}
         LOG.info('received %s (%d bytes)', incoming.final, incoming.size)
         return {'ok': True, 'sha256': digest}
 
-    def _data(self, conn, request):
+    def _data(self, chan, request):
+        conn = chan.sock
         incoming = self._attach(request.get('tid'))
         if incoming is None:
-            _send_msg(conn, {'error': 'unknown or finished transfer'})
+            chan.send_msg({'error': 'unknown or finished transfer'})
             return
-        link = _Link(self._splice, incoming.chunk_size,
+        link = inbound.Link(self._splice, incoming.chunk_size,
                      chunk_hash=request.get('chunk_hash', True) is not False)
         try:
             with incoming.lock:
-                _send_msg(conn, {'ok': True,
-                                 'good': _encode_bitmap(incoming.good)})
+                chan.send_msg({'ok': True,
+                               'good': _encode_bitmap(incoming.good)})
             head = bytearray(_CHUNK.size)
             while True:
                 try:
@@ -551,13 +490,14 @@ class Receiver:
                 if kind != b'C':
                     raise ProtocolError('expected a chunk, got %r' % kind)
                 _recv_into(conn, memoryview(head))
-                if not self._receive_chunk(conn, incoming, head, link):
+                if not self._receive_chunk(chan, incoming, head, link):
                     return
         finally:
             link.close()
             self._release(incoming)
 
-    def _receive_chunk(self, conn, incoming, head, link):
+    def _receive_chunk(self, chan, incoming, head, link):
+        conn = chan.sock
         index, nseg = _CHUNK.unpack(head)
         if index >= incoming.nchunks:
             raise ProtocolError('chunk %d beyond the end of %s'
@@ -578,12 +518,13 @@ class Receiver:
             segments.append((offset, length))
         with incoming.lock:
             if incoming.finished:
-                _send_msg(conn, {'ack': index, 'ok': False, 'fatal': True,
+                chan.send_msg({'ack': index, 'ok': False, 'fatal': True,
                                  'error': incoming.error or 'transfer of %s '
                                  'was abandoned' % incoming.final})
                 return False
         # The digest covers the data, then the header and segment table.
-        hasher = xxhash.xxh3_128() if link.chunk_hash else _NoHash()
+        hasher = session.ChunkTag(chan.chunk_mac_in(),
+                                  with_data=link.chunk_hash)
         tail = bytes(head) + table
         try:
             if link.pipe is not None and segments:
@@ -595,10 +536,10 @@ class Receiver:
             else:
                 ok = self._recv_chunk(conn, incoming, segments, hasher, tail,
                                       link)
-        except _WriteError as exc:
+        except inbound.WriteError as exc:
             self._fail(incoming, 'cannot write %s: %s; partial file removed'
                        % (incoming.part, _describe_oserror(exc.cause)))
-            _send_msg(conn, {'ack': index, 'ok': False, 'fatal': True,
+            chan.send_msg({'ack': index, 'ok': False, 'fatal': True,
                              'error': incoming.error})
             return False
         if not ok:
@@ -606,139 +547,9 @@ class Receiver:
                         index, incoming.final)
             with incoming.lock:
                 incoming.good[index] = 0
-            _send_msg(conn, {'ack': index, 'ok': False,
+            chan.send_msg({'ack': index, 'ok': False,
                              'error': 'checksum mismatch'})
             return True
         incoming.mark_good(index)
-        _send_msg(conn, {'ack': index, 'ok': True})
-        try:
-            incoming.flush_state()
-        except OSError as exc:
-            LOG.warning('cannot record progress of %s: %s', incoming.part,
-                        _describe_oserror(exc))
+        chan.send_msg({'ack': index, 'ok': True})
         return True
-
-    def _recv_chunk(self, conn, incoming, segments, hasher, tail, link):
-        """Read the chunk into memory, check it, then write it.
-
-        Each piece is hashed right after it arrives, while it is still in
-        the CPU cache (hashing the whole chunk afterwards reads it back
-        from memory).
-        """
-        view = link.buffer()
-        parts = []
-        pos = 0
-        for offset, length in segments:
-            part = view[pos:pos + length]
-            for at in range(0, length, _RECV_PIECE):
-                with part[at:at + _RECV_PIECE] as piece:
-                    _recv_into(conn, piece)
-                    hasher.update(piece)
-            parts.append((offset, part))
-            pos += length
-        digest = _recv_exact(conn, DIGEST_LEN)
-        hasher.update(tail)
-        if not hmac.compare_digest(digest, hasher.digest()):
-            return False
-        try:
-            # One writer per file at a time: the kernel takes the inode lock
-            # for each buffered write anyway, and its waiters spin on the
-            # CPU while the holder copies (a whole core, on a small host);
-            # waiting here sleeps instead.
-            with incoming.write_lock:
-                for offset, part in parts:
-                    done = 0
-                    while done < len(part):
-                        done += os.pwrite(incoming.fd, part[done:],
-                                          offset + done)
-        except OSError as exc:
-            raise _WriteError(exc) from None
-        return True
-
-    def _splice_chunk(self, conn, incoming, segments, hasher, tail, link):
-        """Move the chunk socket -> pipe -> file, then check it in place.
-
-        One copy less than reading it into memory.  A damaged chunk is
-        punched out again (the file reads zeros there, as before).  Returns
-        None when this socket cannot splice (nothing consumed yet).
-        """
-        sock_fd = conn.fileno()
-        r, w = link.pipe
-        first = True
-        for offset, length in segments:
-            pos = offset
-            left = length
-            while left:
-                try:
-                    n = os.splice(sock_fd, w, min(left, link.pipe_size))
-                except OSError as exc:
-                    if first and exc.errno in (errno.EINVAL, errno.ENOSYS):
-                        link.close()
-                        return None
-                    raise
-                first = False
-                if not n:
-                    raise EOFError('connection closed in the middle of a chunk')
-                while n:
-                    try:
-                        m = os.splice(r, incoming.fd, n, offset_dst=pos)
-                    except OSError as exc:
-                        raise _WriteError(exc) from None
-                    n -= m
-                    pos += m
-                    left -= m
-        digest = _recv_exact(conn, DIGEST_LEN)
-        for offset, length in segments if link.chunk_hash else ():
-            _hash_file_range(hasher, incoming.fd, offset, length,
-                             link.scratch())
-        hasher.update(tail)
-        if hmac.compare_digest(digest, hasher.digest()):
-            return True
-        for offset, length in segments:
-            if not _punch_hole(incoming.fd, offset, length):
-                try:
-                    os.pwrite(incoming.fd, bytes(length), offset)
-                except OSError as exc:
-                    raise _WriteError(exc) from None
-        return False
-
-
-class _WriteError(Exception):
-    def __init__(self, cause):
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class _Link:
-    """Per-connection receive resources: a pipe for splice, or a buffer."""
-
-    def __init__(self, use_splice, chunk_size, chunk_hash=True):
-        self.chunk_size = chunk_size
-        self.chunk_hash = chunk_hash
-        self.pipe = None
-        self.pipe_size = 0
-        self._buffer = None
-        self._scratch = None
-        if use_splice:
-            self.pipe = os.pipe2(os.O_CLOEXEC)
-            try:
-                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_SETPIPE_SZ,
-                                             _PIPE_SIZE)
-            except OSError:
-                self.pipe_size = fcntl.fcntl(self.pipe[1], _F_GETPIPE_SZ)
-
-    def scratch(self):
-        if self._scratch is None:
-            self._scratch = memoryview(bytearray(_SCRATCH_SIZE))
-        return self._scratch
-
-    def buffer(self):
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(self.chunk_size))
-        return self._buffer
-
-    def close(self):
-        if self.pipe is not None:
-            for fd in self.pipe:
-                os.close(fd)
-            self.pipe = None

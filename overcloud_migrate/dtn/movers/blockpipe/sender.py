@@ -4,29 +4,22 @@ a shared chunk queue) and :func:`probe`."""
 import collections
 import errno
 import hashlib
-import hmac
 import logging
 import os
-import secrets
 import socket
 import stat
 import threading
 import time
 
-import xxhash
-
+from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_TIMEOUT,
-    DIGEST_LEN,
     Faults,
-    MAC_LEN,
-    MAGIC,
     MAX_CHUNK_SIZE,
     MAX_STREAMS,
     MIN_CHUNK_SIZE,
-    NONCE_LEN,
     ProtocolError,
     WINDOW,
     _CHUNK,
@@ -38,13 +31,12 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _chunk_count,
     _decode_bitmap,
     _describe_oserror,
-    _keepalive,
-    _mac,
     _quiet_close,
-    _recv_exact,
-    _recv_msg,
-    _send_msg,
     _set_timeouts)
+from overcloud_migrate.dtn.movers.blockpipe import session
+from overcloud_migrate.dtn.movers.blockpipe.outbound import (
+    _BackgroundSha256,
+    _connect)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
     data_extents,
     data_segments)
@@ -56,76 +48,12 @@ LOG = logging.getLogger(__name__)
 # -- the sender ---------------------------------------------------------------
 
 
-def _connect(host, port, key, timeout):
-    """An authenticated connection to a :class:`Receiver`."""
-    where = '%s:%s' % (host, port)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise base.MoverUnavailable('cannot reach the data port %s: %s'
-                                    % (where, _describe_oserror(exc))) from None
-    try:
-        _set_timeouts(sock, timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _keepalive(sock)
-        banner = _recv_exact(sock, len(MAGIC) + NONCE_LEN)
-        if banner[:len(MAGIC)] != MAGIC:
-            raise base.MoverUnavailable(
-                '%s is not a builtin mover data port' % where)
-        server_nonce = banner[len(MAGIC):]
-        client_nonce = secrets.token_bytes(NONCE_LEN)
-        sock.sendall(client_nonce + _mac(key, b'client', server_nonce,
-                                         client_nonce))
-        verdict = _recv_exact(sock, 1)
-        if verdict != b'Y':
-            raise base.MoverError('the data port %s refused our token' % where)
-        proof = _recv_exact(sock, MAC_LEN)
-        if not hmac.compare_digest(
-                proof, _mac(key, b'server', server_nonce, client_nonce)):
-            raise base.MoverError('the data port %s does not know our token'
-                                  % where)
-        return sock
-    except (OSError, EOFError) as exc:
-        sock.close()
-        raise base.MoverError('handshake with %s failed: %s' % (where, exc)) \
-            from None
-    except BaseException:
-        sock.close()
-        raise
-
-
-def probe(host, port, token=None, timeout=10.0):
-    """Check that a data port answers (and accepts ``token`` if given)."""
-    if token is None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout) as sock:
-                banner = _recv_exact(sock, len(MAGIC) + NONCE_LEN)
-        except (OSError, EOFError) as exc:
-            raise base.MoverUnavailable('cannot reach the data port %s:%s: %s'
-                                        % (host, port, exc)) from None
-        if banner[:len(MAGIC)] != MAGIC:
-            raise base.MoverUnavailable('%s:%s is not a builtin mover data '
-                                        'port' % (host, port))
-        return
-    sock = _connect(host, port, _as_key(token), timeout)
-    try:
-        _send_msg(sock, {'op': 'ping'})
-        reply = _recv_msg(sock)
-    except (OSError, EOFError) as exc:
-        raise base.MoverUnavailable('data port %s:%s: %s'
-                                    % (host, port, exc)) from None
-    finally:
-        sock.close()
-    if not reply or not reply.get('ok'):
-        raise base.MoverUnavailable('data port %s:%s answered %r'
-                                    % (host, port, reply))
-
-
 class _Stream:
     """One data connection and its acknowledgement reader."""
 
-    def __init__(self, sock):
-        self.sock = sock
+    def __init__(self, chan):
+        self.chan = chan
+        self.sock = chan.sock
         self.pending = {}
         self.window = threading.Semaphore(WINDOW)
         self.broken = threading.Event()
@@ -137,7 +65,8 @@ class _Sender:
 
     def __init__(self, source_path, host, port, dest_path, key, streams,
                  chunk_size, verify_sha256, progress, cancel, timeout,
-                 retries, keep_partial, faults, chunk_hash=True):
+                 retries, keep_partial, faults, chunk_hash=True,
+                 source_root=None):
         self.source_path = str(source_path)
         self.host = host
         self.port = port
@@ -151,6 +80,7 @@ class _Sender:
         self.timeout = timeout
         self.retries = retries
         self.keep_partial = keep_partial
+        self.source_root = source_root
         self.faults = faults or Faults()
         self.chunk_hash = chunk_hash
         self._corrupt = set(self.faults.corrupt_chunks)
@@ -220,7 +150,16 @@ class _Sender:
 
     def run(self):
         try:
-            fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC)
+            if self.source_root:
+                # No symlink below the export root is followed, whatever
+                # was swapped in since the service checked the path.
+                fd = paths.open_beneath(self.source_root, os.path.relpath(
+                    self.source_path, self.source_root))
+            else:
+                fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC)
+        except paths.PathRefused as exc:
+            raise base.MoverError('cannot send %s: %s' % (
+                self.source_path, exc)) from None
         except OSError as exc:
             raise base.MoverError('cannot open %s: %s' % (
                 self.source_path, _describe_oserror(exc))) from None
@@ -248,11 +187,12 @@ class _Sender:
         control = _connect(self.host, self.port, self.key, self.timeout)
         self.control = control
         try:
-            _send_msg(control, {'op': 'open', 'path': self.dest_path,
-                                'size': self.size,
-                                'chunk_size': self.chunk_size,
-                                'identity': self._identity()})
-            reply = _recv_msg(control)
+            control.send_msg({'op': 'open', 'path': self.dest_path,
+                              'size': self.size,
+                              'data_bytes': self._data_bytes(),
+                              'chunk_size': self.chunk_size,
+                              'identity': self._identity()})
+            reply = control.recv_msg()
             if reply is None or not reply.get('ok'):
                 raise base.MoverError('%s refused %s: %s' % (
                     self.where, self.dest_path,
@@ -271,11 +211,12 @@ class _Sender:
                     self.progress(self.logical_done)
             hasher = None
             if self.verify_sha256:
-                hasher = _BackgroundSha256(self.source_path, self.size)
+                hasher = _BackgroundSha256(self.fd, self.source_path,
+                                           self.size)
             try:
                 self._move()
                 if self.cancel.is_set():
-                    self._abort()
+                    self._abort(discard=not self.keep_partial)
                     raise base.TransferCancelled(
                         'transfer of %s to %s:%s was cancelled'
                         % (self.source_path, self.where, self.dest_path))
@@ -294,7 +235,13 @@ class _Sender:
             raise base.MoverError('transfer of %s to %s:%s failed: %s' % (
                 self.source_path, self.where, self.dest_path, exc)) from None
         finally:
-            _quiet_close(control)
+            _quiet_close(control.sock)
+
+    def _data_bytes(self):
+        """Bytes in data extents: what the receiver may have to store."""
+        if self.extents is None:
+            return self.size
+        return sum(end - start for start, end in self.extents)
 
     def _move(self):
         if self.remaining == 0:
@@ -355,11 +302,12 @@ class _Sender:
                      stream.error or 'connection closed')
 
     def _attach(self):
-        sock = _connect(self.host, self.port, self.key, self.timeout)
+        chan = _connect(self.host, self.port, self.key, self.timeout)
+        sock = chan.sock
         try:
-            _send_msg(sock, {'op': 'data', 'tid': self.tid,
-                             'chunk_hash': self.chunk_hash})
-            reply = _recv_msg(sock)
+            chan.send_msg({'op': 'data', 'tid': self.tid,
+                           'chunk_hash': self.chunk_hash})
+            reply = chan.recv_msg()
             if reply is None or not reply.get('ok'):
                 raise base.MoverError('%s refused a stream for %s: %s' % (
                     self.where, self.dest_path,
@@ -372,7 +320,7 @@ class _Sender:
         except BaseException:
             _quiet_close(sock)
             raise
-        stream = _Stream(sock)
+        stream = _Stream(chan)
         with self.cv:
             # Chunks that landed although their acknowledgement was lost.
             for index in range(len(good)):
@@ -413,7 +361,7 @@ class _Sender:
         try:
             while True:
                 try:
-                    msg = _recv_msg(stream.sock)
+                    msg = stream.chan.recv_msg()
                 except _TIMEOUTS:
                     with self.cv:
                         idle = not stream.pending
@@ -506,9 +454,10 @@ class _Sender:
             sent = sock.send(os.pread(self.fd, max(1, length // 2), off))
             self._count(sent)
             raise _LinkBroken()
+        tag = session.ChunkTag(stream.chan.chunk_mac_out(),
+                               with_data=self.chunk_hash)
         if not self.chunk_hash:
             # Nothing to read in Python: the kernel sends from the page cache.
-            digest = bytes(DIGEST_LEN)
             for n, (off, length) in enumerate(segments):
                 if corrupt and n == 0:
                     data = bytearray(os.pread(self.fd, length, off))
@@ -518,20 +467,15 @@ class _Sender:
                     self._sendfile(sock, off, length)
                 self._count(length)
         else:
-            hasher = xxhash.xxh3_128()
             view = memoryview(buffer)
             try:
                 for off, length in segments:
-                    self._send_hashed(sock, off, length, hasher, view,
-                                      corrupt)
+                    self._send_hashed(sock, off, length, tag, view, corrupt)
                     corrupt = False
                     self._count(length)
             finally:
                 view.release()
-            hasher.update(head)
-            hasher.update(table)
-            digest = hasher.digest()
-        sock.sendall(digest)
+        sock.sendall(tag.finish(head + table))
 
     def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
         """Read a segment once, piece by piece: hash each piece and send
@@ -578,16 +522,16 @@ class _Sender:
             self.wire += n
 
     def _check_unchanged(self):
-        st = os.stat(self.source_path)
+        st = os.fstat(self.fd)
         if st.st_size != self.size or st.st_mtime_ns != self.mtime:
             raise base.MoverError('%s changed while it was being sent'
                                   % self.source_path)
 
     def _commit(self, digest):
         # Hashing a big file on the receiver takes a while.
-        _set_timeouts(self.control, max(self.timeout, self.size / 100e6))
-        _send_msg(self.control, {'op': 'commit', 'sha256': digest})
-        reply = _recv_msg(self.control)
+        _set_timeouts(self.control.sock, max(self.timeout, self.size / 100e6))
+        self.control.send_msg({'op': 'commit', 'sha256': digest})
+        reply = self.control.recv_msg()
         if reply is None or not reply.get('ok'):
             raise base.MoverError('%s could not complete %s: %s' % (
                 self.where, self.dest_path,
@@ -596,58 +540,18 @@ class _Sender:
             raise base.MoverError('sha256 of %s on %s does not match the '
                                   'source' % (self.dest_path, self.where))
 
-    def _abort(self):
+    def _abort(self, discard):
         try:
-            _send_msg(self.control, {'op': 'abort',
-                                     'discard': not self.keep_partial})
-            _recv_msg(self.control)
+            self.control.send_msg({'op': 'abort', 'discard': discard})
+            self.control.recv_msg()
         except (OSError, EOFError, ProtocolError, ValueError):
             pass
-
-
-class _BackgroundSha256:
-    """The source's sha256, computed while the chunks travel."""
-
-    def __init__(self, path, size):
-        self._path = path
-        self._size = size
-        self._stop = threading.Event()
-        self._digest = None
-        self._error = None
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='blockpipe-sha256')
-        self._thread.start()
-
-    def _run(self):
-        try:
-            digest = hashlib.sha256()
-            with open(self._path, 'rb', buffering=0) as fh:
-                buf = bytearray(4 * 1024 * 1024)
-                view = memoryview(buf)
-                while not self._stop.is_set():
-                    n = fh.readinto(buf)
-                    if not n:
-                        break
-                    digest.update(view[:n])
-            self._digest = digest.hexdigest()
-        except OSError as exc:
-            self._error = exc
-
-    def stop(self):
-        self._stop.set()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise base.MoverError('cannot hash %s: %s' % (
-                self._path, _describe_oserror(self._error)))
-        return self._digest
 
 
 def send(source_path, host, port, dest_path, token, streams=4,
          chunk_size=DEFAULT_CHUNK_SIZE, verify_sha256=False, progress=None,
          cancel=None, *, timeout=DEFAULT_TIMEOUT, retries=3,
-         keep_partial=True, chunk_hash=True, faults=None):
+         keep_partial=True, chunk_hash=True, faults=None, source_root=None):
     """Send one file to the :class:`Receiver` at ``host:port``.
 
     ``dest_path`` is relative to the receiver's tree.  ``progress(bytes)`` is
@@ -657,10 +561,14 @@ def send(source_path, host, port, dest_path, token, streams=4,
     receiver keeps ``<dest>.part`` for a later resume unless
     ``keep_partial`` is false.  Each chunk is retried ``retries`` times and
     each stream reconnects ``retries`` times in a row before the transfer
-    fails.  ``chunk_hash=False`` drops the per-chunk xxh3 (TCP checksums
-    only; the sender then reads just a probe of each block to find zeros):
-    for CPU-starved hosts, and to measure what the hash costs.  ``faults``
-    is for tests only (see :class:`Faults`).
+    fails.  ``chunk_hash=False`` leaves the data out of the per-chunk tag
+    (headers stay authenticated; the data has TCP checksums only and could
+    be changed on the path; the sender then reads just a probe of each
+    block and sends with sendfile): for CPU-starved hosts on a trusted
+    network, and to measure what the tag costs.  ``faults``
+    is for tests only (see :class:`Faults`).  With ``source_root`` (the
+    export root holding ``source_path``) the file is opened one component
+    at a time from the root, no symlink followed.
     """
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError('chunk_size must be within %d..%d bytes'
@@ -668,5 +576,5 @@ def send(source_path, host, port, dest_path, token, streams=4,
     sender = _Sender(source_path, host, port, dest_path, _as_key(token),
                      streams, chunk_size, verify_sha256, progress, cancel,
                      timeout, retries, keep_partial, faults,
-                     chunk_hash=chunk_hash)
+                     chunk_hash=chunk_hash, source_root=source_root)
     return sender.run()

@@ -15,6 +15,7 @@ import struct
 import typing
 import zlib
 
+from overcloud_migrate.dtn import constants
 from overcloud_migrate.dtn.movers import base
 
 DEFAULT_PORT = 22642
@@ -26,7 +27,7 @@ DEFAULT_TIMEOUT = 60.0
 #: chunks sent on one connection before an acknowledgement is awaited
 WINDOW = 2
 #: most connections one transfer may attach on the receiver
-MAX_STREAMS = 64
+MAX_STREAMS = constants.MAX_STREAMS
 #: most connections (authenticated or not) a receiver serves at once
 MAX_CONNECTIONS = 256
 STATE_FLUSH_SECONDS = 2.0

@@ -1,0 +1,13 @@
+"""Names the DTN service, its movers, its client and the plugin share.
+
+Defined here once; the plugin side (``transports/dtn.py``, the ``overcloud
+dtn`` commands) imports them from here.  Dependency-free, like the rest of
+:mod:`overcloud_migrate.dtn`.
+"""
+
+#: environment variable holding the DTN API token for clients
+TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
+#: HTTP header carrying the DTN API token
+TOKEN_HEADER = 'X-Auth-Token'
+#: most parallel streams one transfer may use (API, movers, CLI)
+MAX_STREAMS = 64
