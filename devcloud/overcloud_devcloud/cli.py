@@ -17,8 +17,8 @@ class Up(command.Command):
     """Start devcloud-a and devcloud-b (cold the first time, warm after).
 
     Starts a private MariaDB and RabbitMQ and, for each cloud, Keystone,
-    Glance, Placement, Nova (api, conductor, scheduler, compute) and Neutron
-    on 127.0.0.1.  Does nothing when the bed is already running.
+    Glance, Placement, Nova (api, conductor, scheduler, compute), Neutron and
+    Cinder (api, scheduler, volume, backup) on 127.0.0.1.  Does nothing when the bed is already running.
     """
 
     def take_action(self, parsed_args):
@@ -60,9 +60,9 @@ class Status(lister.Lister):
     def take_action(self, parsed_args):
         rows = bed_mod.Bed().status()
         columns = ('service', 'port', 'pid', 'running', 'answers', 'rss_mib',
-                   'log')
+                   'log', 'data')
         headers = ('Service', 'Port', 'PID', 'Running', 'Answers', 'RSS MiB',
-                   'Log')
+                   'Log', 'Data')
         return headers, [tuple(row[c] for c in columns) for row in rows]
 
 
