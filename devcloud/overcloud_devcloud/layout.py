@@ -11,6 +11,7 @@ Keystone catalog holds those ports) and keeps using it.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 import sysconfig
@@ -267,6 +268,25 @@ class Layout:
             if path.exists():
                 return path
         return self.instances_dir(cloud) / name
+
+    def server_volumes(self, cloud, server_id):
+        """What the guest of a server sees of its Cinder volumes, as the
+        test-bed Nova driver records it: {volume id: {'mountpoint':
+        '/dev/vdb', 'device_path': the file the guest reads and writes,
+        'format': 'raw' or 'qcow2' (after a snapshot of the attached
+        volume), 'root': True for the volume a server booted from}}."""
+        disk = self.server_disk(cloud, server_id)
+        record = disk.with_name('%s.json' % server_id)
+        try:
+            return json.loads(record.read_text()).get('volumes', {})
+        except FileNotFoundError:
+            return {}
+
+    def volume_file(self, cloud, volume_id):
+        """The base file of a volume on its cloud's share (the active file
+        is another one once the volume has snapshots: see
+        :meth:`volume_share`)."""
+        return self.volume_share(cloud) / ('volume-%s' % volume_id)
 
     def pidfile(self, name):
         return self.run_dir / ('%s.pid' % name)
