@@ -1,5 +1,6 @@
 """``overcloud-devcloud``: the test bed's console command (cliff)."""
 
+import dataclasses
 import shlex
 import sys
 
@@ -7,8 +8,10 @@ from cliff import app
 from cliff import command
 from cliff import commandmanager
 from cliff import lister
+from cliff import show
 
 from overcloud_devcloud import bed as bed_mod
+from overcloud_devcloud import guest
 from overcloud_devcloud import layout as layout_mod
 from overcloud_devcloud import process
 
@@ -133,8 +136,68 @@ class Scenario(lister.Lister):
         return headers, rows
 
 
+class GuestWrite(show.ShowOne):
+    """Change random blocks of a server's disk in place, as its guest would.
+
+    Picks PERCENT % of the disk's blocks with a seeded generator and
+    overwrites each with seeded random bytes, in place, then fsyncs: the
+    same seed, percentage and disk always change the same bytes.  For
+    tests and benchmarks of warm migration (copy while running, then move
+    only what changed).  The server may be running.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('server', metavar='<server>',
+                            help='Server name or ID')
+        parser.add_argument('--cloud', default='devcloud-a',
+                            choices=layout_mod.CLOUDS,
+                            help='Cloud of the server (default: devcloud-a)')
+        parser.add_argument('--percent', type=float, required=True,
+                            metavar='<percent>',
+                            help='Share of the disk\'s blocks to change, '
+                                 '0 to 100')
+        parser.add_argument('--seed', default='0', metavar='<seed>',
+                            help='Seed of the block choice and of the bytes '
+                                 '(default: 0)')
+        parser.add_argument('--block-size', type=int,
+                            default=guest.DEFAULT_BLOCK_SIZE,
+                            metavar='<bytes>',
+                            help='Size of a block (default: %d, a guest '
+                                 'file-system block)'
+                                 % guest.DEFAULT_BLOCK_SIZE)
+        return parser
+
+    def take_action(self, parsed_args):
+        import openstack
+
+        layout = layout_mod.Layout()
+        config = openstack.config.OpenStackConfig(
+            config_files=[str(layout.clouds_yaml)], load_envvars=False)
+        conn = openstack.connection.Connection(
+            config=config.get_one(cloud=parsed_args.cloud))
+        try:
+            server = conn.compute.find_server(parsed_args.server,
+                                              ignore_missing=True)
+            if server is None:
+                raise guest.GuestError('No server %s in %s.' % (
+                    parsed_args.server, parsed_args.cloud))
+            server = conn.compute.get_server(server.id)
+        finally:
+            conn.close()
+        disk = layout.instances_dir(parsed_args.cloud,
+                                    server.compute_host) / (
+            '%s.disk' % server.id)
+        report = guest.write(disk, parsed_args.percent, parsed_args.seed,
+                             parsed_args.block_size)
+        columns = ('server', 'disk', 'disk_bytes', 'block_size',
+                   'blocks_changed', 'bytes_changed')
+        values = dict(dataclasses.asdict(report), server=server.id)
+        return columns, tuple(values[c] for c in columns)
+
+
 COMMANDS = {'up': Up, 'down': Down, 'status': Status, 'env': Env,
-            'scenario': Scenario}
+            'scenario': Scenario, 'guest write': GuestWrite}
 
 
 class DevcloudApp(app.App):
@@ -156,6 +219,7 @@ class DevcloudApp(app.App):
         try:
             return super().run_subcommand(argv)
         except (bed_mod.BedError, process.ProcessError, ValueError) as exc:
+            # ValueError covers guest.GuestError: a bad disk or percentage
             self.stderr.write('overcloud-devcloud: %s\n' % exc)
             return 1
 

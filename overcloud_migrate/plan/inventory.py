@@ -59,6 +59,19 @@ def build_plan(conn, identity, servers, mappings=None):
     return plan
 
 
+def _true(value):
+    """Cinder returns ``bootable`` as the string 'true' or 'false'."""
+    if isinstance(value, str):
+        return value.strip().lower() == 'true'
+    return bool(value)
+
+
+def _device_order(device):
+    """Sort key for device names: /dev/vda < /dev/vdb < ... < /dev/vdaa."""
+    name = (device or '').rsplit('/', 1)[-1]
+    return (len(name), name)
+
+
 class _Reader:
 
     def __init__(self, conn, plan, project_id):
@@ -89,15 +102,85 @@ class _Reader:
             self._add_keypair(server.key_name)
         if image_id:
             self._add_image(image_id)
+        volumes = self._add_volumes(server, boot_from_volume=not image_id)
         self.plan.servers.append(model.Server(
             id=server.id, name=server.name, flavor_id=flavor,
             boot_source='image' if image_id else 'volume',
             image_id=image_id or None, key_name=server.key_name or None,
             security_groups=groups, metadata=dict(server.metadata or {}),
             availability_zone=server.availability_zone or None,
-            port_ids=[p.id for p in ports], status=server.status or '',
+            port_ids=[p.id for p in ports], volumes=volumes,
+            status=server.status or '',
             description=server.description or None,
             tags=list(server.tags or [])))
+
+    def _add_volumes(self, server, boot_from_volume):
+        """The server's volume attachments, each volume read once.
+
+        The boot volume is the one on the server's root device name (Nova
+        reports it to admins), else, for a server with no image, the
+        bootable volume on the first device.  Multi-attach and encrypted
+        volumes are refused here, before anything is planned.
+        """
+        attachments = sorted(
+            self.conn.compute.volume_attachments(server),
+            key=lambda a: _device_order(a.device))
+        if not attachments:
+            return []
+        root_device = getattr(server, 'root_device_name', None)
+        result = []
+        for attachment in attachments:
+            volume = self._add_volume(server, attachment.volume_id)
+            result.append(model.VolumeAttachment(
+                volume_id=volume.id, device=attachment.device or None,
+                delete_on_termination=bool(
+                    attachment.delete_on_termination)))
+        if boot_from_volume:
+            boot = [a for a in result if root_device and
+                    a.device == root_device]
+            if not boot:
+                bootable = [a for a in result
+                            if self.plan.by_id('volumes', a.volume_id)
+                            .bootable]
+                boot = bootable[:1] or result[:1]
+            boot[0].boot_index = 0
+        return result
+
+    def _add_volume(self, server, volume_id):
+        known = self.plan.by_id('volumes', volume_id)
+        if known is not None:
+            # A volume on two servers of the plan is a multi-attach one.
+            raise InventoryError(
+                "Volume '%s' (%s) is attached to more than one server; "
+                'multi-attach volumes cannot be migrated.'
+                % (known.name or known.id, known.id))
+        try:
+            volume = self.conn.block_storage.get_volume(volume_id)
+        except sdk_exc.NotFoundException:
+            raise InventoryError(
+                "Volume %s attached to server '%s' cannot be read in the "
+                'source project.' % (volume_id, server.name))
+        label = "Volume '%s' (%s) of server '%s'" % (
+            volume.name or volume.id, volume.id, server.name)
+        if volume.is_multiattach:
+            raise InventoryError(
+                '%s is multi-attach; multi-attach volumes cannot be migrated '
+                '(their writers would be split between two clouds).' % label)
+        if volume.is_encrypted:
+            raise InventoryError(
+                '%s is encrypted; encrypted volumes cannot be migrated (their '
+                'key stays in the source key manager).' % label)
+        record = model.Volume(
+            id=volume.id, size=int(volume.size or 0), name=volume.name or '',
+            description=volume.description or '',
+            volume_type=volume.volume_type or None,
+            bootable=_true(volume.is_bootable),
+            availability_zone=volume.availability_zone or None,
+            metadata=dict(volume.metadata or {}),
+            image_metadata=dict(volume.volume_image_metadata or {}),
+            status=volume.status or '')
+        self.plan.volumes.append(record)
+        return record
 
     def _add_flavor(self, server):
         flavor = server.flavor

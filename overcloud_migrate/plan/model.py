@@ -217,6 +217,35 @@ class FloatingIP:
 
 
 @dataclasses.dataclass
+class Volume:
+    """A Cinder volume attached to a server of the plan (boot or data)."""
+    id: str
+    size: int                           # GiB
+    name: str = ''
+    description: str = ''
+    volume_type: typing.Optional[str] = None
+    bootable: bool = False
+    availability_zone: typing.Optional[str] = None
+    metadata: dict = _field(factory=dict)
+    # Cinder's volume_image_metadata (image properties a bootable volume
+    # carries from the image it was made from)
+    image_metadata: dict = _field(factory=dict)
+    multiattach: bool = False
+    encrypted: bool = False
+    status: str = ''
+
+
+@dataclasses.dataclass
+class VolumeAttachment:
+    """One volume of a server, in the order Nova lists them."""
+    volume_id: str
+    device: typing.Optional[str] = None
+    # 0 for the volume the server boots from, None for a data volume
+    boot_index: typing.Optional[int] = None
+    delete_on_termination: bool = False
+
+
+@dataclasses.dataclass
 class Server:
     id: str
     name: str
@@ -228,6 +257,8 @@ class Server:
     metadata: dict = _field(factory=dict)
     availability_zone: typing.Optional[str] = None
     port_ids: list = _field(factory=list)
+    # every attached volume, the boot volume (boot_index 0) among them
+    volumes: typing.List[VolumeAttachment] = _field(factory=list)
     status: str = ''
     description: typing.Optional[str] = None
     tags: list = _field(factory=list)
@@ -244,6 +275,7 @@ class Mappings:
     external_network: typing.Optional[str] = None
     flavors: dict = _field(factory=dict)        # source flavor name -> dest
     availability_zones: dict = _field(factory=dict)
+    volume_types: dict = _field(factory=dict)   # source type -> dest type
 
 
 @dataclasses.dataclass
@@ -268,6 +300,7 @@ class Plan:
     images: typing.List[Image] = _field(factory=list)
     ports: typing.List[Port] = _field(factory=list)
     floating_ips: typing.List[FloatingIP] = _field(factory=list)
+    volumes: typing.List[Volume] = _field(factory=list)
     servers: typing.List[Server] = _field(factory=list)
     # --order dependency: the planner's waves ({index, groups: [{server_ids,
     # host, ...}]}); servers are migrated in this order, an operator may
@@ -340,6 +373,7 @@ class Plan:
         ports = {p.id for p in self.ports}
         groups = {g.id for g in self.security_groups}
         flavors = {f.id for f in self.flavors}
+        volumes = {v.id for v in self.volumes}
         for i, subnet in enumerate(self.subnets):
             if subnet.network_id not in nets:
                 raise PlanError('plan.subnets[%d].network_id: network %s is '
@@ -371,12 +405,40 @@ class Plan:
             if server.boot_source not in ('image', 'volume'):
                 raise PlanError("plan.servers[%d].boot_source: 'image' or "
                                 "'volume', not %r" % (i, server.boot_source))
+            self._check_server_volumes(i, server, volumes)
             if server.dest_host is not None and \
                     not valid_host_name(server.dest_host):
                 raise PlanError(
                     'plan.servers[%d].dest_host: expected a compute host '
                     'name (no spaces, at most %d characters) or null, got '
                     '%r' % (i, HOST_NAME_MAX, server.dest_host))
+
+    @staticmethod
+    def _check_server_volumes(i, server, volumes):
+        boot = [a for a in server.volumes if a.boot_index == 0]
+        for j, attachment in enumerate(server.volumes):
+            path = 'plan.servers[%d].volumes[%d]' % (i, j)
+            if attachment.volume_id not in volumes:
+                raise PlanError('%s.volume_id: volume %s is not in the plan'
+                                % (path, attachment.volume_id))
+            if attachment.boot_index not in (None, 0):
+                raise PlanError('%s.boot_index: 0 (the boot volume) or null '
+                                '(a data volume), not %r'
+                                % (path, attachment.boot_index))
+        if len(boot) > 1:
+            raise PlanError('plan.servers[%d].volumes: more than one volume '
+                            'has boot_index 0' % i)
+        if (server.boot_source == 'volume') != bool(boot):
+            raise PlanError(
+                'plan.servers[%d].volumes: a server with boot_source %r %s '
+                'a volume with boot_index 0' % (
+                    i, server.boot_source,
+                    'needs' if server.boot_source == 'volume'
+                    else 'cannot have'))
+
+    def volumes_of(self, server):
+        """The Volume records of ``server``, in attachment order."""
+        return [self.by_id('volumes', a.volume_id) for a in server.volumes]
 
     def dest_hosts(self):
         """``{server_id: host}`` of the servers pinned to a host."""

@@ -110,10 +110,15 @@ class Prechecks:
 
     def servers(self):
         for server in self.plan.servers:
-            if server.boot_source == 'volume':
+            for attachment in server.volumes:
+                volume = self.plan.by_id('volumes', attachment.volume_id)
+                what = ('boots from volume' if attachment.boot_index == 0
+                        else 'has the data volume')
                 self.add('server', server.name, server.id,
-                         'boots from a volume; volume-backed servers are not '
-                         'supported yet')
+                         "%s '%s' (%s, %d GiB); moving volumes is not "
+                         'supported yet, so the server would arrive without '
+                         'it' % (what, volume.name or volume.id, volume.id,
+                                 volume.size))
             if self.source is not None:
                 try:
                     current = self.source.compute.get_server(server.id)

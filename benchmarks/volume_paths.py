@@ -1,0 +1,339 @@
+"""Which Cinder calls should move a volume? Each candidate, measured.
+
+Needs a running devcloud with Cinder (``overcloud-devcloud up``;
+OS_CLIENT_CONFIG_FILE from ``overcloud-devcloud env``).  Makes a volume in
+devcloud-a (default 1 GiB, VM-like: about 75% zero blocks, written into the
+volume's file on the cloud's share as a guest would), then times, side by
+side in one run, every step a volume migration could be built from:
+
+source (devcloud-a)
+  upload-raw      volume -> Glance image, disk_format raw (every byte)
+  upload-qcow2    volume -> Glance image, disk_format qcow2 (zeros dropped)
+  snap+clone      in-use style snapshot, then a volume from it (what a
+                  consistent copy of an attached volume costs first)
+  backup          a full backup (posix driver) of the volume
+  share-read      read the volume's file on the share (a DTN's bare read)
+between
+  stream-raw      the raw image, source Glance -> destination Glance
+  stream-qcow2    the qcow2 image, the same way
+destination (devcloud-b)
+  create-raw      a volume from the raw image
+  create-qcow2    a volume from the qcow2 image
+  share-write     an empty volume, its file written from the source's
+                  (data blocks only, fsync: a DTN's bare write)
+
+and the paths made of them:
+
+  naive           upload-raw + download to a file + upload the file +
+                  create-raw (store and forward)
+  api             upload-qcow2 + stream-qcow2 + create-qcow2
+  share           the source file copied into the destination volume's
+                  file, read and write overlapped (the DTN path, here
+                  without a link between them)
+
+Prints seconds and logical MB/s (volume bytes / seconds) of each, the
+ratios against ``naive`` and against the slower of each path's bare read and
+bare write, and the medium the shares are on.  Absolute numbers vary with
+the machine's load; ratios come from one run.  Everything it makes is
+deleted at the end.
+"""
+
+import argparse
+import contextlib
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import openstack
+
+from overcloud_devcloud import layout as layout_mod
+from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.transports import glance as glance_transport
+
+CHUNK = 1024 * 1024
+GIB = 1024 ** 3
+PREFIX = 'bench-vol'
+TIMEOUT = 1200
+
+
+def vm_blocks(size, data_fraction=0.25, seed=b'bench'):
+    """(offset, bytes) of the data blocks of a VM-like disk: 1 MiB of
+    random bytes every 1/data_fraction MiB, zeros between."""
+    step = max(1, round(1 / data_fraction))
+    for index in range(0, size // CHUNK, step):
+        yield index * CHUNK, os.urandom(CHUNK)
+
+
+def medium(path):
+    result = subprocess.run(['findmnt', '-n', '-o', 'FSTYPE,SOURCE', '-T',
+                             str(path)], capture_output=True, text=True)
+    return result.stdout.strip() or 'unknown'
+
+
+def timed(fn):
+    start = time.monotonic()
+    result = fn()
+    return time.monotonic() - start, result
+
+
+def wait_volume(conn, volume, status='available'):
+    return conn.block_storage.wait_for_status(
+        volume, status, failures=['error'], interval=0.5, wait=TIMEOUT)
+
+
+def wait_image(conn, image_id):
+    return conn.image.wait_for_status(
+        conn.image.get_image(image_id), 'active',
+        failures=['killed', 'deleted'], interval=0.5, wait=TIMEOUT)
+
+
+def volume_file(layout, cloud, volume_id):
+    return layout.volume_share(cloud) / ('volume-%s' % volume_id)
+
+
+def data_ranges(fd, size):
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return
+            raise
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        yield start, end
+        offset = end
+
+
+def read_file(path):
+    """Read every data range of a sparse file, as a DTN sender would."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        for start, end in data_ranges(fd, size):
+            offset = start
+            while offset < end:
+                n = len(os.pread(fd, min(4 * CHUNK, end - offset), offset))
+                if n <= 0:
+                    raise OSError(errno.EIO, 'short read')
+                offset += n
+    finally:
+        os.close(fd)
+
+
+def copy_file(src, dst):
+    """The share path without a link: data ranges of ``src`` written in
+    place into ``dst`` (an existing file of the same size), then fsync."""
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY)
+    try:
+        size = os.fstat(sfd).st_size
+        for start, end in data_ranges(sfd, size):
+            offset = start
+            while offset < end:
+                data = os.pread(sfd, min(4 * CHUNK, end - offset), offset)
+                if not data.strip(b'\0'):
+                    offset += len(data)     # an allocated block of zeros
+                    continue
+                os.pwrite(dfd, data, offset)
+                offset += len(data)
+        os.fsync(dfd)
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+
+
+def download_to_file(conn, image_id, path):
+    response = conn.image.get('/images/%s/file' % image_id, stream=True)
+    with open(path, 'wb') as handle:
+        for chunk in response.iter_content(CHUNK):
+            handle.write(chunk)
+
+
+def upload_file(conn, name, disk_format, path):
+    image = conn.image.create_image(name=name, disk_format=disk_format,
+                                    container_format='bare')
+    with open(path, 'rb') as handle:
+        response = conn.image.put(
+            '/images/%s/file' % image.id, data=handle,
+            headers={'Content-Type': 'application/octet-stream'})
+    if response.status_code >= 300:
+        raise RuntimeError('upload failed: HTTP %d' % response.status_code)
+    return wait_image(conn, image.id)
+
+
+class Run:
+
+    def __init__(self, size):
+        self.size = size
+        self.layout = layout_mod.Layout()
+        self.src = openstack.connect(cloud='devcloud-a')
+        self.dst = openstack.connect(cloud='devcloud-b')
+        self.cleanups = []
+        self.seconds = {}
+        self.notes = {}
+
+    def later(self, fn, *args, **kwargs):
+        self.cleanups.append(lambda: fn(*args, **kwargs))
+
+    def clean(self):
+        for action in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                action()
+
+    def step(self, name, fn):
+        print('  %-14s ...' % name, end='', flush=True, file=sys.stderr)
+        seconds, result = timed(fn)
+        self.seconds[name] = seconds
+        print(' %.1f s' % seconds, file=sys.stderr)
+        return result
+
+    def new_volume(self, conn, name, **attrs):
+        volume = conn.block_storage.create_volume(
+            name='%s-%s' % (PREFIX, name), size=self.size // GIB, **attrs)
+        self.later(conn.block_storage.delete_volume, volume.id,
+                   ignore_missing=True)
+        return wait_volume(conn, volume)
+
+    def upload(self, volume, disk_format):
+        name = '%s-%s' % (PREFIX, disk_format)
+
+        def go():
+            reply = self.src.block_storage.upload_volume_to_image(
+                volume, name, disk_format=disk_format,
+                container_format='bare')
+            image_id = reply['image_id']
+            self.later(self.src.image.delete_image, image_id,
+                       ignore_missing=True)
+            wait_volume(self.src, volume)
+            return wait_image(self.src, image_id)
+        return self.step('upload-' + disk_format, go)
+
+    def stream(self, image, label):
+        def go():
+            dest = self.dst.image.create_image(
+                name=image.name, disk_format=image.disk_format,
+                container_format='bare')
+            self.later(self.dst.image.delete_image, dest.id,
+                       ignore_missing=True)
+            glance_transport.GlanceTransport().transfer(
+                transport_base.ImageRef(self.src, image.id, image.size,
+                                        image.hash_algo, image.hash_value,
+                                        image.name),
+                transport_base.ImageRef(self.dst, dest.id),
+                lambda done, total: None)
+            return wait_image(self.dst, dest.id)
+        return self.step('stream-' + label, go)
+
+    def run(self):
+        print('making a %d GiB VM-like volume in devcloud-a' %
+              (self.size // GIB), file=sys.stderr)
+        source = self.new_volume(self.src, 'source')
+        path = volume_file(self.layout, 'devcloud-a', source.id)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            for offset, data in vm_blocks(self.size):
+                os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+        raw = self.upload(source, 'raw')
+        qcow2 = self.upload(source, 'qcow2')
+        self.notes['image MB raw / qcow2'] = '%.0f / %.0f' % (
+            raw.size / 1e6, qcow2.size / 1e6)
+
+        def snap_clone():
+            snap = self.src.block_storage.create_snapshot(
+                volume_id=source.id, name=PREFIX + '-snap', force=True)
+            self.later(self.src.block_storage.delete_snapshot, snap.id,
+                       ignore_missing=True)
+            self.src.block_storage.wait_for_status(
+                snap, 'available', failures=['error'], interval=0.5,
+                wait=TIMEOUT)
+            return self.new_volume(self.src, 'clone', snapshot_id=snap.id)
+        self.step('snap+clone', snap_clone)
+
+        def backup():
+            made = self.src.block_storage.create_backup(
+                volume_id=source.id, name=PREFIX + '-backup', force=True)
+            self.later(self.src.block_storage.delete_backup, made.id,
+                       ignore_missing=True)
+            return self.src.block_storage.wait_for_status(
+                made, 'available', failures=['error'], interval=0.5,
+                wait=TIMEOUT)
+        self.step('backup', backup)
+
+        self.step('share-read', lambda: read_file(path))
+
+        dest_raw = self.stream(raw, 'raw')
+        dest_qcow2 = self.stream(qcow2, 'qcow2')
+        self.step('create-raw', lambda: self.new_volume(
+            self.dst, 'from-raw', image_id=dest_raw.id))
+        self.step('create-qcow2', lambda: self.new_volume(
+            self.dst, 'from-qcow2', image_id=dest_qcow2.id))
+
+        with tempfile.TemporaryDirectory(dir=self.layout.home) as tmp:
+            staged = os.path.join(tmp, 'image.raw')
+            self.step('download-file', lambda: download_to_file(
+                self.src, raw.id, staged))
+            again = self.step('upload-file', lambda: upload_file(
+                self.dst, PREFIX + '-naive', 'raw', staged))
+            self.later(self.dst.image.delete_image, again.id,
+                       ignore_missing=True)
+
+        empty = self.new_volume(self.dst, 'share-target')
+        target = volume_file(self.layout, 'devcloud-b', empty.id)
+        self.step('share-copy', lambda: copy_file(path, target))
+        self.notes['share media'] = '%s -> %s' % (
+            medium(path), medium(target))
+
+    def report(self):
+        s = self.seconds
+        paths = {
+            'naive': s['upload-raw'] + s['download-file'] + s['upload-file']
+            + s['create-raw'],
+            'api': s['upload-qcow2'] + s['stream-qcow2'] + s['create-qcow2'],
+            'share': s['share-copy'],
+        }
+        bare = {'api': max(s['upload-qcow2'], s['create-qcow2']),
+                'share': max(s['share-read'], s['share-copy'])}
+        mb = self.size / 1e6
+        print('\nvolume: %d GiB, ~75%% zero blocks; %s'
+              % (self.size // GIB, '; '.join('%s: %s' % kv
+                                              for kv in self.notes.items())))
+        print('\n%-16s %8s %10s' % ('step', 'seconds', 'MB/s'))
+        for name, seconds in s.items():
+            print('%-16s %8.1f %10.0f' % (name, seconds, mb / seconds))
+        print('\n%-8s %8s %10s %10s %16s' % ('path', 'seconds', 'MB/s',
+                                             '/ naive', '/ slower bare'))
+        for name, seconds in paths.items():
+            slower = ('%16.2f' % (bare[name] / seconds) if name in bare
+                      else '%16s' % '-')
+            print('%-8s %8.1f %10.0f %10.2f %s' % (
+                name, seconds, mb / seconds, paths['naive'] / seconds,
+                slower))
+        print('\n/ naive: how many times faster than the naive path; '
+              '/ slower bare: throughput against the slower of the path\'s '
+              'bare read and bare write (api: upload-qcow2, create-qcow2; '
+              'share: share-read, the copy itself).')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size-gib', type=int, default=1,
+                        help='volume size in GiB (default: 1)')
+    args = parser.parse_args(argv)
+    run = Run(args.size_gib * GIB)
+    try:
+        run.run()
+        run.report()
+    finally:
+        run.clean()
+
+
+if __name__ == '__main__':
+    main()
