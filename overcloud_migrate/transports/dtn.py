@@ -33,6 +33,7 @@ import tempfile
 import time
 
 from overcloud_migrate.dtn import client as dtn_client
+from overcloud_migrate.dtn import constants as dtn_constants
 from overcloud_migrate.transports import base
 from overcloud_migrate.transports import sharedfs
 from overcloud_migrate.transports import streams
@@ -40,7 +41,7 @@ from overcloud_migrate.transports import streams
 LOG = logging.getLogger(__name__)
 
 #: the environment variable the ``overcloud dtn`` commands read too
-TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
+TOKEN_ENV = dtn_constants.TOKEN_ENV
 _ACTIVE = ('queued', 'running')
 _PROBE_PREFIX = '.overcloud-migrate-probe-'
 #: the staged file must be readable by the DTN's GridFTP server, which
