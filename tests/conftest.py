@@ -15,6 +15,8 @@ import functools
 import pathlib
 import re
 
+import pytest
+
 EXCLUSIVE_UNIT = 'devcloud-exclusive'
 _EXCLUSIVE = re.compile(r"^BED_ACCESS = ['\"]exclusive['\"]", re.MULTILINE)
 
@@ -28,6 +30,7 @@ def _exclusive(rootdir, path):
         return False
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist may be absent
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue('dist') != 'loadfile':
         return None
