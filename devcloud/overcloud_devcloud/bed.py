@@ -71,27 +71,54 @@ class Bed:
                 return False
         return self.pid(service) is not None
 
-    def _compute_states(self, cloud):
-        """{(binary, host): 'up'|'down'} of the Nova RPC services of
-        ``cloud``."""
+    def _rpc_states(self, cloud):
+        """{(api, binary, host): 'up'|'down'} of the RPC services of
+        ``cloud`` (Nova's and Cinder's)."""
+        states = {}
         try:
             secrets = credentials.load_or_create(self.layout)
             conn = bootstrap.connect(self.layout, secrets, cloud)
-            return {(svc.binary, svc.host): svc.state
-                    for svc in conn.compute.services()}
-        except Exception:  # the API may be down: then nothing answers
-            return {}
+        except Exception:  # Keystone may be down: then nothing answers
+            return states
+        for api, listing in (('compute', conn.compute.services),
+                             ('block-storage', conn.block_storage.services)):
+            try:
+                states.update({(api, svc.binary, svc.host): svc.state
+                               for svc in listing()})
+            except Exception:  # that API is down: its services don't answer
+                pass
+        return states
+
+    def data_dir(self, service):
+        """Where ``service`` keeps the bytes of what it stores, if anywhere:
+        the volume share of cinder-volume (a DTN of the cloud reads and
+        writes volume files there), the backup directory of cinder-backup,
+        the image store of Glance, the instances of a nova-compute."""
+        layout, cloud = self.layout, service.cloud
+        if cloud is None:
+            return None
+        short = service.name.split('/', 1)[1]
+        if short == 'cinder-volume':
+            return layout.volume_share(cloud)
+        if short == 'cinder-backup':
+            return layout.backup_dir(cloud)
+        if short == 'glance':
+            return layout.cloud_dir(cloud) / 'glance' / 'images'
+        if service.binary == 'nova-compute':
+            return layout.instances_dir(cloud, service.host)
+        return None
 
     def status(self):
-        """One dict per service: name, port, pid, running, answers, rss."""
+        """One dict per service: name, port, pid, running, answers, rss,
+        log and data (see :meth:`data_dir`)."""
         rows, states = [], {}
         for service in self.all_services():
             pid = self.pid(service)
             if service.health == 'process' and pid is not None:
                 if service.cloud not in states:
-                    states[service.cloud] = self._compute_states(service.cloud)
+                    states[service.cloud] = self._rpc_states(service.cloud)
                 ok = states[service.cloud].get(
-                    (service.binary, service.host)) == 'up'
+                    (service.api, service.binary, service.host)) == 'up'
             else:
                 ok = pid is not None and self.answers(service)
             rows.append({
@@ -103,6 +130,7 @@ class Bed:
                 'rss_mib': round(process.tree_rss(pid) / 2**20, 1)
                 if pid else 0.0,
                 'log': str(self.layout.logfile(service.slug)),
+                'data': str(self.data_dir(service) or ''),
             })
         return rows
 
@@ -200,7 +228,9 @@ class Bed:
             database.initialise(layout)
         broker.write_config(layout, secrets)
         self._start_and_wait(infra, started)
-        if cold:
+        if cold or not all(layout.cinder_marker(c).exists()
+                           for c in layout_mod.CLOUDS):
+            # Also when a bed made before devcloud had Cinder gains it.
             database.create_databases(layout, secrets)
         for cloud in layout_mod.CLOUDS:
             confgen.write_cloud(layout, secrets, cloud)
@@ -226,6 +256,7 @@ class Bed:
         since = datetime.datetime.now(datetime.timezone.utc).replace(
             tzinfo=None, microsecond=0)
         todo = [s for s in self.cloud_services(cloud) if s.name in pending]
+        cinder_new = not layout.cinder_marker(cloud).exists()
         if cold:
             self.progress('devcloud: creating the databases of %s' % cloud)
             bootstrap.sync_databases(layout, secrets, cloud)
@@ -233,11 +264,20 @@ class Bed:
             self._start_and_wait(keystone, started)
             bootstrap.register_identity(layout, secrets, cloud)
             todo = [s for s in todo if s not in keystone]
+        elif cinder_new:
+            self.progress('devcloud: adding Cinder to %s' % cloud)
+            bootstrap.sync_cinder_database(layout, cloud)
         self.progress('devcloud: starting %s' % cloud)
         self._start_and_wait(todo, started)
         conn = bootstrap.connect(layout, secrets, cloud)
-        bootstrap.wait_for_compute(conn, cloud, lambda: self._check_alive(
-            self.cloud_services(cloud)), since)
+
+        def still_running():
+            self._check_alive(self.cloud_services(cloud))
+
+        bootstrap.wait_for_compute(conn, cloud, still_running, since)
+        if cinder_new:
+            bootstrap.register_cinder(layout, secrets, cloud)
+        bootstrap.wait_for_block_storage(conn, cloud, still_running, since)
         # Map new compute hosts into cell1: every host on a cold start, and
         # on a warm one any host added since (a bed made by an older
         # devcloud with fewer computes).
@@ -246,6 +286,9 @@ class Bed:
             self.progress('devcloud: creating flavors, network and image in '
                           '%s' % cloud)
             bootstrap.create_resources(layout, secrets, cloud)
+        if cinder_new:
+            bootstrap.create_volume_types(layout, secrets, cloud)
+            layout.cinder_marker(cloud).write_text(time.strftime('%F %T\n'))
         self.progress('devcloud: %s is up' % cloud)
 
     # -- down ---------------------------------------------------------------
@@ -293,5 +336,15 @@ class Bed:
         return stopped
 
     def environment(self):
-        """Variables that point OpenStack clients at this bed."""
-        return {'OS_CLIENT_CONFIG_FILE': str(self.layout.clouds_yaml)}
+        """Variables that point OpenStack clients at this bed, and the
+        volume share and backup directory of each cloud
+        (``OVERCLOUD_DEVCLOUD_VOLUMES_A``, ``OVERCLOUD_DEVCLOUD_BACKUPS_A``,
+        ``..._B``): what a DTN of that cloud reaches as NFS."""
+        env = {'OS_CLIENT_CONFIG_FILE': str(self.layout.clouds_yaml)}
+        for cloud in layout_mod.CLOUDS:
+            suffix = cloud.rsplit('-', 1)[1].upper()
+            env['OVERCLOUD_DEVCLOUD_VOLUMES_%s' % suffix] = str(
+                self.layout.volume_share(cloud))
+            env['OVERCLOUD_DEVCLOUD_BACKUPS_%s' % suffix] = str(
+                self.layout.backup_dir(cloud))
+        return env

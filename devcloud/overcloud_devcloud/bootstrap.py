@@ -24,6 +24,10 @@ CATALOG = (('glance', 'image', 'glance'),
            ('placement', 'placement', 'placement'),
            ('nova', 'compute', 'nova-api'),
            ('neutron', 'network', 'neutron'))
+# Cinder's user and catalog entries; clients still look for 'volumev3' (an
+# alias of block-storage in the service-types authority), so both are there.
+CINDER_USER = 'cinder'
+CINDER_CATALOG = (('cinder', 'block-storage'), ('cinderv3', 'volumev3'))
 
 
 def image_bytes():
@@ -116,11 +120,19 @@ def sync_databases(layout, secrets, cloud):
             etc(cloud, 'neutron') / 'plugins' / 'ml2' / 'ml2_conf.ini',
             'upgrade', 'heads'])
 
-    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
         jobs = [pool.submit(f) for f in (keystone, glance, placement, nova,
                                          neutron)]
+        jobs.append(pool.submit(sync_cinder_database, layout, cloud))
         for job in jobs:
             job.result()
+
+
+def sync_cinder_database(layout, cloud):
+    """Create (or upgrade) Cinder's schema of ``cloud``."""
+    _run(layout, cloud, 'cinder-manage', [
+        layout.bin_dir / 'cinder-manage', '--config-file',
+        layout.etc(cloud, 'cinder') / 'cinder.conf', 'db', 'sync'])
 
 
 def connect(layout, secrets, cloud, admin=True, project='admin'):
@@ -164,6 +176,80 @@ def register_identity(layout, secrets, cloud):
             identity.create_endpoint(service_id=entry.id, interface=interface,
                                      url=layout.url(cloud, service),
                                      region_id='RegionOne')
+
+
+def _service_account(identity, roles, project, name, password):
+    """A service user with the admin and service roles in ``project``."""
+    account = identity.find_user(name, domain_id='default')
+    if account is None:
+        account = identity.create_user(name=name, domain_id='default',
+                                       password=password,
+                                       default_project_id=project.id)
+    for role in ('admin', 'service'):
+        identity.assign_project_role_to_user(project, account, roles[role])
+    return account
+
+
+def register_cinder(layout, secrets, cloud):
+    """Cinder's service user and catalog entries (idempotent: a bed made
+    before devcloud had Cinder gains them at its next start)."""
+    conn = connect(layout, secrets, cloud)
+    identity = conn.identity
+    roles = {r.name: r for r in identity.roles()}
+    project = identity.find_project('service', domain_id='default',
+                                    ignore_missing=False)
+    _service_account(identity, roles, project, CINDER_USER,
+                     secrets[cloud]['service'])
+    known = {s.type for s in identity.services()}
+    for name, service_type in CINDER_CATALOG:
+        if service_type in known:
+            continue
+        entry = identity.create_service(name=name, type=service_type)
+        for interface in ('public', 'internal', 'admin'):
+            identity.create_endpoint(service_id=entry.id, interface=interface,
+                                     url=layout.url(cloud, 'cinder-api'),
+                                     region_id='RegionOne')
+
+
+def create_volume_types(layout, secrets, cloud):
+    """The volume types of :data:`confgen.VOLUME_TYPES`, all public and on
+    the cloud's one backend (idempotent)."""
+    from overcloud_devcloud import confgen
+    conn = connect(layout, secrets, cloud)
+    storage = conn.block_storage
+    known = {t.name for t in storage.types()}
+    for name in confgen.VOLUME_TYPES:
+        if name in known:
+            continue
+        storage.create_type(
+            name=name, is_public=True,
+            description='devcloud volume type %s' % name,
+            extra_specs={'volume_backend_name': layout_mod.VOLUME_BACKEND})
+
+
+def wait_for_block_storage(conn, cloud, still_running, since, timeout=120):
+    """Wait until Cinder's scheduler, volume and backup services of
+    ``cloud`` have reported in since ``since`` (see
+    :func:`wait_for_compute`)."""
+    wanted = {(binary, layout_mod.cinder_host(cloud, binary))
+              for binary in layout_mod.CINDER_SERVICES}
+    deadline = time.monotonic() + timeout
+    fresh = set()
+    while True:
+        still_running()
+        fresh = {(svc.binary, svc.host)
+                 for svc in conn.block_storage.services()
+                 if svc.state == 'up' and svc.status == 'enabled'
+                 and svc.updated_at and _utc(svc.updated_at) >= since}
+        if wanted <= fresh:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    raise process.ProcessError(
+        'Cinder of %s did not report as up within %d s (no fresh heartbeat '
+        'from %s)' % (cloud, timeout, ', '.join(
+            '%s on %s' % pair for pair in sorted(wanted - fresh))))
 
 
 def wait_for_compute(conn, cloud, still_running, since, timeout=120):

@@ -20,8 +20,9 @@ class Up(command.Command):
     """Start devcloud-a and devcloud-b (cold the first time, warm after).
 
     Starts a private MariaDB and RabbitMQ and, for each cloud, Keystone,
-    Glance, Placement, Nova (api, conductor, scheduler, compute) and Neutron
-    on 127.0.0.1.  Does nothing when the bed is already running.
+    Glance, Placement, Nova (api, conductor, scheduler, compute), Neutron and
+    Cinder (api, scheduler, volume, backup) on 127.0.0.1.  Does nothing
+    when the bed is already running.
     """
 
     def take_action(self, parsed_args):
@@ -63,9 +64,9 @@ class Status(lister.Lister):
     def take_action(self, parsed_args):
         rows = bed_mod.Bed().status()
         columns = ('service', 'port', 'pid', 'running', 'answers', 'rss_mib',
-                   'log')
+                   'log', 'data')
         headers = ('Service', 'Port', 'PID', 'Running', 'Answers', 'RSS MiB',
-                   'Log')
+                   'Log', 'Data')
         return headers, [tuple(row[c] for c in columns) for row in rows]
 
 
@@ -101,6 +102,11 @@ class Scenario(lister.Lister):
                                  '(default: 3t)')
         parser.add_argument('--delete', action='store_true',
                             help='Only delete what the scenario made')
+        parser.add_argument(
+            '--volumes', action='store_true',
+            help='Give the servers Cinder volumes: db boots from a volume '
+                 'and has two data volumes (types standard and fast), app '
+                 'has one data volume')
         return parser
 
     def take_action(self, parsed_args):
@@ -113,17 +119,21 @@ class Scenario(lister.Lister):
         conn = openstack.connection.Connection(
             config=config.get_one(cloud=parsed_args.cloud))
         scenario.delete(conn, parsed_args.prefix)
+        headers = ('Server', 'ID', 'Fixed IP', 'Floating IP', 'Volumes')
         if parsed_args.delete:
-            return ('Server', 'ID', 'Fixed IP', 'Floating IP'), []
-        built = scenario.build(conn, parsed_args.prefix)
+            return headers, []
+        built = scenario.build(conn, parsed_args.prefix,
+                               volumes=parsed_args.volumes)
         rows = []
         for tier, server in built.servers.items():
             port = built.ports[tier]
             rows.append((server.name, server.id,
                          port.fixed_ips[0]['ip_address'],
                          built.floating_ip.floating_ip_address
-                         if tier == 'web' else ''))
-        return ('Server', 'ID', 'Fixed IP', 'Floating IP'), rows
+                         if tier == 'web' else '',
+                         ' '.join('%s(%s)' % (v.name or v.id, v.volume_type)
+                                  for v in built.volumes.get(tier, ()))))
+        return headers, rows
 
 
 class GuestWrite(show.ShowOne):

@@ -11,8 +11,8 @@ import shutil
 from overcloud_devcloud import layout as layout_mod
 
 DB_SERVICES = ('keystone', 'glance', 'placement', 'nova_api', 'nova_cell0',
-               'nova', 'neutron')
-SERVICE_USERS = ('glance', 'placement', 'nova', 'neutron')
+               'nova', 'neutron', 'cinder')
+SERVICE_USERS = ('glance', 'placement', 'nova', 'neutron', 'cinder')
 
 
 def db_name(cloud, service):
@@ -160,7 +160,11 @@ def nova(layout, secrets, cloud, compute=False, host=None):
         'oslo_messaging_notifications': {'driver': 'noop'},
         'notifications': {'notification_format': 'unversioned'},
         'vnc': {'enabled': False},
-        'cinder': {'auth_type': 'none'},
+        # Nova finds Cinder in the catalog (block-storage / volumev3) and
+        # calls it with the user's token; these credentials serve the calls
+        # Nova makes with no user token (clean-ups, periodic tasks).
+        'cinder': dict(_auth_section(layout, secrets, cloud, 'nova'),
+                       os_region_name='RegionOne'),
     }
     if not compute:
         conf['api_database'] = {
@@ -201,6 +205,72 @@ def neutron(layout, secrets, cloud):
         'oslo_messaging_notifications': {'driver': 'noop'},
         'agent': {'root_helper': '', 'root_helper_daemon': ''},
     }
+
+
+def cinder(layout, secrets, cloud):
+    """cinder.conf of ``cloud``: its API, scheduler, volume and backup.
+
+    The volume backend is Cinder's NFS driver through the test-bed subclass
+    :class:`overcloud_devcloud.cinder_nfs.LocalShareNfsDriver`: the "share"
+    is a local directory (:meth:`Layout.volume_share`), never mounted.
+    """
+    state = layout.cinder_dir(cloud)
+    common = _common(layout, cloud, 'cinder-api')
+    common.update({
+        'transport_url': transport_url(layout, secrets, cloud),
+        'host': layout_mod.storage_host(cloud),
+        'my_ip': layout_mod.HOST,
+        'state_path': str(state),
+        'auth_strategy': 'keystone',
+        'api_paste_config': str(layout.etc(cloud, 'cinder') /
+                                'api-paste.ini'),
+        'resource_query_filters_file': str(layout.etc_dir / 'cinder' /
+                                           'resource_filters.json'),
+        'osapi_volume_workers': 1,
+        'enabled_backends': layout_mod.VOLUME_BACKEND,
+        'default_volume_type': VOLUME_TYPES[0],
+        'image_conversion_dir': str(state / 'conversion'),
+        'backup_driver': 'cinder.backup.drivers.posix.PosixBackupDriver',
+        'backup_posix_path': str(layout.backup_dir(cloud)),
+        'backup_workers': 1,
+        # The image-volume cache and friends are off by default: keep it so.
+        'glance_catalog_info': 'image:glance:publicURL',
+        'periodic_interval': 30,
+    })
+    backend = {
+        'volume_driver': 'overcloud_devcloud.cinder_nfs.LocalShareNfsDriver',
+        'volume_backend_name': layout_mod.VOLUME_BACKEND,
+        'nfs_shares_config': str(layout.etc(cloud, 'cinder') / 'nfs_shares'),
+        'nfs_mount_point_base': str(state / 'mnt'),
+        'nfs_sparsed_volumes': True,
+        # Snapshots are qcow2 overlays made with qemu-img; of an attached
+        # volume, with the help of Nova (assisted volume snapshots).
+        'nfs_snapshot_support': True,
+        # Cinder's NFS driver refuses snapshots when secure file operations
+        # are 'true'; the test-bed driver runs them as the bed's user anyway
+        # (no sudo).  Secure permissions: volume files are mode 660.
+        'nas_secure_file_operations': 'false',
+        'nas_secure_file_permissions': 'true',
+    }
+    return {
+        'DEFAULT': common,
+        'database': {'connection': db_url(layout, secrets, cloud, 'cinder')},
+        'keystone_authtoken': _authtoken(layout, secrets, cloud, 'cinder'),
+        'service_user': dict(_auth_section(layout, secrets, cloud, 'cinder'),
+                             send_service_user_token=True),
+        # Cinder calls Nova for snapshots of attached volumes.
+        'nova': dict(_auth_section(layout, secrets, cloud, 'cinder'),
+                     interface='public'),
+        'oslo_concurrency': {'lock_path': str(state / 'locks')},
+        'coordination': {'backend_url': 'file://%s' % (state / 'coordination')},
+        'oslo_messaging_notifications': {'driver': 'noop'},
+        layout_mod.VOLUME_BACKEND: backend,
+    }
+
+
+# Volume types of every cloud; the first is the default.  Both are on the
+# one backend (a migration maps types by name, so two names are enough).
+VOLUME_TYPES = ('standard', 'fast')
 
 
 def ml2(layout, secrets, cloud):
@@ -259,6 +329,9 @@ def write_cloud(layout, secrets, cloud):
            neutron(layout, secrets, cloud))
     _write(etc(cloud, 'neutron') / 'plugins' / 'ml2' / 'ml2_conf.ini',
            ml2(layout, secrets, cloud))
+    _write(etc(cloud, 'cinder') / 'cinder.conf', cinder(layout, secrets, cloud))
+    (etc(cloud, 'cinder') / 'nfs_shares').write_text(
+        layout.volume_share_name(cloud) + '\n')
     # The paste pipelines ship with the services, in the venv's etc/.
     shutil.copy(layout.etc_dir / 'glance' / 'glance-api-paste.ini',
                 etc(cloud, 'glance') / 'glance-api-paste.ini')
@@ -266,6 +339,11 @@ def write_cloud(layout, secrets, cloud):
                 etc(cloud, 'nova') / 'api-paste.ini')
     shutil.copy(layout.etc_dir / 'neutron' / 'api-paste.ini',
                 etc(cloud, 'neutron') / 'api-paste.ini')
+    shutil.copy(layout.etc_dir / 'cinder' / 'api-paste.ini',
+                etc(cloud, 'cinder') / 'api-paste.ini')
+    for path in (layout.volume_share(cloud), layout.backup_dir(cloud)):
+        path.mkdir(parents=True, exist_ok=True)
     for sub in ('glance/images', 'glance/staging', 'glance/tasks',
-                'glance/cache', 'nova/locks', 'neutron/locks', 'instances'):
+                'glance/cache', 'nova/locks', 'neutron/locks', 'instances',
+                'cinder/locks', 'cinder/conversion', 'cinder/coordination'):
         (layout.cloud_dir(cloud) / sub).mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ Keystone catalog holds those ports) and keeps using it.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 import sysconfig
@@ -25,10 +26,17 @@ CLOUDS = ('devcloud-a', 'devcloud-b')
 
 # API services of one cloud, in start order, with their offset from the
 # cloud's first port.
-API_SERVICES = ('keystone', 'glance', 'placement', 'nova-api', 'neutron')
+API_SERVICES = ('keystone', 'glance', 'placement', 'nova-api', 'neutron',
+                'cinder-api')
 # Services of one cloud that listen on no port (nova-compute runs once per
 # compute host, see COMPUTE_HOSTS).
 RPC_SERVICES = ('nova-conductor', 'nova-scheduler')
+# Cinder's services of one cloud that listen on no port; they all run as the
+# cloud's storage host (see :func:`storage_host`).
+CINDER_SERVICES = ('cinder-scheduler', 'cinder-volume', 'cinder-backup')
+# The one Cinder backend of each cloud (``enabled_backends``): Cinder's NFS
+# driver on a local directory, the cloud's volume share.
+VOLUME_BACKEND = 'nfs'
 # Nova compute hosts (``[DEFAULT] host``) of each cloud.  devcloud-b has two,
 # so that placement on a chosen destination host can be tested.  The first
 # host of a cloud keeps the paths a one-compute bed used.
@@ -50,6 +58,20 @@ def compute_service(cloud, host):
     'devcloud-b-compute-2' -> 'nova-compute-2'.
     """
     return 'nova-' + host[len(cloud) + 1:]
+
+
+def storage_host(cloud):
+    """``[DEFAULT] host`` of the Cinder services of ``cloud``."""
+    return '%s-storage' % cloud
+
+
+def cinder_host(cloud, binary):
+    """The host Cinder reports for its service ``binary`` of ``cloud``
+    (cinder-volume reports ``host@backend``)."""
+    host = storage_host(cloud)
+    if binary == 'cinder-volume':
+        return '%s@%s' % (host, VOLUME_BACKEND)
+    return host
 
 
 def default_home():
@@ -180,6 +202,34 @@ class Layout:
     def etc(self, cloud, service=''):
         return self.cloud_dir(cloud) / 'etc' / service
 
+    def cinder_dir(self, cloud):
+        """Cinder's ``state_path`` of ``cloud``: locks, image conversion."""
+        return self.cloud_dir(cloud) / 'cinder'
+
+    def volume_share(self, cloud):
+        """The directory that stands for ``cloud``'s NFS export.
+
+        Cinder's NFS driver keeps one file per volume there
+        (``volume-<uuid>``, raw; after a snapshot, qcow2 overlays
+        ``volume-<uuid>.<snapshot uuid>`` and a ``volume-<uuid>.info`` that
+        names the active file).  A DTN of the cloud reads and writes these
+        files directly, as it would on the real NFS share.
+        """
+        return self.cloud_dir(cloud) / 'volumes'
+
+    def volume_share_name(self, cloud):
+        """The share as Cinder names it (``host:/path``, NFS syntax)."""
+        return '%s:%s' % (HOST, self.volume_share(cloud))
+
+    def backup_dir(self, cloud):
+        """Where Cinder's posix backup driver of ``cloud`` writes."""
+        return self.cloud_dir(cloud) / 'backups'
+
+    def cinder_marker(self, cloud):
+        """Exists once Cinder of ``cloud`` is initialised (a bed made
+        before devcloud had Cinder gains it at its next start)."""
+        return self.cloud_dir(cloud) / 'cinder-initialised'
+
     def compute_dir(self, cloud, host):
         """Private directory of one compute host (not the first one)."""
         return self.cloud_dir(cloud) / 'computes' / host
@@ -219,6 +269,25 @@ class Layout:
                 return path
         return self.instances_dir(cloud) / name
 
+    def server_volumes(self, cloud, server_id):
+        """What the guest of a server sees of its Cinder volumes, as the
+        test-bed Nova driver records it: {volume id: {'mountpoint':
+        '/dev/vdb', 'device_path': the file the guest reads and writes,
+        'format': 'raw' or 'qcow2' (after a snapshot of the attached
+        volume), 'root': True for the volume a server booted from}}."""
+        disk = self.server_disk(cloud, server_id)
+        record = disk.with_name('%s.json' % server_id)
+        try:
+            return json.loads(record.read_text()).get('volumes', {})
+        except FileNotFoundError:
+            return {}
+
+    def volume_file(self, cloud, volume_id):
+        """The base file of a volume on its cloud's share (the active file
+        is another one once the volume has snapshots: see
+        :meth:`volume_share`)."""
+        return self.volume_share(cloud) / ('volume-%s' % volume_id)
+
     def pidfile(self, name):
         return self.run_dir / ('%s.pid' % name)
 
@@ -227,5 +296,6 @@ class Layout:
 
     def url(self, cloud, service):
         port = self.ports.api(cloud, service)
-        suffix = {'keystone': '/v3', 'nova-api': '/v2.1'}.get(service, '')
+        suffix = {'keystone': '/v3', 'nova-api': '/v2.1',
+                  'cinder-api': '/v3'}.get(service, '')
         return 'http://%s:%d%s' % (HOST, port, suffix)

@@ -4,6 +4,11 @@ Two tenant networks (web and app) behind one router with an external
 gateway, three security groups that refer to each other, a keypair, three
 servers on fixed IPs (web, app, db) and a floating IP on the web server.
 Used by the README demo and the functional tests.
+
+With ``volumes=True`` the servers carry Cinder volumes too: db boots from a
+volume (made from the devcloud image) and has two data volumes attached,
+``PREFIX-db-data`` (type ``standard``) and ``PREFIX-db-log`` (type
+``fast``); app boots from the image and has ``PREFIX-app-data`` attached.
 """
 
 import dataclasses
@@ -34,16 +39,26 @@ class ThreeTier:
     ports: dict
     servers: dict
     floating_ip: object
+    # {tier: [volume, ...]} in attachment order, the boot volume first
+    volumes: dict = dataclasses.field(default_factory=dict)
 
     def server_names(self):
         return [s.name for s in self.servers.values()]
 
 
-def build(conn, prefix='3t', wait=180):
+# tier -> data volumes (name suffix, volume type, GiB) attached in order.
+DATA_VOLUMES = {'db': (('data', 'standard', 1), ('log', 'fast', 1)),
+                'app': (('data', 'standard', 1),)}
+# Tiers that boot from a volume made from the image.
+VOLUME_BOOTED = ('db',)
+ROOT_VOLUME_GIB = 1
+
+
+def build(conn, prefix='3t', wait=180, volumes=False):
     """Create the 3-tier project in ``conn``'s project; returns ThreeTier.
 
-    Servers are ACTIVE on return.  Raises on any failure (the caller cleans
-    up with :func:`delete`).
+    Servers are ACTIVE (and their volumes attached) on return.  Raises on
+    any failure (the caller cleans up with :func:`delete`).
     """
     net = conn.network
     public = net.find_network(bootstrap.EXTERNAL_NETWORK, ignore_missing=False)
@@ -100,17 +115,67 @@ def build(conn, prefix='3t', wait=180):
                         'ip_address': address}],
             security_group_ids=[groups[tier].id],
             allowed_address_pairs=pairs)
+        boot = {'image_id': image.id}
+        if volumes and tier in VOLUME_BOOTED:
+            boot = {'block_device_mapping': [{
+                'boot_index': 0, 'uuid': image.id, 'source_type': 'image',
+                'destination_type': 'volume',
+                'volume_size': ROOT_VOLUME_GIB,
+                'delete_on_termination': True}]}
         servers[tier] = conn.compute.create_server(
             name='%s-%s' % (prefix, tier), flavor_id=flavor.id,
-            image_id=image.id, key_name=keypair.name,
-            networks=[{'port': ports[tier].id}],
-            metadata={'tier': tier, 'app': prefix})
+            key_name=keypair.name, networks=[{'port': ports[tier].id}],
+            metadata={'tier': tier, 'app': prefix}, **boot)
+    data = {}
+    if volumes:
+        for tier, specs in DATA_VOLUMES.items():
+            data[tier] = [conn.block_storage.create_volume(
+                name='%s-%s-%s' % (prefix, tier, suffix), size=size,
+                volume_type=volume_type,
+                description='%s volume of the %s tier' % (suffix, tier),
+                metadata={'tier': tier, 'app': prefix})
+                for suffix, volume_type, size in specs]
     for tier in servers:
         servers[tier] = conn.compute.wait_for_server(servers[tier], wait=wait)
+    attached = {}
+    for tier, server in servers.items():
+        attached[tier] = [conn.block_storage.get_volume(a['id'])
+                          for a in server.attached_volumes or ()]
+        for volume in data.get(tier, ()):
+            conn.block_storage.wait_for_status(volume, 'available',
+                                               failures=['error'], wait=wait)
+            # One at a time: the guest's device names follow this order.
+            conn.compute.create_volume_attachment(server, volume_id=volume.id)
+            attached[tier].append(conn.block_storage.wait_for_status(
+                volume, 'in-use', failures=['error'], wait=wait))
     floating_ip = net.create_ip(floating_network_id=public.id,
                                 port_id=ports['web'].id)
     return ThreeTier(prefix, networks, subnets, router, groups, keypair.name,
-                     ports, servers, floating_ip)
+                     ports, servers, floating_ip,
+                     {t: v for t, v in attached.items() if v})
+
+
+def _delete_volumes(conn, prefix, wait):
+    """Volumes named PREFIX-... (and their snapshots), and boot volumes
+    Nova made for the scenario's servers that are left over."""
+    try:
+        storage = conn.block_storage
+        found = [v for v in storage.volumes()
+                 if (v.name or '').startswith(prefix + '-') and
+                 v.name[len(prefix) + 1:].split('-')[0] in DATA_VOLUMES]
+    except Exception:  # a cloud without Cinder: nothing to delete
+        return
+    for volume in found:
+        for snapshot in storage.snapshots(volume_id=volume.id):
+            storage.delete_snapshot(snapshot, ignore_missing=True)
+            storage.wait_for_delete(snapshot, wait=wait)
+        if volume.status in ('in-use', 'attaching', 'detaching'):
+            storage.reset_volume_status(volume, status='available',
+                                        attach_status='detached',
+                                        migration_status=None)
+        storage.delete_volume(volume, ignore_missing=True)
+    for volume in found:
+        storage.wait_for_delete(volume, wait=wait)
 
 
 def delete(conn, prefix='3t', wait=180):
@@ -122,6 +187,7 @@ def delete(conn, prefix='3t', wait=180):
         compute.delete_server(server, ignore_missing=True)
     for server in servers:
         compute.wait_for_delete(server, wait=wait)
+    _delete_volumes(conn, prefix, wait)
     for fip in net.ips():
         port = fip.port_id and net.get_port(fip.port_id)
         if port and (port.name or '').startswith(prefix + '-'):

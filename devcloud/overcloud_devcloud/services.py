@@ -24,10 +24,12 @@ WSGI_MODULES = {
     'placement': 'placement.wsgi.api:application',
     'nova-api': 'nova.wsgi.osapi_compute:application',
     'neutron': 'neutron.wsgi.api:application',
+    'cinder-api': 'cinder.wsgi.api:application',
 }
 
 DEBIAN_PACKAGES = {'mariadbd': 'mariadb-server',
                    'mariadb-install-db': 'mariadb-server',
+                   'qemu-img': 'qemu-utils',
                    'rabbitmq-server': 'rabbitmq-server'}
 RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server'
 
@@ -40,8 +42,9 @@ class Service:
     port: int = None     # None for services that listen on nothing
     cloud: str = None
     health: str = 'http'  # 'http', 'tcp' or 'process'
-    binary: str = None   # Nova RPC services: the binary Nova reports
-    host: str = None     # Nova RPC services: the host Nova reports
+    binary: str = None   # RPC services: the binary the API reports
+    host: str = None     # RPC services: the host the API reports
+    api: str = 'compute'  # RPC services: the API that lists them
 
     @property
     def slug(self):
@@ -92,6 +95,11 @@ def api_service(layout, cloud, service):
             *UWSGI_FLAGS]
     if service == 'glance':
         argv.extend(GLANCE_FLAGS)
+    if service == 'cinder-api':
+        # cinder.wsgi parses sys.argv, which uWSGI fills from --pyargv;
+        # volumes are uploaded to images in chunks, like Nova's snapshots.
+        argv.extend(['--pyargv', '--config-file %s' % (etc / 'cinder.conf'),
+                     *GLANCE_FLAGS])
     return Service('%s/%s' % (cloud, service), argv, env, port, cloud)
 
 
@@ -115,11 +123,24 @@ def compute_service(layout, cloud, host):
                    binary='nova-compute', host=host)
 
 
+def cinder_service(layout, cloud, service):
+    """cinder-scheduler, cinder-volume or cinder-backup of ``cloud``."""
+    argv = [layout.bin_dir / service, '--config-file',
+            layout.etc(cloud, 'cinder') / 'cinder.conf',
+            '--log-file', layout.logfile('%s-%s' % (cloud, service))]
+    return Service('%s/%s' % (cloud, service), argv, _base_env(), None,
+                   cloud, health='process', binary=service,
+                   host=layout_mod.cinder_host(cloud, service),
+                   api='block-storage')
+
+
 def cloud_services(layout, cloud):
     return ([api_service(layout, cloud, s) for s in layout_mod.API_SERVICES]
             + [rpc_service(layout, cloud, s) for s in layout_mod.RPC_SERVICES]
             + [compute_service(layout, cloud, h)
-               for h in layout_mod.compute_hosts(cloud)])
+               for h in layout_mod.compute_hosts(cloud)]
+            + [cinder_service(layout, cloud, s)
+               for s in layout_mod.CINDER_SERVICES])
 
 
 def mariadb_service(layout):

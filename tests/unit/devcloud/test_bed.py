@@ -57,7 +57,7 @@ def test_missing_debian_packages_give_the_install_command(bed, monkeypatch):
     monkeypatch.setattr(services, 'find_binary', lambda name: None)
     with pytest.raises(bed_mod.BedError) as caught:
         bed.up()
-    assert ('apt-get install -y mariadb-server rabbitmq-server'
+    assert ('apt-get install -y mariadb-server qemu-utils rabbitmq-server'
             in str(caught.value))
 
 
@@ -88,10 +88,18 @@ def test_status_of_a_stopped_bed_lists_every_service(bed, capsys):
     assert cli.main(['status', '-f', 'json']) == 0
     rows = json.loads(capsys.readouterr().out)
     computes = sum(len(layout_mod.compute_hosts(c)) for c in layout_mod.CLOUDS)
-    assert len(rows) == 2 + 7 * len(layout_mod.CLOUDS) + computes
+    assert len(rows) == 2 + 11 * len(layout_mod.CLOUDS) + computes
     assert {r['Service'] for r in rows} >= {
         'mariadb', 'devcloud-b/neutron', 'devcloud-a/nova-compute',
-        'devcloud-b/nova-compute', 'devcloud-b/nova-compute-2'}
+        'devcloud-b/nova-compute', 'devcloud-b/nova-compute-2',
+        'devcloud-a/cinder-api', 'devcloud-b/cinder-volume',
+        'devcloud-b/cinder-backup', 'devcloud-a/cinder-scheduler'}
+    data = {r['Service']: r['Data'] for r in rows}
+    # A DTN finds each cloud's volume share here.
+    assert data['devcloud-a/cinder-volume'] == str(
+        bed.layout.volume_share('devcloud-a'))
+    assert data['devcloud-b/cinder-backup'] == str(
+        bed.layout.backup_dir('devcloud-b'))
     assert not any(r['Running'] or r['Answers'] for r in rows)
     assert all(r['Log'].startswith(str(bed.layout.log_dir)) for r in rows)
 
@@ -101,6 +109,10 @@ def test_env_prints_a_quoted_export(bed, capsys):
     out = capsys.readouterr().out
     assert out.startswith('export OS_CLIENT_CONFIG_FILE=')
     assert str(bed.layout.clouds_yaml) in out
+    assert 'export OVERCLOUD_DEVCLOUD_VOLUMES_A=%s\n' % \
+        bed.layout.volume_share('devcloud-a') in out
+    assert 'export OVERCLOUD_DEVCLOUD_BACKUPS_B=%s\n' % \
+        bed.layout.backup_dir('devcloud-b') in out
 
 
 def test_purge_removes_only_what_devcloud_wrote(bed):

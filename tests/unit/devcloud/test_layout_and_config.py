@@ -66,7 +66,7 @@ def test_a_bed_keeps_the_base_port_it_was_set_up_with(monkeypatch, tmp_path):
 
 def test_every_port_is_distinct(layout):
     ports = layout.ports.all()
-    assert len(ports) == 4 + 5 * len(layout_mod.CLOUDS)
+    assert len(ports) == 4 + 6 * len(layout_mod.CLOUDS)
     assert min(ports) == 40000
 
 
