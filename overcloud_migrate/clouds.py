@@ -14,10 +14,12 @@ from keystoneauth1 import exceptions as ks_exc
 import openstack
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import exceptions
+
 DEST_CLOUD_ENV = 'OVERCLOUD_MIGRATE_DEST_CLOUD'
 
 
-class CloudError(Exception):
+class CloudError(exceptions.OvercloudMigrateError):
     """A cloud cannot be used; the message names the cloud and the cause."""
 
 

@@ -19,6 +19,28 @@ from sqlalchemy import orm
 
 JOURNAL_URL_ENV = 'OVERCLOUD_MIGRATE_JOURNAL_URL'
 
+# The state names, defined here only.  A migration (Migration.state) is
+# planned, running, network-ready (--network-only), aborting, and ends done,
+# failed, rolled-back or handed-off (migrate --handoff).  A server
+# (ServerRun.state) is pending, running, stopping, booting, verified, and
+# ends done, failed, rolled-back or handed-off.
+PLANNED = 'planned'
+PENDING = 'pending'
+RUNNING = 'running'
+STOPPING = 'stopping'
+BOOTING = 'booting'
+VERIFIED = 'verified'
+NETWORK_READY = 'network-ready'
+ABORTING = 'aborting'
+DONE = 'done'
+FAILED = 'failed'
+ROLLED_BACK = 'rolled-back'
+HANDED_OFF = 'handed-off'
+#: a migration in one of these states has nothing left to resume
+FINISHED = (DONE, ROLLED_BACK, HANDED_OFF)
+#: a migration in one of these states can be aborted
+ABORTABLE = (RUNNING, NETWORK_READY)
+
 
 def default_url(name='journal.sqlite'):
     state = os.environ.get('XDG_STATE_HOME') or os.path.join(
@@ -43,7 +65,7 @@ class Migration(Base):
                            onupdate=_now)
     source = sa.Column(sa.String(512), nullable=False)
     destination = sa.Column(sa.String(512), nullable=False)
-    state = sa.Column(sa.String(32), nullable=False, default='planned')
+    state = sa.Column(sa.String(32), nullable=False, default=PLANNED)
     plan = sa.Column(sa.Text, nullable=False)
     error = sa.Column(sa.Text)
     # How to reach the clouds again on resume: names, never secrets.
@@ -64,7 +86,7 @@ class ServerRun(Base):
     source_id = sa.Column(sa.String(64), nullable=False)
     name = sa.Column(sa.String(255), nullable=False, default='')
     position = sa.Column(sa.Integer, nullable=False, default=0)
-    state = sa.Column(sa.String(32), nullable=False, default='pending')
+    state = sa.Column(sa.String(32), nullable=False, default=PENDING)
     dest_id = sa.Column(sa.String(64))
     source_was_running = sa.Column(sa.Boolean)
     stopped_by_us = sa.Column(sa.Boolean, nullable=False, default=False)
@@ -129,7 +151,7 @@ class Journal:
         options = clouds.pop('options', None)
         migration_id = clouds.pop('migration_id', None) or str(uuid.uuid4())
         record = Migration(id=migration_id, source=source,
-                           destination=destination, state='running',
+                           destination=destination, state=RUNNING,
                            plan=json.dumps(plan, sort_keys=True),
                            options=json.dumps(options or {}), **clouds)
         with self._session.begin() as session:

@@ -1,4 +1,5 @@
-"""Transfer progress bars on standard error, only when it is a terminal."""
+"""Progress on standard error: one-line messages, and transfer bars only
+when it is a terminal."""
 
 import sys
 import threading
@@ -38,3 +39,11 @@ def bar_factory(stream=None):
                 stream.flush()
         return update
     return make
+
+
+def say(message, stream=None):
+    """One line of progress or a warning on standard error (stdout carries
+    only the result, so ``-f json`` stays parseable)."""
+    stream = stream or sys.stderr
+    with _LOCK:
+        print(message, file=stream, flush=True)

@@ -29,6 +29,7 @@ import os
 import re
 import stat
 
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import atomic
 from overcloud_migrate.plan import model
 
@@ -47,7 +48,7 @@ _SHA512 = re.compile(r'^[0-9a-f]{128}$')
 CHUNK = 1024 * 1024
 
 
-class ItemError(ValueError):
+class ItemError(exceptions.OvercloudMigrateError, ValueError):
     """An item that must not be acted on; the message says why."""
 
 

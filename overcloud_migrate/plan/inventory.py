@@ -6,6 +6,7 @@ Turns an openstacksdk connection to the source cloud into a
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import model
 
 # Image properties worth carrying to the destination.
@@ -13,7 +14,7 @@ IMAGE_PROPERTY_PREFIXES = ('hw_', 'os_', 'img_', 'architecture',
                            'hypervisor_type', 'vm_mode', 'auto_disk_config')
 
 
-class InventoryError(Exception):
+class InventoryError(exceptions.OvercloudMigrateError):
     """The source cannot be read as asked; the message says what."""
 
 

@@ -15,6 +15,7 @@ import typing
 
 import yaml
 
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import atomic
 
 PLAN_VERSION = 1
@@ -24,7 +25,7 @@ PLAN_VERSION = 1
 HOST_NAME_MAX = 255
 
 
-class PlanError(ValueError):
+class PlanError(exceptions.OvercloudMigrateError, ValueError):
     """A plan that cannot be used; the message names the field."""
 
 

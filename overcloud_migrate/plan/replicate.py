@@ -20,6 +20,7 @@ import ipaddress
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
 
 MARK_TAG = 'overcloud-migrate'
@@ -30,7 +31,7 @@ PENDING = ''
 COLUMNS = ('Type', 'Name', 'Source ID', 'Action', 'Destination ID', 'Status')
 
 
-class ReplicationError(Exception):
+class ReplicationError(exceptions.OvercloudMigrateError):
     """A destination write failed; the message names the resource."""
 
 
@@ -43,9 +44,11 @@ class Row:
     dest_id: str = ''
     status: str = ''     # planned, created, exists, mapped, skipped, ...
 
-    def as_tuple(self):
-        return (self.type, self.name, self.source_id, self.action,
-                self.dest_id or '', self.status)
+    def as_dict(self):
+        """This row as a record of a run (the keys of its fields)."""
+        record = dataclasses.asdict(self)
+        record['dest_id'] = self.dest_id or ''
+        return record
 
 
 def source_tag(source_id):

@@ -11,6 +11,8 @@ rate); both directions of a conversation are added together.
 import dataclasses
 import math
 
+from overcloud_migrate import exceptions
+
 Traffic = dict[tuple[str, str], float]
 
 # Where the traffic figures of a plan come from.
@@ -20,7 +22,7 @@ BASIS_ESTIMATE = 'topology estimate'
 BASIS_NONE = 'no traffic'
 
 
-class PlannerError(ValueError):
+class PlannerError(exceptions.OvercloudMigrateError, ValueError):
     """Bad planner input; the message is a whole sentence for the user."""
 
 

@@ -4,14 +4,15 @@
    marker, sizes, the plan's sha512 and the plan model's own validation).
 2. Claim it: ``status.json`` says ``processing`` (a restarted Receiver
    resumes such items).
-3. Precheck the plan against the destination; any problem fails the item
-   before anything is created.
-4. Rebuild its network world (:mod:`overcloud_migrate.plan.replicate`, one
-   item at a time: two items of one migration share networks).
-5. Upload the image from the item's file, boot, verify (the workflow's
-   TaskFlow flow, persisted in the Receiver's journal, so a restart runs
-   only the unfinished task and every task finds its earlier effect).
-6. Write ``status.json`` (done or failed, with the reason) and move the
+3. Run the destination pipeline (:mod:`overcloud_migrate.workflow.pipeline`,
+   the one ``migrate`` runs): a server already at the destination is done;
+   prechecks (any problem fails the item before anything is created); the
+   network world (one item at a time: two items of one migration share
+   networks); then upload the image from the item's file, boot, verify
+   (the workflow's TaskFlow flow, persisted in the Receiver's journal, so a
+   restart runs only the unfinished task and every task finds its earlier
+   effect).
+4. Write ``status.json`` (done or failed, with the reason) and move the
    item to ``done/`` or ``failed/``.
 """
 
@@ -21,12 +22,12 @@ import threading
 import uuid
 
 from overcloud_migrate import clouds
+from overcloud_migrate import exceptions
+from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import handoff
-from overcloud_migrate.plan import prechecks
-from overcloud_migrate.plan import replicate
 from overcloud_migrate.workflow import engine
+from overcloud_migrate.workflow import pipeline
 from overcloud_migrate.workflow import runner
-from overcloud_migrate.workflow import tasks
 
 LOG = logging.getLogger(__name__)
 #: item name -> the Receiver's migration id for it (stable across restarts)
@@ -43,7 +44,7 @@ class Options:
     floating_ip_mode: str = 'keep'
 
 
-class ItemFailed(Exception):
+class ItemFailed(exceptions.OvercloudMigrateError):
     """The item cannot be done; the message is the reason in status.json."""
 
 
@@ -112,64 +113,38 @@ class Processor:
             journal.add_server(migration_id, item.server.id,
                                item.server.name, 0)
         else:
-            journal.set_state(migration_id, 'running')
+            journal.set_state(migration_id, journal_mod.RUNNING)
             journal.log(migration_id, 'resumed by the receiver')
         try:
             dest = self.connect()
         except clouds.CloudError as exc:
             raise ItemFailed(str(exc))
         try:
-            existing = [s for s in tasks.tagged_servers(dest, item.server.id)
-                        if s.status == 'ACTIVE']
-            if existing:
-                # An earlier item (or a direct migrate) moved it already.
-                journal.update_server(migration_id, item.server.id,
-                                      state='done', dest_id=existing[0].id)
-                journal.log(migration_id, "server '%s' was already migrated "
-                            '(%s)' % (item.server.name, existing[0].id))
-                journal.finish(migration_id, 'done')
-                LOG.info('%s: server %s already runs at the destination as '
-                         '%s; nothing to do', item.name, item.server.name,
-                         existing[0].id)
-                return existing[0].id
-            admin = runner.is_admin(dest)
-            with self.network_lock:
-                problems = prechecks.Prechecks(
-                    plan, dest, journal, source_key, dest_key, admin).run()
-                if problems:
-                    message = '%d precheck%s failed; nothing was created: %s' \
-                        % (len(problems), '' if len(problems) == 1 else 's',
-                           '; '.join('%s %s: %s' % (p.type, p.name or
-                                                    p.source_id, p.problem)
-                                     for p in problems))
-                    journal.finish(migration_id, 'failed', message)
-                    raise ItemFailed(message)
-                replicator = replicate.Replicator(
-                    plan, dest, journal, source_key, dest_key,
-                    migration_id=migration_id, admin=admin,
+            result = pipeline.run(pipeline.Job(
+                migration_id=migration_id, plan=plan, journal=journal,
+                source_key=source_key, dest_key=dest_key, dest=dest,
+                admin=runner.is_admin(dest), items={item.server.id: item},
+                network_when_migrated=False, lock=self.network_lock,
+                settings=pipeline.Settings(
+                    timeout=self.options.timeout,
                     floating_ip_mode=self.options.floating_ip_mode,
-                    progress=lambda m: LOG.info('%s: %s', item.name, m))
-                try:
-                    replicator.run()
-                except replicate.ReplicationError as exc:
-                    journal.finish(migration_id, 'failed', str(exc))
-                    raise ItemFailed(str(exc))
-            ctx = tasks.ServerContext(
-                migration_id=migration_id, server=item.server, plan=plan,
-                source=None, dest=dest, journal=journal, transport=None,
-                ids=replicator.ids, timeout=self.options.timeout,
-                progress=lambda m: LOG.info('%s: %s', item.name, m),
-                item=item)
-            error = engine.run_servers([ctx], journal.url,
-                                       migration_id)[item.server.id]
-            record = journal.server(migration_id, item.server.id)
-            journal.finish(migration_id, 'failed' if error else 'done',
-                           error)
-            if error:
-                raise ItemFailed(error)
-            return record.dest_id
+                    progress=lambda m: LOG.info('%s: %s', item.name, m))))
+        except pipeline.PrecheckFailed as exc:
+            raise ItemFailed(exc.summary())
+        except pipeline.MigrationFailed as exc:
+            raise ItemFailed(exc.reason)
         finally:
             dest.close()
+        if item.server.id in result.migrated:
+            # An earlier item (or a direct migrate) moved it already.
+            LOG.info('%s: server %s already runs at the destination as '
+                     '%s; nothing to do', item.name, item.server.name,
+                     result.migrated[item.server.id])
+        [record] = [r for r in result.servers
+                    if r.source_id == item.server.id]
+        if result.failed:
+            raise ItemFailed(record.error or record.state)
+        return record.dest_id
 
     def _status(self, item, state, reason=None, **extra):
         status = {'state': state, 'reason': reason, 'item': None}

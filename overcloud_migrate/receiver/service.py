@@ -17,6 +17,7 @@ import os
 import threading
 import time
 
+from overcloud_migrate import exceptions
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.receiver import watcher as watcher_mod
 
@@ -24,7 +25,7 @@ LOG = logging.getLogger(__name__)
 LOCK_FILE = '.receiver.lock'
 
 
-class ReceiverError(Exception):
+class ReceiverError(exceptions.OvercloudMigrateError):
     """The Receiver cannot start; the message says why."""
 
 

@@ -8,13 +8,14 @@ import typing
 import stevedore
 from stevedore import exception as stevedore_exc
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
 
 NAMESPACE = 'overcloud_migrate.transports'
 FAULT_ENV = faults.ENV
 
 
-class TransportError(Exception):
+class TransportError(exceptions.OvercloudMigrateError):
     """A transfer failed; the message names the image and the cause."""
 
 

@@ -1,47 +1,28 @@
 """``openstack overcloud migrate``: move servers to another cloud."""
 
 import logging
-import sys
 
-from osc_lib.cli import format_columns
 from osc_lib.command import command
 from osc_lib import exceptions
 
 from overcloud_migrate import clouds
 from overcloud_migrate.common import options
 from overcloud_migrate.common import progress
+from overcloud_migrate.common import report
 from overcloud_migrate.common import transport_options
+from overcloud_migrate import exceptions as om_exceptions
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import inventory
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import ordering
-from overcloud_migrate.plan import replicate
-from overcloud_migrate.planner import model as planner_model
-from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.v1 import columns
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.workflow import runner
 
 LOG = logging.getLogger(__name__)
 
 
-class ReportThenFail:
-    """Print the report first, then exit non-zero if any server failed."""
-
-    outcome = None
-
-    def run(self, parsed_args):
-        self.outcome = None
-        result = super().run(parsed_args)
-        if self.outcome is not None and self.outcome.failed:
-            raise exceptions.CommandError(
-                '%d of %d servers failed (migration %s: `openstack overcloud '
-                'migration show %s`; the failed ones were rolled back)'
-                % (self.outcome.failed, self.outcome.total,
-                   self.outcome.migration_id, self.outcome.migration_id))
-        return result
-
-
-class MigrateServer(ReportThenFail, command.Lister):
+class MigrateServer(report.ReportThenFail, command.Lister):
     """Migrate servers, with their networks and addresses, to another cloud.
 
     The source is the cloud of the usual --os-* options; the destination is
@@ -285,9 +266,9 @@ class MigrateServer(ReportThenFail, command.Lister):
                 result = ordering.order_by_dependency(
                     plan, source, dest, traffic,
                     host_capacity=args.host_capacity,
-                    algorithm=args.algorithm, warn=_say,
+                    algorithm=args.algorithm, warn=progress.say,
                     pin_hosts=bool(args.pin_hosts))
-                _say('Dependency order (%s, %s): %s' % (
+                progress.say('Dependency order (%s, %s): %s' % (
                     result.algorithm, result.basis, ' | '.join(
                         ', '.join(_name(plan, sid) for sid in wave)
                         for wave in plan.waves())))
@@ -301,29 +282,28 @@ class MigrateServer(ReportThenFail, command.Lister):
             if args.pin_hosts is False:
                 plan.pin_hosts({s.id: None for s in plan.servers})
             if plan.dest_hosts():
-                _say('Destination hosts: %s' % ordering.describe_hosts(plan))
+                progress.say('Destination hosts: %s'
+                             % ordering.describe_hosts(plan))
             if args.plan_file:
                 plan.dump(args.plan_file)
-                _say('Plan written to %s' % args.plan_file)
+                progress.say('Plan written to %s' % args.plan_file)
             run = runner.Run(
                 plan, source, dest, source_id, dest_id,
                 journal_mod.Journal(args.journal_url),
-                run_options(args), progress=_say,
+                run_options(args), progress=progress.say,
                 progress_bar=progress.bar_factory(),
                 dest_names={'dest_cloud': dest_name,
                             'dest_region': args.dest_region,
                             'dest_project': args.dest_project})
             outcome = run.execute()
-        except (clouds.CloudError, inventory.InventoryError, model.PlanError,
-                planner_model.PlannerError,
-                runner.PrecheckFailed, runner.MigrationFailed,
-                replicate.ReplicationError,
-                transport_base.TransportError) as exc:
+        except om_exceptions.OvercloudMigrateError as exc:
             raise exceptions.CommandError(str(exc))
         self.outcome = outcome
         if outcome.migration_id:
-            _say('Migration %s recorded in the journal' % outcome.migration_id)
-        return constants.MIGRATE_COLUMNS, [_format(r) for r in outcome.rows]
+            progress.say('Migration %s recorded in the journal'
+                         % outcome.migration_id)
+        return (constants.MIGRATE_COLUMNS,
+                columns.migrate_rows(outcome.records))
 
 
 def run_options(args):
@@ -351,12 +331,6 @@ def _name(plan, server_id):
     return server.name if server else server_id
 
 
-def _format(row):
-    row = list(row)
-    row[-1] = format_columns.DictColumn(row[-1] or {})
-    return tuple(row)
-
-
 def _mappings(args, plan):
     """Plan mappings, with the command line taking precedence."""
     current = plan.mappings if plan is not None else model.Mappings()
@@ -366,7 +340,3 @@ def _mappings(args, plan):
         flavors={**current.flavors, **dict(args.flavor_map)},
         availability_zones={**current.availability_zones,
                             **dict(args.az_map)})
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

@@ -1,7 +1,6 @@
 """``openstack overcloud migration list|show|resume|abort|rollback``."""
 
 import json
-import sys
 
 from osc_lib.cli import format_columns
 from osc_lib.command import command
@@ -9,16 +8,14 @@ from osc_lib import exceptions
 
 from overcloud_migrate import clouds
 from overcloud_migrate.common import options
+from overcloud_migrate.common import progress
+from overcloud_migrate.common import report
+from overcloud_migrate import exceptions as om_exceptions
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import model
-from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.v1 import columns
 from overcloud_migrate.v1 import constants
-from overcloud_migrate.v1 import migrate as migrate_cmd
 from overcloud_migrate.workflow import runner
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def _record(journal, migration_id):
@@ -75,8 +72,7 @@ class ShowMigration(command.ShowOne):
             plan = runner.load_plan(record)
         except (ValueError, TypeError, model.PlanError):
             plan = None  # an unreadable plan only loses the host column
-        servers = [dict(zip(runner.COLUMNS[1:],
-                            runner.server_row(r, plan)[1:]))
+        servers = [columns.server_dict(runner.server_record(r, plan))
                    for r in journal.servers(record.id)]
         events = ['%s %s %s' % (e.at.isoformat() if e.at else '', e.level,
                                 e.message) for e in journal.events(record.id)]
@@ -93,8 +89,8 @@ class ShowMigration(command.ShowOne):
                   record.dest_cloud or record.destination,
                   format_columns.DictColumn(json.loads(record.options or
                                                        '{}')),
-                  record.error or '', format_columns.ListColumn(servers),
-                  format_columns.ListColumn(created),
+                  record.error or '', columns.RecordListColumn(servers),
+                  columns.RecordListColumn(created),
                   format_columns.ListColumn(events))
         return fields, values
 
@@ -137,7 +133,7 @@ class _CloudsCommand(command.Command):
         return journal, record, source, source_id, dest, dest_id
 
 
-class ResumeMigration(migrate_cmd.ReportThenFail, command.Lister,
+class ResumeMigration(report.ReportThenFail, command.Lister,
                       _CloudsCommand):
     """Finish an interrupted migration without redoing finished steps.
 
@@ -153,7 +149,7 @@ class ResumeMigration(migrate_cmd.ReportThenFail, command.Lister,
         try:
             journal, record, source, source_id, dest, dest_id = \
                 self._open(parsed_args)
-            if record.state in ('done', 'rolled-back', 'handed-off'):
+            if record.state in journal_mod.FINISHED:
                 raise exceptions.CommandError(
                     'Migration %s is %s: nothing to resume.'
                     % (record.id, record.state))
@@ -163,14 +159,13 @@ class ResumeMigration(migrate_cmd.ReportThenFail, command.Lister,
                 if k in runner.Options.__dataclass_fields__})
             run = runner.Run(runner.load_plan(record), source, dest,
                              source_id, dest_id, journal, run_options,
-                             progress=_say)
+                             progress=progress.say)
             outcome = run.resume(record.id)
-        except (clouds.CloudError, model.PlanError, runner.MigrationFailed,
-                transport_base.TransportError) as exc:
+        except om_exceptions.OvercloudMigrateError as exc:
             raise exceptions.CommandError(str(exc))
         self.outcome = outcome
         return (constants.MIGRATE_COLUMNS,
-                [migrate_cmd._format(r) for r in outcome.rows])
+                columns.migrate_rows(outcome.records))
 
 
 class AbortMigration(command.Command):
@@ -189,12 +184,12 @@ class AbortMigration(command.Command):
     def take_action(self, parsed_args):
         journal = journal_mod.Journal(parsed_args.journal_url)
         record = _record(journal, parsed_args.migration)
-        if record.state not in ('running', 'network-ready'):
+        if record.state not in journal_mod.ABORTABLE:
             raise exceptions.CommandError('Migration %s is %s, not running.'
                                           % (record.id, record.state))
-        journal.set_state(record.id, 'aborting')
+        journal.set_state(record.id, journal_mod.ABORTING)
         journal.log(record.id, 'abort requested')
-        _say('Abort of migration %s requested' % record.id)
+        progress.say('Abort of migration %s requested' % record.id)
 
 
 class RollbackMigration(command.Lister, _CloudsCommand):
@@ -213,11 +208,11 @@ class RollbackMigration(command.Lister, _CloudsCommand):
             journal, record, source, _sid, dest, _did = \
                 self._open(parsed_args)
             deleted = runner.rollback(record, source, dest, journal,
-                                      progress=_say)
-        except clouds.CloudError as exc:
+                                      progress=progress.say)
+        except om_exceptions.OvercloudMigrateError as exc:
             raise exceptions.CommandError(str(exc))
         rows = [(r.name, r.source_id, r.state) for r in
                 journal.servers(record.id)]
-        _say('Rolled back migration %s: %d resources deleted'
+        progress.say('Rolled back migration %s: %d resources deleted'
              % (record.id, deleted))
         return ('Name', 'Source ID', 'State'), rows

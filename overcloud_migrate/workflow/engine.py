@@ -16,6 +16,7 @@ from taskflow.patterns import linear_flow
 from taskflow.persistence import backends
 from taskflow.persistence import models
 
+from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.workflow import tasks
 
 LOG = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def run_servers(contexts, journal_url, migration_id, parallel=1,
         engine = engines.load(server_flow(ctx), flow_detail=detail,
                               book=store.book, backend=store.backend,
                               engine='serial')
-        journal.update_server(migration_id, server.id, state='running',
+        journal.update_server(migration_id, server.id, state=journal_mod.RUNNING,
                               error=None)
         try:
             engine.run()
@@ -117,13 +118,14 @@ def run_servers(contexts, journal_url, migration_id, parallel=1,
             message = str(exc).splitlines()[0] if str(exc) else repr(exc)
             if isinstance(exc, tf_exc.WrappedFailure):
                 message = '; '.join(str(f.exception) for f in exc)
-            journal.update_server(migration_id, server.id, state='failed',
+            journal.update_server(migration_id, server.id, state=journal_mod.FAILED,
                                   error=message)
             journal.log(migration_id, "server '%s': %s" % (server.name,
                                                            message), 'error')
             result = message
         else:
-            done = 'handed-off' if ctx.handoff else 'done'
+            done = (journal_mod.HANDED_OFF if ctx.handoff
+                    else journal_mod.DONE)
             journal.update_server(migration_id, server.id, state=done)
             journal.log(migration_id, "server '%s' %s" % (
                 server.name, 'handed off' if ctx.handoff else 'migrated'))

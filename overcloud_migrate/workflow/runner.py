@@ -9,40 +9,17 @@ import json
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
 from overcloud_migrate.transports import base as transport_base
-from overcloud_migrate.workflow import engine
+from overcloud_migrate.workflow import pipeline
 from overcloud_migrate.workflow import tasks
 
-# Output columns: the resource columns of replication, plus what a server
-# row reports ('Destination Host': the host a server is pinned to).
-COLUMNS = replicate.COLUMNS + ('Bytes', 'MB/s', 'Downtime (s)',
-                               'Destination Host', 'Phases')
-# Blank server columns of a resource row.
-_BLANK = ('',) * (len(COLUMNS) - len(replicate.COLUMNS))
-
-
-class PrecheckFailed(Exception):
-    """Prechecks found problems; ``problems`` lists them all."""
-
-    def __init__(self, problems):
-        self.problems = problems
-        super().__init__('%d precheck%s failed; nothing was changed:\n%s' % (
-            len(problems), '' if len(problems) == 1 else 's',
-            prechecks.format_table(problems)))
-
-
-class MigrationFailed(Exception):
-    """The run failed after it started; the journal holds the record."""
-
-    def __init__(self, message, migration_id):
-        self.migration_id = migration_id
-        super().__init__('%s (migration %s; see `openstack overcloud '
-                         'migration show %s`)' % (message, migration_id,
-                                                  migration_id))
+PrecheckFailed = pipeline.PrecheckFailed
+MigrationFailed = pipeline.MigrationFailed
 
 
 @dataclasses.dataclass
@@ -72,7 +49,14 @@ def is_admin(connection):
 
 @dataclasses.dataclass
 class Outcome:
-    rows: list
+    """What a run did: one record (a dict) per resource and per server.
+
+    A resource record has the keys of :class:`replicate.Row`; a server
+    record those of :func:`server_record`.  The CLI turns them into rows
+    by column name.
+    """
+
+    records: list
     migration_id: str = None
     failed: int = 0
     total: int = 0
@@ -134,12 +118,10 @@ class Run:
         transport = self.transport() if self.options.servers else None
         self.check(transport)
         if self.options.dry_run:
-            rows = [r.as_tuple() + _BLANK
-                    for r in self._replicator().run()]
-            rows += [('server', s.name, s.id, 'migrate', '', 'planned',
-                      '', '', '', s.dest_host or '', {})
-                     for s in self.plan.servers]
-            return Outcome(rows, None, 0, len(self.plan.servers))
+            records = [r.as_dict() for r in self._replicator().run()]
+            records += [planned_record(s, 'migrate')
+                        for s in self.plan.servers]
+            return Outcome(records, None, 0, len(self.plan.servers))
         migration_id = self._start_journal()
         if self.plan.order:
             for number, wave in enumerate(self.plan.waves(), 1):
@@ -154,11 +136,9 @@ class Run:
         if transport is not None:
             transport.check(size=sum(i.size or 0
                                      for i in self.plan.images) or None)
-        if self.journal.get(migration_id).state != 'aborting':
-            self.journal.set_state(migration_id, 'running')
+        if self.journal.get(migration_id).state != journal_mod.ABORTING:
+            self.journal.set_state(migration_id, journal_mod.RUNNING)
         self.journal.log(migration_id, 'resumed')
-        if self.options.handoff:
-            return self._handoff(migration_id, transport)
         return self._continue(migration_id, transport)
 
     # -- migrate --handoff ------------------------------------------------
@@ -181,12 +161,12 @@ class Run:
         if problems.problems:
             raise PrecheckFailed(problems.problems)
         if self.options.dry_run:
-            return Outcome([('server', s.name, s.id, 'handoff',
-                             self.options.handoff, 'planned', '', '', '', {})
+            return Outcome([planned_record(s, 'handoff',
+                                           self.options.handoff)
                             for s in self.plan.servers], None, 0,
                            len(self.plan.servers))
         migration_id = self._start_journal()
-        return self._handoff(migration_id, transport)
+        return self._continue(migration_id, transport)
 
     def _start_journal(self):
         """A new journal entry for this plan, its servers in plan order."""
@@ -199,92 +179,39 @@ class Run:
                                     position)
         return migration_id
 
-    def _handoff(self, migration_id, transport):
-        todo = [s for s in self.plan.servers
-                if self.journal.server(migration_id, s.id).state
-                != 'handed-off']
-        contexts = [tasks.ServerContext(
-            migration_id=migration_id, server=server, plan=self.plan,
-            source=self.source, dest=None, journal=self.journal,
-            transport=transport, ids={}, stop=self.options.stop,
-            restart_on_failure=self.options.restart_on_failure,
-            timeout=self.options.timeout, progress=self.progress,
-            progress_bar=self.progress_bar, handoff=True)
-            for server in todo]
-        if contexts:
-            engine.run_servers(contexts, self.journal.url, migration_id,
-                               parallel=self.options.parallel)
-        records = self.journal.servers(migration_id)
-        failed = [r for r in records if r.state != 'handed-off']
-        rows = []
-        for record in records:
-            row = list(server_row(record))
-            row[3] = 'handoff'
-            row[4] = handoff.item_name(migration_id, record.source_id)
-            rows.append(tuple(row))
-        self.journal.finish(migration_id,
-                            'failed' if failed else 'handed-off',
-                            '; '.join(r.error or r.state for r in failed)
-                            or None)
-        return Outcome(rows, migration_id, len(failed), len(records))
+    def _job(self, migration_id, transport):
+        options = self.options
+        return pipeline.Job(
+            migration_id=migration_id, plan=self.plan, journal=self.journal,
+            source_key=self.source_key, dest_key=self.dest_key,
+            dest=self.dest, admin=self.admin, source=self.source,
+            transport=transport, handoff=bool(options.handoff),
+            servers=options.servers, prechecked=True,
+            settings=pipeline.Settings(
+                stop=options.stop,
+                restart_on_failure=options.restart_on_failure,
+                delete_source=options.delete_source, timeout=options.timeout,
+                parallel=options.parallel,
+                floating_ip_mode=options.floating_ip_mode,
+                progress=self.progress, progress_bar=self.progress_bar))
 
     def _continue(self, migration_id, transport):
-        self.journal.log(migration_id, 'replicating the network world of %d '
-                         'servers' % len(self.plan.servers))
-        replicator = self._replicator(migration_id)
-        try:
-            network_rows = replicator.run()
-        except replicate.ReplicationError as exc:
-            self.journal.log(migration_id, str(exc), level='error')
-            self.journal.finish(migration_id, 'failed', str(exc))
-            raise MigrationFailed(str(exc), migration_id)
-        rows = [r.as_tuple() + _BLANK for r in network_rows]
-        if not self.options.servers:
-            self.journal.finish(migration_id, 'network-ready')
-            return Outcome(rows, migration_id, 0, 0)
-        todo = []
-        aborting = self.journal.get(migration_id).state == 'aborting'
-        for server in self.plan.servers:
-            if self.journal.server(migration_id, server.id).state == 'done':
-                continue
-            existing = None if aborting else self.already_migrated(server)
-            if existing is not None:
-                # An earlier migration moved it: nothing to do, say so.
-                self.journal.update_server(migration_id, server.id,
-                                           state='done', dest_id=existing.id,
-                                           error=None)
-                self.journal.log(migration_id, "server '%s' was already "
-                                 'migrated (%s)' % (server.name, existing.id))
-                continue
-            todo.append(server)
-        contexts = [tasks.ServerContext(
-            migration_id=migration_id, server=server, plan=self.plan,
-            source=self.source, dest=self.dest, journal=self.journal,
-            transport=transport, ids=replicator.ids, stop=self.options.stop,
-            restart_on_failure=self.options.restart_on_failure,
-            delete_source=self.options.delete_source,
-            timeout=self.options.timeout, progress=self.progress,
-            progress_bar=self.progress_bar)
-            for server in todo]
-        if contexts:
-            engine.run_servers(contexts, self.journal.url, migration_id,
-                               parallel=self.options.parallel)
-        records = self.journal.servers(migration_id)
-        failed = [r for r in records if r.state != 'done']
-        rows += [server_row(r, self.plan) for r in records]
-        state = 'failed' if failed else 'done'
-        self.journal.finish(migration_id, state,
-                            '; '.join(r.error or r.state for r in failed)
-                            or None)
-        return Outcome(rows, migration_id, len(failed), len(records))
-
+        """Run the destination pipeline; its result as records."""
+        result = pipeline.run(self._job(migration_id, transport))
+        records = [r.as_dict() for r in result.resources]
+        if self.options.handoff:
+            records += [server_record(
+                r, action='handoff',
+                dest_id=handoff.item_name(migration_id, r.source_id))
+                for r in result.servers]
+        else:
+            records += [server_record(r, self.plan) for r in result.servers]
+        return Outcome(records, migration_id, result.failed,
+                       len(result.servers))
 
     def already_migrated(self, server):
         """The ACTIVE destination copy of ``server`` from any earlier run."""
-        for found in tasks.tagged_servers(self.dest, server.id):
-            if found.status == 'ACTIVE':
-                return found
-        return None
+        return pipeline.already_migrated(self.dest, server)
 
 
 def handoff_transports():
@@ -299,23 +226,41 @@ def handoff_transports():
     return found
 
 
-def server_row(record, plan=None):
-    """The output row of one server (see COLUMNS); ``plan`` gives its
-    destination host."""
+def planned_record(server, action, dest_id=''):
+    """The record of a server a dry run would move (see server_record)."""
+    return {'type': 'server', 'name': server.name, 'source_id': server.id,
+            'action': action, 'dest_id': dest_id, 'status': 'planned',
+            'bytes': None, 'rate': None, 'downtime': None,
+            'dest_host': server.dest_host or '', 'phases': {}}
+
+
+def server_record(record, plan=None, action='migrate', dest_id=None):
+    """The record of one server's run (a dict).
+
+    ``record`` is the journal's row for it; ``plan`` gives its destination
+    host; ``dest_id`` (default: the destination server) is what the run
+    made of it (``migrate --handoff``: the item's name).  ``bytes`` is an
+    int or None, ``rate`` MB/s and ``downtime`` seconds are floats or None,
+    ``phases`` maps each phase to its seconds in the order they happened.
+    """
     server = plan.by_id('servers', record.source_id) if plan else None
-    downtime = ''
+    downtime = None
     if record.stopped_at and record.active_at:
         downtime = round(record.active_at - record.stopped_at, 1)
-    rate = ''
+    rate = None
     if record.bytes and record.transfer_seconds:
         rate = round(record.bytes / 1e6 / record.transfer_seconds, 1)
     status = record.state
     if record.error:
         status = '%s: %s' % (record.state, record.error)
-    return ('server', record.name, record.source_id, 'migrate',
-            record.dest_id or '', status, record.bytes or '', rate, downtime,
-            (server.dest_host if server else None) or '',
-            json.loads(record.phases or '{}'))
+    return {'type': 'server', 'name': record.name,
+            'source_id': record.source_id, 'action': action,
+            'dest_id': dest_id if dest_id is not None else
+            record.dest_id or '',
+            'status': status, 'bytes': record.bytes or None, 'rate': rate,
+            'downtime': downtime,
+            'dest_host': (server.dest_host if server else None) or '',
+            'phases': json.loads(record.phases or '{}')}
 
 
 def load_plan(record):
@@ -384,8 +329,9 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
                                                failures=['ERROR'],
                                                wait=timeout)
             journal.update_server(migration_id, run.source_id,
-                                  state='rolled-back', stopped_by_us=False)
-    journal.finish(migration_id, 'rolled-back')
+                                  state=journal_mod.ROLLED_BACK,
+                                  stopped_by_us=False)
+    journal.finish(migration_id, journal_mod.ROLLED_BACK)
     journal.log(migration_id, 'rolled back: %d resources deleted' % deleted)
     return deleted
 

@@ -23,7 +23,9 @@ import time
 from openstack import exceptions as sdk_exc
 from taskflow import task
 
+from overcloud_migrate import exceptions
 from overcloud_migrate import faults
+from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.plan import handoff
 from overcloud_migrate.plan import model
 from overcloud_migrate.transports import base as transport_base
@@ -40,7 +42,7 @@ KEEP_PREFIXES = ('hw_', 'os_', 'img_', 'architecture', 'hypervisor_type',
                  'image_location', 'instance_uuid', 'owner_id')
 
 
-class MigrationError(Exception):
+class MigrationError(exceptions.OvercloudMigrateError):
     """A server could not be moved; the message names it and the cause."""
 
 
@@ -91,7 +93,7 @@ class Phase(task.Task):
     def execute(self, *args, **kwargs):
         ctx = self.ctx
         migration = ctx.journal.get(ctx.migration_id)
-        if migration is not None and migration.state == 'aborting':
+        if migration is not None and migration.state == journal_mod.ABORTING:
             raise AbortRequested('Migration %s was aborted before %s of '
                                  "server '%s'" % (ctx.migration_id,
                                                   self.phase,
@@ -136,7 +138,7 @@ class StopSource(Phase):
         if record.source_was_running is None:
             # First sight only: after a crash mid-stop it is SHUTOFF by us.
             ctx.journal.update_server(
-                ctx.migration_id, ctx.server.id, state='stopping',
+                ctx.migration_id, ctx.server.id, state=journal_mod.STOPPING,
                 source_was_running=server.status == 'ACTIVE')
         if not ctx.stop:
             self.say('not stopped (--no-stop): the snapshot is only crash '
@@ -400,7 +402,7 @@ class HandOff(Phase):
         except transport_base.TransportError as exc:
             self.fail('Handing off', exc)
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  bytes=count, state='handed-off')
+                                  bytes=count, state=journal_mod.HANDED_OFF)
         return item
 
 
@@ -534,7 +536,7 @@ class BootServer(Phase):
             except sdk_exc.SDKException as exc:
                 self.fail('Booting', exc)
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  dest_id=server.id, state='booting')
+                                  dest_id=server.id, state=journal_mod.BOOTING)
         try:
             server = compute.wait_for_server(server, status='ACTIVE',
                                              failures=['ERROR'],
@@ -580,7 +582,7 @@ class Verify(Phase):
                 'pins it to %s' % (ctx.server.name, server.compute_host,
                                    ctx.server.dest_host))
         ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  state='verified')
+                                  state=journal_mod.VERIFIED)
 
 
 class DeleteSource(Phase):
