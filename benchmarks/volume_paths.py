@@ -248,7 +248,7 @@ class Run:
 
         def snap_clone():
             snap = self.src.block_storage.create_snapshot(
-                volume_id=source.id, name=PREFIX + '-snap', force=True)
+                volume_id=source.id, name=PREFIX + '-snap', is_forced=True)
             self.later(self.src.block_storage.delete_snapshot, snap.id,
                        ignore_missing=True)
             self.src.block_storage.wait_for_status(

@@ -87,7 +87,9 @@ class Run:
 
     def check(self, transport=None):
         migrated = ()
-        if self.plan.dest_hosts() and self.admin:
+        # Servers already at the destination need no room on their host
+        # and no room for their volumes.
+        if (self.plan.dest_hosts() and self.admin) or self.plan.volumes:
             migrated = [s.id for s in self.plan.servers
                         if self.already_migrated(s) is not None]
         problems = prechecks.Prechecks(

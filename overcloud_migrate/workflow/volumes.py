@@ -285,7 +285,7 @@ class SnapshotVolume(VolumePhase):
                 # snapshot speaks 3.65); Cinder asks Nova to help where
                 # the backend needs it (NFS).
                 snapshot = conn.block_storage.create_snapshot(
-                    volume_id=self.volume_id, force=True,
+                    volume_id=self.volume_id, is_forced=True,
                     name='om-%s-%s' % (self.volume.name or self.volume_id,
                                        ctx.migration_id[:8]),
                     description='overcloud-migrate: consistent copy for '
