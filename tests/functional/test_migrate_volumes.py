@@ -246,15 +246,18 @@ def test_a_source_volume_in_error_during_the_copy_is_refused(clouds,
                                           attach_status='attached',
                                           migration_status=None)
     try:
-        code, _out, err = run(journal, 'migration', 'resume', migration,
-                              '-f', 'json')
+        code, out, err = run(journal, 'migration', 'resume', migration,
+                             '-f', 'json')
     finally:
         src.block_storage.reset_volume_status(data, status='in-use',
                                               attach_status='attached',
                                               migration_status=None)
     assert code != 0
+    assert '1 of 1 servers failed' in err
+    # The server's row says why, in a sentence naming the volume.
     assert "Volume 'mv-db-data' (%s) of server 'mv-db' is error at the " \
-        'source, so it cannot be copied consistently' % data.id in err
+        'source, so it cannot be copied consistently' % data.id in \
+        rows_of(out, 'server')['mv-db']['Status']
     assert dest_state(dst) == {'servers': [], 'volumes': [], 'images': []}
     assert source_temporaries(src) == NO_TEMPORARIES
     assert src.compute.get_server(project.servers['db'].id).status == \
