@@ -330,7 +330,7 @@ def test_volumes_move_byte_identical_through_a_kill_in_every_phase(
                       for a in v if a['OS-EXT-IPS:type'] == 'fixed') == \
             addresses[tier]
         attached = sorted(dst.compute.volume_attachments(dest_server),
-                          key=lambda a: (len(a.device), a.device))
+                          key=lambda a: (len(a.device or ''), a.device or ''))
         sources = project.volumes[tier]
         assert [a.volume_id for a in attached] == [
             copies[v.id][0].id for v in sources]
@@ -340,7 +340,7 @@ def test_volumes_move_byte_identical_through_a_kill_in_every_phase(
             assert bool(copy.is_bootable) == bool(source.is_bootable)
             assert copy.volume_type == (GOLD if source.volume_type == 'fast'
                                         else source.volume_type)
-            assert copy.name == source.name
+            assert (copy.name or '') == (source.name or '')
             assert {k: v for k, v in copy.metadata.items()
                     if not k.startswith('om_')} == source.metadata
             # The bytes, compared on the two shares.
