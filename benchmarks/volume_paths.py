@@ -208,8 +208,12 @@ class Run:
             image_id = reply['image_id']
             self.later(self.src.image.delete_image, image_id,
                        ignore_missing=True)
-            wait_volume(self.src, volume)
-            return wait_image(self.src, image_id)
+            image = wait_image(self.src, image_id)
+            # Cinder lets the volume go once the image is active; a fresh
+            # read (the SDK's wait returns at once on the cached status).
+            wait_volume(self.src, self.src.block_storage.get_volume(
+                volume.id))
+            return image
         return self.step('upload-' + disk_format, go)
 
     def stream(self, image, label):
