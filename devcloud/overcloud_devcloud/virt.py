@@ -191,43 +191,6 @@ class DevcloudDriver(fake.FakeDriverWithoutFakeNodes):
             self._volumes.pop(instance.uuid, None)
 
 
-def _force_symlink(target, link):
-    tmp = link + '.link'
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
-def _qemu_img(folder, *args):
-    """Run qemu-img in the volume's directory (Cinder writes backing file
-    names relative to it)."""
-    result = subprocess.run(['qemu-img', *args], cwd=folder,
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise exception.InternalError('qemu-img %s failed: %s' % (
-            ' '.join(args), result.stderr.strip()))
-    return result.stdout
-
-
-def _image_format(folder, name):
-    info = json.loads(_qemu_img(folder, 'info', '-U', '--output=json', name))
-    return info['format']
-
-
-def _file_above(folder, active, name):
-    """The file of ``active``'s backing chain whose backing file is
-    ``name`` (None if ``name`` is not in the chain)."""
-    chain = json.loads(_qemu_img(folder, 'info', '-U', '--backing-chain',
-                                 '--output=json', active))
-    for image in chain:
-        backing = image.get('backing-filename')
-        if backing and os.path.basename(backing) == os.path.basename(name):
-            return image['filename']
-    return None
-
     # -- volumes ----------------------------------------------------------
 
     def get_volume_connector(self, instance):
@@ -383,3 +346,40 @@ def _file_above(folder, active, name):
     def instance_on_disk(self, instance):
         return os.path.exists(self._path(instance.uuid, 'disk'))
 
+
+def _force_symlink(target, link):
+    tmp = link + '.link'
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _qemu_img(folder, *args):
+    """Run qemu-img in the volume's directory (Cinder writes backing file
+    names relative to it)."""
+    result = subprocess.run(['qemu-img', *args], cwd=folder,
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise exception.InternalError('qemu-img %s failed: %s' % (
+            ' '.join(args), result.stderr.strip()))
+    return result.stdout
+
+
+def _image_format(folder, name):
+    info = json.loads(_qemu_img(folder, 'info', '-U', '--output=json', name))
+    return info['format']
+
+
+def _file_above(folder, active, name):
+    """The file of ``active``'s backing chain whose backing file is
+    ``name`` (None if ``name`` is not in the chain)."""
+    chain = json.loads(_qemu_img(folder, 'info', '-U', '--backing-chain',
+                                 '--output=json', active))
+    for image in chain:
+        backing = image.get('backing-filename')
+        if backing and os.path.basename(backing) == os.path.basename(name):
+            return image['filename']
+    return None
