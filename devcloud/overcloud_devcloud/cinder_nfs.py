@@ -24,7 +24,6 @@ distribution only and never ships in the plugin.
 import os
 
 from cinder import exception
-from cinder import privsep
 from cinder.volume.drivers import nfs
 from cinder.volume.drivers import remotefs
 from oslo_log import log as logging
@@ -53,10 +52,6 @@ class LocalShareNfsDriver(nfs.NfsDriver):
         # (qemu-img, cp, rm, du) as root through sudo and rootwrap.  The
         # share is the bed's own directory: its own user does them.
         self._execute_as_root = False
-        # Cinder's privileged helpers (qemu-img info through the format
-        # inspector, on every upload to an image) start a privsep daemon
-        # with sudo; the bed runs them in this process, as its own user.
-        privsep.sys_admin_pctxt.set_client_mode(False)
 
     @staticmethod
     def _share_path(share):
