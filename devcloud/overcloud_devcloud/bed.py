@@ -277,6 +277,8 @@ class Bed:
         bootstrap.wait_for_compute(conn, cloud, still_running, since)
         if cinder_new:
             bootstrap.register_cinder(layout, secrets, cloud)
+            # A new connection: this one's catalog predates Cinder's entries.
+            conn = bootstrap.connect(layout, secrets, cloud)
         bootstrap.wait_for_block_storage(conn, cloud, still_running, since)
         # Map new compute hosts into cell1: every host on a cold start, and
         # on a warm one any host added since (a bed made by an older

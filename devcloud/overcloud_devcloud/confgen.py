@@ -215,6 +215,9 @@ def cinder(layout, secrets, cloud):
     is a local directory (:meth:`Layout.volume_share`), never mounted.
     """
     state = layout.cinder_dir(cloud)
+    privsep = '%s --config-file %s' % (layout.bin_dir / 'privsep-helper',
+                                       layout.etc(cloud, 'cinder') /
+                                       'cinder.conf')
     common = _common(layout, cloud, 'cinder-api')
     common.update({
         'transport_url': transport_url(layout, secrets, cloud),
@@ -265,6 +268,11 @@ def cinder(layout, secrets, cloud):
         'coordination': {'backend_url': 'file://%s' % (state / 'coordination')},
         'oslo_messaging_notifications': {'driver': 'noop'},
         layout_mod.VOLUME_BACKEND: backend,
+        # Cinder inspects image and volume formats in a privsep daemon,
+        # started by default with 'sudo privsep-helper' (no sudo here):
+        # the bed's own user starts the helper.
+        'cinder_sys_admin': {'helper_command': privsep},
+        'privsep_osbrick': {'helper_command': privsep},
     }
 
 

@@ -287,7 +287,11 @@ def test_backup_and_restore(devcloud, conn, cloud_name, cleanup):
     assert any(layout.backup_dir(cloud_name).rglob('*'))
     target = _volume(conn, cleanup, 'cinder-backup-dst')
     conn.block_storage.restore_backup(backup, volume_id=target.id)
-    conn.block_storage.wait_for_status(target, 'available',
-                                       failures=['error', 'error_restoring'],
-                                       wait=WAIT)
+    # Fresh objects: wait_for_status returns at once on a stale 'available'.
+    conn.block_storage.wait_for_status(
+        conn.block_storage.get_backup(backup), 'available',
+        failures=['error'], wait=WAIT)
+    conn.block_storage.wait_for_status(
+        conn.block_storage.get_volume(target), 'available',
+        failures=['error', 'error_restoring'], wait=WAIT)
     assert _sha(layout.volume_file(cloud_name, target.id)) == _sha(path)
