@@ -100,6 +100,23 @@ class ServerRun(Base):
     error = sa.Column(sa.Text)
 
 
+class VolumeRun(Base):
+    """One volume of a server of a migration: its copy and what it cost."""
+    __tablename__ = 'volume_runs'
+    __table_args__ = (sa.UniqueConstraint('migration_id', 'source_id'),)
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    migration_id = sa.Column(sa.String(36), sa.ForeignKey('migrations.id'),
+                             nullable=False)
+    source_id = sa.Column(sa.String(64), nullable=False)
+    server_id = sa.Column(sa.String(64), nullable=False)
+    name = sa.Column(sa.String(255), nullable=False, default='')
+    position = sa.Column(sa.Integer, nullable=False, default=0)
+    dest_id = sa.Column(sa.String(64))
+    bytes = sa.Column(sa.BigInteger)        # image bytes that crossed
+    transfer_seconds = sa.Column(sa.Float)
+    phases = sa.Column(sa.Text)             # JSON {phase: seconds}
+
+
 class Mapping(Base):
     """Source resource -> destination resource, per pair of clouds."""
     __tablename__ = 'id_map'
@@ -208,6 +225,34 @@ class Journal:
             return session.scalars(sa.select(ServerRun).where(
                 ServerRun.migration_id == migration_id,
                 ServerRun.source_id == source_id)).first()
+
+    # -- volumes of a migration ---------------------------------------------
+
+    def update_volume(self, migration_id, source_id, server_id=None,
+                      phase=None, seconds=None, **values):
+        """Set columns of a volume's record (made on first use); add
+        ``phase``'s duration."""
+        with self._session.begin() as session:
+            row = session.scalars(sa.select(VolumeRun).where(
+                VolumeRun.migration_id == migration_id,
+                VolumeRun.source_id == source_id)).first()
+            if row is None:
+                row = VolumeRun(migration_id=migration_id,
+                                source_id=source_id,
+                                server_id=server_id or '')
+                session.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+            if phase is not None:
+                phases = json.loads(row.phases or '{}')
+                phases[phase] = round(seconds or 0.0, 3)
+                row.phases = json.dumps(phases)
+
+    def volumes(self, migration_id):
+        with self._session() as session:
+            return list(session.scalars(sa.select(VolumeRun).where(
+                VolumeRun.migration_id == migration_id)
+                .order_by(VolumeRun.id)))
 
     def finish(self, migration_id, state, error=None):
         with self._session.begin() as session:

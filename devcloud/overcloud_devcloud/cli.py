@@ -160,6 +160,11 @@ class GuestWrite(show.ShowOne):
         parser.add_argument('--seed', default='0', metavar='<seed>',
                             help='Seed of the block choice and of the bytes '
                                  '(default: 0)')
+        parser.add_argument('--volume', metavar='<volume-id>',
+                            help='Write this attached volume instead of the '
+                                 'root disk (default: the root disk, which '
+                                 'for a server booted from a volume is that '
+                                 'volume)')
         parser.add_argument('--block-size', type=int,
                             default=guest.DEFAULT_BLOCK_SIZE,
                             metavar='<bytes>',
@@ -185,9 +190,9 @@ class GuestWrite(show.ShowOne):
             server = conn.compute.get_server(server.id)
         finally:
             conn.close()
-        disk = layout.instances_dir(parsed_args.cloud,
-                                    server.compute_host) / (
-            '%s.disk' % server.id)
+        disk = guest.disk_of(
+            layout.instances_dir(parsed_args.cloud, server.compute_host),
+            server.id, parsed_args.volume)
         report = guest.write(disk, parsed_args.percent, parsed_args.seed,
                              parsed_args.block_size)
         columns = ('server', 'disk', 'disk_bytes', 'block_size',

@@ -12,6 +12,7 @@ write the same bytes, so a test can say exactly how many bytes changed.
 """
 
 import dataclasses
+import json
 import os
 import random
 
@@ -31,6 +32,43 @@ class WriteReport:
     bytes_changed: int
     #: the byte offsets of the blocks written, in ascending order
     offsets: list
+
+
+def disk_of(instances_dir, server_id, volume_id=None):
+    """The file the guest of ``server_id`` sees as its root disk, or as the
+    volume ``volume_id``.
+
+    The test-bed Nova driver records each server's volumes (device, file,
+    format) in ``<instances_dir>/<server id>.json``; a server booted from a
+    volume has its root volume's file as its disk.  Only raw files are
+    written: after a snapshot the active file of a volume is a qcow2
+    overlay, whose bytes are not the guest's.
+    """
+    try:
+        with open(os.path.join(instances_dir, '%s.json' % server_id)) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise GuestError('Server %s has no readable record in %s (is it on '
+                         'this compute host?): %s'
+                         % (server_id, instances_dir, exc))
+    volumes = record.get('volumes') or {}
+    if volume_id is None:
+        roots = [v for v in volumes.values() if v.get('root')]
+        if not roots:
+            return os.path.join(instances_dir, '%s.disk' % server_id)
+        entry, what = roots[0], 'root volume'
+    else:
+        entry, what = volumes.get(volume_id), 'volume %s' % volume_id
+        if entry is None:
+            raise GuestError('Volume %s is not attached to server %s '
+                             '(attached: %s).' % (
+                                 volume_id, server_id,
+                                 ', '.join(sorted(volumes)) or 'none'))
+    if entry.get('format', 'raw') != 'raw':
+        raise GuestError('The %s of server %s is a %s file now (a snapshot '
+                         'overlay); only raw volume files can be written.'
+                         % (what, server_id, entry.get('format')))
+    return entry['device_path']
 
 
 def pick_blocks(disk_bytes, percent, seed, block_size=DEFAULT_BLOCK_SIZE):

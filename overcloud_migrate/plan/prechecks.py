@@ -19,6 +19,8 @@ COLUMNS = ('Type', 'Name', 'Source ID', 'Problem')
 RUNNABLE_STATES = ('ACTIVE', 'SHUTOFF')
 # The first Nova API microversion that takes ``host`` in a create request.
 HOST_MICROVERSION = (2, 74)
+# block_device_mapping_v2 with volume sources (Nova API 2.1 and later).
+BFV_MICROVERSION = (2, 1)
 PIN_NEEDS_ADMIN = ('booting a server on a chosen destination host (--pin-hosts '
                    'or dest_host in the plan) needs the admin role at the '
                    'destination')
@@ -97,7 +99,9 @@ class Prechecks:
                       self.keypairs,
                       self.networks, self.external_network,
                       self.name_collisions, self.cidr_overlaps,
-                      self.compute_quota, self.network_quota):
+                      self.compute_quota, self.network_quota,
+                      self.volumes, self.volume_quota,
+                      self.source_volume_quota):
             try:
                 check()
             except sdk_exc.SDKException as exc:
@@ -110,15 +114,8 @@ class Prechecks:
 
     def servers(self):
         for server in self.plan.servers:
-            for attachment in server.volumes:
-                volume = self.plan.by_id('volumes', attachment.volume_id)
-                what = ('boots from volume' if attachment.boot_index == 0
-                        else 'has the data volume')
-                self.add('server', server.name, server.id,
-                         "%s '%s' (%s, %d GiB); moving volumes is not "
-                         'supported yet, so the server would arrive without '
-                         'it' % (what, volume.name or volume.id, volume.id,
-                                 volume.size))
+            if self.dest is None:
+                self._no_volumes_in_handoff(server)
             if self.source is not None:
                 try:
                     current = self.source.compute.get_server(server.id)
@@ -417,3 +414,134 @@ class Prechecks:
                 self.add('quota', key.replace('_', ' ') + 's', '',
                          'needs %d more, but only %d of %d are free at the '
                          'destination' % (wanted, max(limit - used, 0), limit))
+
+    # -- volumes --------------------------------------------------------------
+
+    def _no_volumes_in_handoff(self, server):
+        """migrate --handoff carries no volumes yet: refuse, do not drop."""
+        for attachment in server.volumes:
+            volume = self.plan.by_id('volumes', attachment.volume_id)
+            self.add('server', server.name, server.id,
+                     "has the volume '%s' (%s, %d GiB); --handoff and the "
+                     'Receiver do not carry volumes yet: migrate this server '
+                     'with --dest-cloud' % (volume.name or volume.id,
+                                            volume.id, volume.size))
+
+    def _volumes_to_move(self):
+        """The plan's volumes whose server is not already migrated."""
+        return [v for s in self.plan.servers if s.id not in self.migrated
+                for v in self.plan.volumes_of(s)]
+
+    def volumes(self):
+        """The destination has Cinder, Nova can use it, and every volume
+        type exists there (after --volume-type-map)."""
+        wanted = self._volumes_to_move()
+        if not wanted:
+            return
+        try:
+            endpoint = self.dest.block_storage.get_endpoint()
+        except sdk_exc.SDKException:
+            endpoint = None
+        if not endpoint:
+            self.add('cloud', '', '', 'the destination has no block-storage '
+                     '(Cinder) service in its catalog, so the volumes of %s '
+                     'cannot be created there' % ', '.join(sorted(
+                         {s.name for s in self.plan.servers if s.volumes})))
+            return
+        if any(s.boot_source == 'volume' for s in self.plan.servers
+               if s.id not in self.migrated):
+            version = _max_microversion(self.dest)
+            if version is not None and version < BFV_MICROVERSION:
+                self.add('cloud', '', '', 'the destination Compute API goes '
+                         'up to microversion %d.%d; booting from a volume '
+                         'with block_device_mapping_v2 needs %d.%d'
+                         % (version + BFV_MICROVERSION))
+        types = {t.name for t in self.dest.block_storage.types()}
+        mapping = self.plan.mappings.volume_types
+        seen = set()
+        for volume in wanted:
+            source_type = volume.volume_type
+            if not source_type or source_type in seen:
+                continue
+            seen.add(source_type)
+            target = mapping.get(source_type, source_type)
+            if target in types:
+                continue
+            users = ', '.join("'%s'" % (v.name or v.id) for v in wanted
+                              if v.volume_type == source_type)
+            if source_type in mapping:
+                text = ("volume type '%s' is mapped to '%s', which does not "
+                        'exist at the destination (volumes %s)' % (
+                            source_type, target, users))
+            else:
+                text = ("volume type '%s' has no destination mapping and no "
+                        'type of that name exists at the destination '
+                        '(volumes %s); map it with --volume-type-map '
+                        '%s=<type> (destination types: %s)' % (
+                            source_type, users, source_type,
+                            ', '.join(sorted(types)) or 'none'))
+            self.add('volume_type', source_type, '', text)
+
+    def volume_quota(self):
+        """Destination volumes and gigabytes, in total and per type."""
+        wanted = self._volumes_to_move()
+        if not wanted:
+            return
+        need = {'volumes': len(wanted),
+                'gigabytes': sum(v.size for v in wanted)}
+        for volume in wanted:
+            volume_type = replicate_volume_type(self.plan, volume)
+            if volume_type:
+                need['volumes_%s' % volume_type] = need.get(
+                    'volumes_%s' % volume_type, 0) + 1
+                need['gigabytes_%s' % volume_type] = need.get(
+                    'gigabytes_%s' % volume_type, 0) + volume.size
+        self._cinder_quota(self.dest, need, 'the destination')
+
+    def source_volume_quota(self):
+        """The temporary snapshot and volume of each in-use volume are
+        made at the source: its snapshots, volumes and gigabytes."""
+        if self.source is None:
+            return
+        wanted = self._volumes_to_move()
+        if not wanted:
+            return
+        # A snapshot and a volume of the same size per volume (snapshots
+        # count against gigabytes too, by Cinder's default).
+        need = {'snapshots': len(wanted), 'volumes': len(wanted),
+                'gigabytes': 2 * sum(v.size for v in wanted)}
+        self._cinder_quota(self.source, need, 'the source (temporary '
+                           'snapshots and volumes of the copy)')
+
+    def _cinder_quota(self, conn, need, where):
+        reply = conn.block_storage.get(
+            '/os-quota-sets/%s?usage=True' % conn.current_project_id)
+        if reply.status_code != 200:
+            self.add('quota', 'volumes', '', '%s did not show its Cinder '
+                     'quotas (HTTP %d); cannot check room for the volumes'
+                     % (where, reply.status_code))
+            return
+        quota = reply.json().get('quota_set', {})
+        for key, wanted in need.items():
+            detail = quota.get(key)
+            if not isinstance(detail, dict) or not wanted:
+                continue
+            limit = detail.get('limit', -1)
+            used = (detail.get('in_use', 0) or 0) + (
+                detail.get('reserved', 0) or 0)
+            if limit is None or limit < 0 or used + wanted <= limit:
+                continue
+            free = max(limit - used, 0)
+            unit = ' GiB' if key.startswith('gigabytes') else ''
+            self.add('quota', key, '', 'needs %d%s more at %s, but only %d%s '
+                     'of %d%s are free: %d%s missing' % (
+                         wanted, unit, where, free, unit, limit, unit,
+                         wanted - free, unit))
+
+
+def replicate_volume_type(plan, volume):
+    """The destination type of ``volume`` (None: the default type)."""
+    if not volume.volume_type:
+        return None
+    return plan.mappings.volume_types.get(volume.volume_type,
+                                          volume.volume_type)

@@ -84,6 +84,12 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             help='Use destination flavor <destination> for source flavor '
                  '<source> (repeat for more; default: same name)')
         plan.add_argument(
+            '--volume-type-map', metavar='<source>=<destination>',
+            type=options.key_value, action='append', default=[],
+            help='Create the copies of volumes of source volume type '
+                 '<source> with destination volume type <destination> '
+                 '(repeat for more; default: same name)')
+        plan.add_argument(
             '--az-map', metavar='<source>=<destination>',
             type=options.key_value, action='append', default=[],
             help='Map a source availability zone to a destination one '
@@ -345,4 +351,6 @@ def _mappings(args, plan):
         external_network=args.external_network or current.external_network,
         flavors={**current.flavors, **dict(args.flavor_map)},
         availability_zones={**current.availability_zones,
-                            **dict(args.az_map)})
+                            **dict(args.az_map)},
+        volume_types={**current.volume_types,
+                      **dict(getattr(args, 'volume_type_map', None) or [])})

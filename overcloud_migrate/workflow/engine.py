@@ -18,6 +18,7 @@ from taskflow.persistence import models
 
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.workflow import tasks
+from overcloud_migrate.workflow import volumes
 
 LOG = logging.getLogger(__name__)
 
@@ -83,10 +84,15 @@ def server_flow(ctx):
         flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
                  tasks.HandOff(ctx))
         return flow
-    flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
-             tasks.TransferImage(ctx), tasks.BootServer(ctx),
-             tasks.Verify(ctx))
-    if not ctx.keep_source_snapshots:
+    flow.add(tasks.StopSource(ctx))
+    if ctx.server.boot_source != 'volume':
+        flow.add(tasks.Snapshot(ctx), tasks.TransferImage(ctx))
+    if ctx.server.volumes:
+        flow.add(*volumes.volume_tasks(ctx))
+    flow.add(tasks.BootServer(ctx), tasks.Verify(ctx))
+    if ctx.server.volumes:
+        flow.add(volumes.VerifyVolumes(ctx), volumes.CleanVolumes(ctx))
+    if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':
         flow.add(tasks.CleanSourceSnapshots(ctx))
     if ctx.delete_source:
         flow.add(tasks.DeleteSource(ctx))

@@ -31,6 +31,7 @@ from overcloud_migrate.plan import prechecks
 from overcloud_migrate.plan import replicate
 from overcloud_migrate.workflow import engine
 from overcloud_migrate.workflow import tasks
+from overcloud_migrate.workflow import volumes
 
 
 class PrecheckFailed(exceptions.OvercloudMigrateError):
@@ -171,6 +172,11 @@ def _mark_migrated(job, todo):
         journal.log(migration_id, "server '%s' was already migrated (%s)"
                     % (server.name, existing.id))
         found[server.id] = existing.id
+        if server.volumes and job.source is not None:
+            # A run killed after the boot: what its volumes' copy left
+            # (snapshots, temporary volumes, images) goes now.
+            volumes.clean_temporaries(server_context(job, server, {}),
+                                      [a.volume_id for a in server.volumes])
     return found
 
 

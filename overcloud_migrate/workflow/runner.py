@@ -17,6 +17,7 @@ from overcloud_migrate.plan import replicate
 from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.workflow import pipeline
 from overcloud_migrate.workflow import tasks
+from overcloud_migrate.workflow import volumes as volumes_mod
 
 PrecheckFailed = pipeline.PrecheckFailed
 MigrationFailed = pipeline.MigrationFailed
@@ -88,7 +89,9 @@ class Run:
 
     def check(self, transport=None):
         migrated = ()
-        if self.plan.dest_hosts() and self.admin:
+        # Servers already at the destination need no room on their host
+        # and no room for their volumes.
+        if (self.plan.dest_hosts() and self.admin) or self.plan.volumes:
             migrated = [s.id for s in self.plan.servers
                         if self.already_migrated(s) is not None]
         problems = prechecks.Prechecks(
@@ -121,8 +124,10 @@ class Run:
         self.check(transport)
         if self.options.dry_run:
             records = [r.as_dict() for r in self._replicator().run()]
-            records += [planned_record(s, 'migrate')
-                        for s in self.plan.servers]
+            for server in self.plan.servers:
+                records.append(planned_record(server, 'migrate'))
+                records += [planned_volume_record(v, server)
+                            for v in self.plan.volumes_of(server)]
             return Outcome(records, None, 0, len(self.plan.servers))
         migration_id = self._start_journal()
         if self.plan.order:
@@ -208,7 +213,13 @@ class Run:
                 dest_id=handoff.item_name(migration_id, r.source_id))
                 for r in result.servers]
         else:
-            records += [server_record(r, self.plan) for r in result.servers]
+            volumes = {}
+            for run in self.journal.volumes(migration_id):
+                volumes.setdefault(run.server_id, []).append(run)
+            for run in result.servers:
+                records.append(server_record(run, self.plan))
+                records += [volume_record(v, self.plan)
+                            for v in volumes.get(run.source_id, ())]
         return Outcome(records, migration_id, result.failed,
                        len(result.servers))
 
@@ -235,6 +246,35 @@ def planned_record(server, action, dest_id=''):
             'action': action, 'dest_id': dest_id, 'status': 'planned',
             'bytes': None, 'rate': None, 'downtime': None,
             'dest_host': server.dest_host or '', 'phases': {}}
+
+
+def planned_volume_record(volume, server):
+    """The record of a volume a dry run would move (see volume_record)."""
+    return {'type': 'volume', 'name': volume.name or volume.id,
+            'source_id': volume.id, 'action': 'migrate', 'dest_id': '',
+            'status': 'planned (server %s, %d GiB%s)' % (
+                server.name, volume.size,
+                ', %s' % volume.volume_type if volume.volume_type else ''),
+            'bytes': None, 'rate': None, 'downtime': None, 'dest_host': '',
+            'phases': {}}
+
+
+def volume_record(record, plan=None):
+    """The record of one volume's copy: ``bytes`` are the image bytes
+    that crossed (zero clusters dropped), ``rate`` MB/s over the
+    transfer, ``phases`` the seconds of each volume phase."""
+    volume = plan.by_id('volumes', record.source_id) if plan else None
+    rate = None
+    if record.bytes and record.transfer_seconds:
+        rate = round(record.bytes / 1e6 / record.transfer_seconds, 1)
+    return {'type': 'volume',
+            'name': (volume.name or volume.id) if volume else record.name
+            or record.source_id,
+            'source_id': record.source_id, 'action': 'migrate',
+            'dest_id': record.dest_id or '',
+            'status': 'created' if record.dest_id else 'pending',
+            'bytes': record.bytes or None, 'rate': rate, 'downtime': None,
+            'dest_host': '', 'phases': json.loads(record.phases or '{}')}
 
 
 def server_record(record, plan=None, action='migrate', dest_id=None):
@@ -296,6 +336,7 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
         for image in tasks.marked_images(conn, migration_id):
             conn.image.delete_image(image, ignore_missing=True)
             deleted += 1
+    deleted += _rollback_volumes(migration_id, source, dest, timeout, say)
     # An empty destination ID is a create that never reached the journal
     # (the next migrate or resume adopts what it made); nothing to delete
     # by ID.
@@ -338,6 +379,35 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
                                   stopped_by_us=False)
     journal.finish(migration_id, journal_mod.ROLLED_BACK)
     journal.log(migration_id, 'rolled back: %d resources deleted' % deleted)
+    return deleted
+
+
+def _rollback_volumes(migration_id, source, dest, timeout, say):
+    """The destination volumes, and every source snapshot, temporary
+    volume and image, this migration made (markers checked here)."""
+    deleted = 0
+    if dest is not None:
+        for volume in volumes_mod.marked_volumes(
+                dest, migration_id,
+                **{volumes_mod.PROP_ROLE: volumes_mod.ROLE_COPY}):
+            say("deleting destination volume '%s'" % (volume.name
+                                                      or volume.id))
+            volumes_mod.delete_volume(dest, volume, timeout)
+            deleted += 1
+    if source is not None:
+        for image in volumes_mod.source_images(source, migration_id):
+            source.image.delete_image(image, ignore_missing=True)
+            deleted += 1
+        for volume in volumes_mod.marked_volumes(
+                source, migration_id,
+                **{volumes_mod.PROP_ROLE: volumes_mod.ROLE_TEMPORARY}):
+            volumes_mod.delete_volume(source, volume, timeout)
+            deleted += 1
+        for snapshot in volumes_mod.marked_snapshots(
+                source, migration_id,
+                **{volumes_mod.PROP_ROLE: volumes_mod.ROLE_SNAPSHOT}):
+            volumes_mod.delete_snapshot(source, snapshot, timeout)
+            deleted += 1
     return deleted
 
 

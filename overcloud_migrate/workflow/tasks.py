@@ -107,15 +107,18 @@ class Phase(task.Task):
         fault('before:%s' % self.phase)
         started, start = time.time(), time.monotonic()
         result = self.run(*args, **kwargs)
-        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
-                                  phase=self.phase,
-                                  seconds=time.monotonic() - start,
-                                  started=started)
+        self.record(time.monotonic() - start, started)
         fault('after:%s' % self.phase)
         return result
 
     def run(self, *args, **kwargs):
         raise NotImplementedError
+
+    def record(self, seconds, started):
+        """Journal how long this phase took and when it began."""
+        self.ctx.journal.update_server(self.ctx.migration_id,
+                                       self.ctx.server.id, phase=self.phase,
+                                       seconds=seconds, started=started)
 
     def say(self, message):
         if self.ctx.progress:
@@ -535,7 +538,22 @@ class BootServer(Phase):
     default_provides = 'dest_server_id'
     needs = ('dest_image_id',)
 
-    def run(self, dest_image_id):
+    def __init__(self, context, **kwargs):
+        # A volume-backed server boots from its destination volume (no
+        # image); every volume's copy is in its block device mapping.
+        from overcloud_migrate.workflow import volumes
+        needs = [] if context.server.boot_source == 'volume' else [
+            'dest_image_id']
+        self.needs = tuple(needs + [
+            volumes.result_name('volume_dest', a.volume_id)
+            for a in context.server.volumes])
+        super().__init__(context, **kwargs)
+
+    def execute(self, **results):
+        return super().execute(**results)
+
+    def run(self, dest_image_id=None, **volume_results):
+        from overcloud_migrate.workflow import volumes
         ctx = self.ctx
         compute = ctx.dest.compute
         server = find_dest_server(ctx)
@@ -545,12 +563,16 @@ class BootServer(Phase):
             attrs = {
                 'name': ctx.server.name,
                 'flavor_id': ctx.ids[('flavor', flavor.id)],
-                'image_id': dest_image_id,
                 'networks': [{'port': ctx.ids[('port', p)]}
                              for p in ctx.server.port_ids],
                 'metadata': dict(ctx.server.metadata),
                 'tags': [replicate.source_tag(ctx.server.id)],
             }
+            if dest_image_id:
+                attrs['image_id'] = dest_image_id
+            if ctx.server.volumes:
+                attrs['block_device_mapping'] = volumes.block_device_mapping(
+                    ctx, volume_results, dest_image_id)
             if ctx.server.key_name:
                 attrs['key_name'] = ctx.server.key_name
             zone = ctx.server.availability_zone

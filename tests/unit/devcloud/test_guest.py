@@ -75,3 +75,36 @@ def test_a_missing_disk_or_a_symlink_is_refused(tmp_path):
         guest.write(tmp_path / 'nope.disk', 5, seed=1)
     with pytest.raises(guest.GuestError, match='Cannot open the disk'):
         guest.write(link, 5, seed=1)
+
+
+def _record(tmp_path, volumes):
+    import json
+    (tmp_path / 'srv.json').write_text(json.dumps(
+        {'name': 'x', 'state': 1, 'volumes': volumes}))
+
+
+def test_the_disk_of_a_server_follows_the_drivers_record(tmp_path):
+    _record(tmp_path, {
+        'root-vol': {'device_path': '/share/volume-root', 'root': True,
+                     'format': 'raw', 'mountpoint': '/dev/vda'},
+        'data-vol': {'device_path': '/share/volume-data', 'root': False,
+                     'format': 'raw', 'mountpoint': '/dev/vdb'}})
+
+    assert guest.disk_of(tmp_path, 'srv') == '/share/volume-root'
+    assert guest.disk_of(tmp_path, 'srv', 'data-vol') == '/share/volume-data'
+    with pytest.raises(guest.GuestError, match='not attached.*data-vol'):
+        guest.disk_of(tmp_path, 'srv', 'other')
+
+
+def test_an_image_booted_server_writes_its_own_disk_file(tmp_path):
+    _record(tmp_path, {})
+    assert guest.disk_of(tmp_path, 'srv') == str(tmp_path / 'srv.disk')
+    with pytest.raises(guest.GuestError, match='no readable record'):
+        guest.disk_of(tmp_path, 'missing')
+
+
+def test_a_qcow2_overlay_is_not_written(tmp_path):
+    _record(tmp_path, {'v': {'device_path': '/share/volume-v.snap',
+                             'root': True, 'format': 'qcow2'}})
+    with pytest.raises(guest.GuestError, match='qcow2 file now'):
+        guest.disk_of(tmp_path, 'srv')

@@ -177,22 +177,23 @@ def test_bad_volume_references_are_named_by_path(data, message):
         model.Plan.from_dict(data)
 
 
-def test_prechecks_name_every_volume_until_volumes_can_move():
+def test_handoff_prechecks_name_every_volume_it_cannot_carry():
     data = _plan(volumes=[{'id': 'root', 'size': 4, 'name': 'db-root'},
                           {'id': 'data', 'size': 2, 'name': 'db-data'}],
                  attachments=[{'volume_id': 'root', 'boot_index': 0},
                               {'volume_id': 'data'}])
     plan = model.Plan.from_dict(data)
     checks = prechecks.Prechecks.__new__(prechecks.Prechecks)
-    checks.plan, checks.source, checks.problems = plan, None, []
+    checks.plan, checks.source, checks.dest, checks.problems = (
+        plan, None, None, [])
 
     checks.servers()
 
     assert [p.problem for p in checks.problems] == [
-        "boots from volume 'db-root' (root, 4 GiB); moving volumes is not "
-        'supported yet, so the server would arrive without it',
-        "has the data volume 'db-data' (data, 2 GiB); moving volumes is not "
-        'supported yet, so the server would arrive without it']
+        "has the volume 'db-root' (root, 4 GiB); --handoff and the Receiver "
+        'do not carry volumes yet: migrate this server with --dest-cloud',
+        "has the volume 'db-data' (data, 2 GiB); --handoff and the Receiver "
+        'do not carry volumes yet: migrate this server with --dest-cloud']
 
 
 def test_the_root_device_name_wins_over_a_bootable_first_volume():

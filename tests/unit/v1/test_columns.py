@@ -133,3 +133,37 @@ def test_a_handoff_row_names_its_item(tmp_path):
     values = dict(zip(constants.MIGRATE_COLUMNS, row))
     assert values['Action'] == 'handoff'
     assert values['Destination ID'] == '%s-sid-1' % migration_id
+
+
+def test_a_volume_row_has_its_bytes_rate_and_phases(tmp_path):
+    journal = _journal(tmp_path)
+    migration_id = journal.start('src', 'dst', {})
+    for phase, seconds in (('volume-snapshot', 1.0), ('volume-upload', 2.5)):
+        journal.update_volume(migration_id, 'vol-1', server_id='sid-1',
+                              phase=phase, seconds=seconds)
+    journal.update_volume(migration_id, 'vol-1', dest_id='dvol-1',
+                          bytes=50_000_000, transfer_seconds=2.0)
+    plan = model.Plan(volumes=[model.Volume(id='vol-1', size=1,
+                                            name='db-data')])
+    [record] = journal.volumes(migration_id)
+
+    row = columns.migrate_rows([runner.volume_record(record, plan)])[0]
+
+    values = dict(zip(constants.MIGRATE_COLUMNS, row))
+    assert values['Type'] == 'volume' and values['Name'] == 'db-data'
+    assert values['Destination ID'] == 'dvol-1'
+    assert values['Status'] == 'created'
+    assert values['Bytes'].machine_readable() == 50_000_000
+    assert values['MB/s'].machine_readable() == 25.0
+    assert values['Phases'].human_readable() == (
+        'volume-snapshot 1.0 s, volume-upload 2.5 s')
+
+
+def test_a_dry_run_lists_each_volume_of_a_server():
+    server = _server()
+    volume = model.Volume(id='v', size=2, name='', volume_type='fast')
+
+    record = runner.planned_volume_record(volume, server)
+
+    assert record['type'] == 'volume' and record['name'] == 'v'
+    assert record['status'] == 'planned (server web, 2 GiB, fast)'
