@@ -17,6 +17,7 @@ from taskflow.persistence import backends
 from taskflow.persistence import models
 
 from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.workflow import images as image_tasks
 from overcloud_migrate.workflow import tasks
 from overcloud_migrate.workflow import volumes
 
@@ -76,17 +77,17 @@ def server_flow(ctx):
     flow = linear_flow.Flow('server-%s' % ctx.server.id)
     if ctx.item is not None:
         # The Receiver: the image is already in a handoff item.
-        flow.add(tasks.UploadImage(ctx), tasks.BootServer(ctx),
+        flow.add(image_tasks.UploadImage(ctx), tasks.BootServer(ctx),
                  tasks.Verify(ctx))
         return flow
     if ctx.handoff:
         # migrate --handoff: the Receiver does the rest at the destination.
         flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
-                 tasks.HandOff(ctx))
+                 image_tasks.HandOff(ctx))
         return flow
     flow.add(tasks.StopSource(ctx))
     if ctx.server.boot_source != 'volume':
-        flow.add(tasks.Snapshot(ctx), tasks.TransferImage(ctx))
+        flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
     if ctx.server.volumes:
         flow.add(*volumes.volume_tasks(ctx))
     flow.add(tasks.BootServer(ctx), tasks.Verify(ctx))

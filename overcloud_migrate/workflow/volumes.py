@@ -35,151 +35,42 @@ resource, and a revert deletes only what this migration made.
 """
 
 import json
-import time
 
 from openstack import exceptions as sdk_exc
 from taskflow import task
 
 from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.workflow import images as image_tasks
 from overcloud_migrate.workflow import tasks
 
-PROP_MIGRATION = tasks.PROP_MIGRATION
-PROP_SOURCE_SERVER = tasks.PROP_SOURCE_SERVER
-PROP_SOURCE_IMAGE = tasks.PROP_SOURCE_IMAGE
-PROP_SOURCE_VOLUME = 'om_source_volume'
-#: what a marked Cinder resource is: a source snapshot or temporary volume,
-#: or the destination copy
-PROP_ROLE = 'om_role'
-ROLE_SNAPSHOT = 'snapshot'
-ROLE_TEMPORARY = 'temporary'
-ROLE_COPY = 'copy'
-DISK_FORMAT = 'qcow2'
-#: statuses a volume or snapshot passes through on its own
-TRANSIENT = ('creating', 'downloading', 'uploading', 'attaching',
-             'detaching', 'reserved', 'deleting', 'backing-up',
-             'restoring-backup', 'extending', 'maintenance',
-             'awaiting-transfer', 'unmanaging')
-POLL = 0.5
-VOLUME_FAILURES = ['error', 'error_restoring', 'error_extending',
-                   'error_managing']
-#: the phases of one volume, in order (the fault hook's names)
-PHASES = ('volume-snapshot', 'volume-clone', 'volume-upload',
-          'volume-transfer', 'volume-create')
-
-
-def result_name(kind, volume_id):
-    """The TaskFlow storage name of one volume's ``kind`` of result."""
-    return '%s:%s' % (kind, volume_id)
-
-
-def markers(migration_id, volume_id, role):
-    return {PROP_MIGRATION: migration_id, PROP_SOURCE_VOLUME: volume_id,
-            PROP_ROLE: role}
-
-
-def _has(metadata, wanted):
-    metadata = dict(metadata or {})
-    return all(metadata.get(k) == v for k, v in wanted.items())
-
-
-def marked_volumes(conn, migration_id, **wanted):
-    """Volumes of the project carrying these markers (checked here)."""
-    wanted = dict(wanted, **{PROP_MIGRATION: migration_id})
-    return [v for v in conn.block_storage.volumes(details=True)
-            if _has(v.metadata, wanted)]
-
-
-def marked_snapshots(conn, migration_id, **wanted):
-    """Snapshots of the project carrying these markers (checked here)."""
-    wanted = dict(wanted, **{PROP_MIGRATION: migration_id})
-    return [s for s in conn.block_storage.snapshots(details=True)
-            if _has(s.metadata, wanted)]
-
-
-def image_name(migration_id, volume_id):
-    """The name of the source image Cinder uploads a volume into; a
-    marker too (Cinder's upload takes no image properties)."""
-    return 'om-vol-%s-%s' % (migration_id, volume_id)
-
-
-def source_images(conn, migration_id, volume_id=None):
-    """The source images uploaded for this migration (one volume's when
-    ``volume_id`` is given): by name, then by the properties we set."""
-    found = []
-    prefix = 'om-vol-%s-' % migration_id
-    for image in conn.image.images(owner=conn.current_project_id):
-        props = dict(image.properties or {})
-        name = image.name or ''
-        ours = (name.startswith(prefix) or props.get(PROP_MIGRATION)
-                == migration_id and PROP_SOURCE_VOLUME in props)
-        if not ours:
-            continue
-        source = props.get(PROP_SOURCE_VOLUME) or name[len(prefix):]
-        if volume_id is None or source == volume_id:
-            found.append(image)
-    return found
-
-
-def wait_settled(conn, kind, item, timeout):
-    """Wait until a volume or snapshot is in no transient status; returns
-    it (None once gone)."""
-    get = getattr(conn.block_storage, 'get_%s' % kind)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            item = get(item.id if hasattr(item, 'id') else item)
-        except sdk_exc.NotFoundException:
-            return None
-        if item.status not in TRANSIENT or time.monotonic() > deadline:
-            return item
-        time.sleep(POLL)
-
-
-def delete_volume(conn, volume, timeout):
-    """Delete a volume (its snapshots first) and wait until it is gone;
-    an attached one is waited for until a server delete detaches it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        volume = wait_settled(conn, 'volume', volume, timeout)
-        if volume is None:
-            return
-        if volume.status != 'in-use' or time.monotonic() > deadline:
-            break
-        time.sleep(POLL)
-    for snapshot in conn.block_storage.snapshots(volume_id=volume.id):
-        if snapshot.volume_id == volume.id:
-            delete_snapshot(conn, snapshot, timeout)
-    conn.block_storage.delete_volume(volume, ignore_missing=True)
-    conn.block_storage.wait_for_delete(volume, interval=POLL, wait=timeout)
-
-
-def delete_snapshot(conn, snapshot, timeout):
-    snapshot = wait_settled(conn, 'snapshot', snapshot, timeout)
-    if snapshot is None:
-        return
-    conn.block_storage.delete_snapshot(snapshot, ignore_missing=True)
-    conn.block_storage.wait_for_delete(snapshot, interval=POLL, wait=timeout)
-
-
-def delete_images(conn, images):
-    for image in images:
-        conn.image.delete_image(image, ignore_missing=True)
-
-
-def dest_volume_type(plan, volume):
-    """The destination volume type of ``volume`` (None: the default)."""
-    if not volume.volume_type:
-        return None
-    return plan.mappings.volume_types.get(volume.volume_type,
-                                          volume.volume_type)
-
-
-def dest_zone(plan, volume):
-    zone = volume.availability_zone
-    if not zone:
-        return None
-    return plan.mappings.availability_zones.get(zone, zone)
-
+from overcloud_migrate.workflow.volume_marks import (  # noqa: F401
+    DISK_FORMAT,
+    PHASES,
+    POLL,
+    PROP_MIGRATION,
+    PROP_ROLE,
+    PROP_SOURCE_IMAGE,
+    PROP_SOURCE_SERVER,
+    PROP_SOURCE_VOLUME,
+    ROLE_COPY,
+    ROLE_SNAPSHOT,
+    ROLE_TEMPORARY,
+    TRANSIENT,
+    VOLUME_FAILURES,
+    _has,
+    delete_images,
+    delete_snapshot,
+    delete_volume,
+    dest_volume_type,
+    dest_zone,
+    image_name,
+    marked_snapshots,
+    marked_volumes,
+    markers,
+    result_name,
+    source_images,
+    wait_settled,
+)
 
 class VolumePhase(tasks.Phase):
     """A step of one volume's move, journaled on the volume's record and
@@ -423,7 +314,7 @@ class TransferVolumeImage(VolumePhase):
         image = ctx.source.image.get_image(volume_image)
         for found in tasks.marked_images(ctx.dest, ctx.migration_id, **{
                 PROP_SOURCE_IMAGE: image.id}):
-            if found.status == 'active' and tasks._hash_ok(found, image):
+            if found.status == 'active' and image_tasks.hash_ok(found, image):
                 return found.id
             ctx.dest.image.delete_image(found, ignore_missing=True)
         last = None
@@ -463,7 +354,7 @@ class TransferVolumeImage(VolumePhase):
                     sdk_exc.SDKException) as exc:
                 ctx.dest.image.delete_image(dest, ignore_missing=True)
                 self.fail('Transferring ' + self.label, exc)
-            if tasks._hash_ok(dest, image) and dest.size == result.bytes \
+            if image_tasks.hash_ok(dest, image) and dest.size == result.bytes \
                     and (image.hash_algo != 'sha512'
                          or result.sha512 == image.hash_value):
                 ctx.journal.update_volume(
