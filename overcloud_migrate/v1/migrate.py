@@ -22,6 +22,13 @@ from overcloud_migrate.workflow import runner
 LOG = logging.getLogger(__name__)
 
 
+def _map_option(group, flag, help_text):
+    """A repeatable ``<source>=<destination>`` mapping option."""
+    group.add_argument(flag, metavar='<source>=<destination>',
+                       type=options.key_value, action='append', default=[],
+                       help=help_text)
+
+
 class MigrateServer(report.ReportThenFail, command.Lister):
     """Migrate servers, with their networks and addresses, to another cloud.
 
@@ -68,32 +75,28 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             '--from-plan', metavar='<file>',
             help='Apply a plan written earlier with --plan-file (instead of '
                  'naming servers)')
-        plan.add_argument(
-            '--network-map', metavar='<source>=<destination>',
-            type=options.key_value, action='append', default=[],
-            help='Attach the servers of source network <source> (name or ID) '
-                 'to the existing destination network <destination> instead '
-                 'of recreating it (repeat for more)')
+        _map_option(
+            plan, '--network-map',
+            'Attach the servers of source network <source> (name or ID) '
+            'to the existing destination network <destination> instead '
+            'of recreating it (repeat for more)')
         plan.add_argument(
             '--external-network', metavar='<network>',
             help='Destination external network for router gateways and '
                  'floating IPs (default: the only external network)')
-        plan.add_argument(
-            '--flavor-map', metavar='<source>=<destination>',
-            type=options.key_value, action='append', default=[],
-            help='Use destination flavor <destination> for source flavor '
-                 '<source> (repeat for more; default: same name)')
-        plan.add_argument(
-            '--volume-type-map', metavar='<source>=<destination>',
-            type=options.key_value, action='append', default=[],
-            help='Create the copies of volumes of source volume type '
-                 '<source> with destination volume type <destination> '
-                 '(repeat for more; default: same name)')
-        plan.add_argument(
-            '--az-map', metavar='<source>=<destination>',
-            type=options.key_value, action='append', default=[],
-            help='Map a source availability zone to a destination one '
-                 '(repeat for more; default: same name)')
+        _map_option(
+            plan, '--flavor-map',
+            'Use destination flavor <destination> for source flavor '
+            '<source> (repeat for more; default: same name)')
+        _map_option(
+            plan, '--volume-type-map',
+            'Create the copies of volumes of source volume type '
+            '<source> with destination volume type <destination> '
+            '(repeat for more; default: same name)')
+        _map_option(
+            plan, '--az-map',
+            'Map a source availability zone to a destination one '
+            '(repeat for more; default: same name)')
         parser.add_argument(
             '--floating-ip-mode', choices=('keep', 'new', 'none'),
             default='keep',
