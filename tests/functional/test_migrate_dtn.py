@@ -84,7 +84,9 @@ def migrate_dtn(journal, a, b, *extra, dest_url=None, servers=SERVERS,
                '--dtn-source-dir', a.export, '--dtn-dest-dir', b.export,
                '--dtn-source-token-file', a.token_file,
                '--dtn-dest-token-file', b.token_file,
-               '--dtn-mover', mover, '-f', 'json', *extra, fault=fault)
+               '--dtn-mover', mover, '-f', 'json',
+               # the tests compare each copy with its source snapshot
+               '--keep-source-snapshots', *extra, fault=fault)
 
 
 def dest_state(dst):

@@ -299,11 +299,13 @@ def test_plan_for_a_server_that_no_longer_exists(clouds, journal_url,
         'no longer exists in the source cloud')
 
 
-def test_volume_backed_server_is_refused(clouds, journal_url, tmp_path):
+def test_a_volume_backed_server_without_its_boot_volume_is_refused(
+        clouds, journal_url, tmp_path):
     _edited_plan_refused(
         clouds, journal_url, tmp_path,
         lambda p: p['servers'][1].update(boot_source='volume'),
-        'volume-backed servers are not supported yet')
+        "plan.servers[1].volumes: a server with boot_source 'volume' needs "
+        'a volume with boot_index 0')
 
 
 # -- the replication -----------------------------------------------------------
