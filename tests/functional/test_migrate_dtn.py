@@ -236,7 +236,7 @@ def test_the_builtin_mover_and_no_token_even_in_debug_output(clouds, dtns,
                          '--dtn-source-token-file', a.token_file,
                          '--dtn-dest-token-file', b.token_file,
                          '--dtn-mover', 'builtin', '--dtn-streams', '2',
-                         '-f', 'json')
+                         '--keep-source-snapshots', '-f', 'json')
     assert code == 0, err[-3000:]
     # debug logging is on, the driver's own log lines included
     assert 'START with options' in err and 'DTN transfer' in err
