@@ -25,6 +25,10 @@ import pytest
 from overcloud_devcloud import scenario
 
 BIN = sysconfig.get_path('scripts')
+#: sets the destination's Cinder quotas, and cleans and counts every
+#: marked volume, snapshot and image in both clouds: no other module may
+#: use the bed meanwhile (their in-flight snapshots carry the same marker)
+BED_ACCESS = 'exclusive'
 OPENSTACK = os.path.join(BIN, 'openstack')
 DEVCLOUD = os.path.join(BIN, 'overcloud-devcloud')
 PREFIX = 'mv'
