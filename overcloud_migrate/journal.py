@@ -20,10 +20,12 @@ from sqlalchemy import orm
 JOURNAL_URL_ENV = 'OVERCLOUD_MIGRATE_JOURNAL_URL'
 
 # The state names, defined here only.  A migration (Migration.state) is
-# planned, running, network-ready (--network-only), aborting, and ends done,
+# planned, running, network-ready (--network-only), aborting, synced (a warm
+# migration between its sync rounds and its cut-over), and ends done,
 # failed, rolled-back or handed-off (migrate --handoff).  A server
-# (ServerRun.state) is pending, running, stopping, booting, verified, and
-# ends done, failed, rolled-back or handed-off.
+# (ServerRun.state) is pending, running, stopping, booting, verified, synced
+# (warm: its volumes copied while it runs), and ends done, failed,
+# rolled-back or handed-off.
 PLANNED = 'planned'
 PENDING = 'pending'
 RUNNING = 'running'
@@ -36,6 +38,7 @@ DONE = 'done'
 FAILED = 'failed'
 ROLLED_BACK = 'rolled-back'
 HANDED_OFF = 'handed-off'
+SYNCED = 'synced'
 #: a migration in one of these states has nothing left to resume
 FINISHED = (DONE, ROLLED_BACK, HANDED_OFF)
 #: a migration in one of these states can be aborted
@@ -74,6 +77,9 @@ class Migration(Base):
     dest_region = sa.Column(sa.String(255))
     dest_project = sa.Column(sa.String(255))
     options = sa.Column(sa.Text)  # JSON: transport, its options, modes
+    #: warm migration: what a run of it is doing now ('sync' or 'cutover');
+    #: resume goes on with it
+    step = sa.Column(sa.String(16))
 
 
 class ServerRun(Base):
@@ -97,6 +103,9 @@ class ServerRun(Base):
     phases = sa.Column(sa.Text)        # JSON {phase: seconds}
     # JSON {phase: [start, end]} in time.time() seconds (the timeline)
     phase_spans = sa.Column(sa.Text)
+    #: warm migration: JSON of what the source server was at the first sync
+    #: round (launched_at, flavor, image, volumes): later rounds compare
+    source_fingerprint = sa.Column(sa.Text)
     error = sa.Column(sa.Text)
 
 
@@ -115,6 +124,27 @@ class VolumeRun(Base):
     bytes = sa.Column(sa.BigInteger)        # image bytes that crossed
     transfer_seconds = sa.Column(sa.Float)
     phases = sa.Column(sa.Text)             # JSON {phase: seconds}
+
+
+class SyncRound(Base):
+    """One finished sync round of one volume of a warm migration."""
+    __tablename__ = 'sync_rounds'
+    __table_args__ = (sa.UniqueConstraint('migration_id', 'volume_id',
+                                          'round'),)
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    migration_id = sa.Column(sa.String(36), sa.ForeignKey('migrations.id'),
+                             nullable=False)
+    server_id = sa.Column(sa.String(64), nullable=False)
+    volume_id = sa.Column(sa.String(64), nullable=False)
+    round = sa.Column(sa.Integer, nullable=False)
+    #: True: the cut-over's round (the source server stopped)
+    cutover = sa.Column(sa.Boolean, nullable=False, default=False)
+    size = sa.Column(sa.BigInteger)             # the volume's bytes
+    bytes = sa.Column(sa.BigInteger)            # payload that crossed
+    changed_bytes = sa.Column(sa.BigInteger)    # found changed at the source
+    repaired_bytes = sa.Column(sa.BigInteger)   # found damaged at the dest
+    seconds = sa.Column(sa.Float)
+    finished_at = sa.Column(sa.Float)           # time.time()
 
 
 class Mapping(Base):
@@ -178,9 +208,13 @@ class Journal:
             session.add(record)
         return record.id
 
-    def set_state(self, migration_id, state):
+    def set_state(self, migration_id, state, **values):
+        """Set the migration's state (and other columns: ``step``)."""
         with self._session.begin() as session:
-            session.get(Migration, migration_id).state = state
+            record = session.get(Migration, migration_id)
+            record.state = state
+            for key, value in values.items():
+                setattr(record, key, value)
 
     # -- servers of a migration ---------------------------------------------
 
@@ -254,11 +288,38 @@ class Journal:
                 VolumeRun.migration_id == migration_id)
                 .order_by(VolumeRun.id)))
 
+    # -- sync rounds of a warm migration ------------------------------------
+
+    def add_round(self, migration_id, server_id, volume_id, round_, **values):
+        """Record a finished sync round (again: its figures replaced)."""
+        with self._session.begin() as session:
+            row = session.scalars(sa.select(SyncRound).where(
+                SyncRound.migration_id == migration_id,
+                SyncRound.volume_id == volume_id,
+                SyncRound.round == round_)).first()
+            if row is None:
+                row = SyncRound(migration_id=migration_id,
+                                server_id=server_id, volume_id=volume_id,
+                                round=round_)
+                session.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    def rounds(self, migration_id, volume_id=None):
+        """The finished sync rounds, oldest first."""
+        with self._session() as session:
+            query = sa.select(SyncRound).where(
+                SyncRound.migration_id == migration_id)
+            if volume_id is not None:
+                query = query.where(SyncRound.volume_id == volume_id)
+            return list(session.scalars(query.order_by(SyncRound.id)))
+
     def finish(self, migration_id, state, error=None):
         with self._session.begin() as session:
             record = session.get(Migration, migration_id)
             record.state = state
             record.error = error
+            record.step = None
 
     def get(self, migration_id):
         with self._session() as session:
@@ -324,7 +385,9 @@ class Journal:
 
 
 # Columns added after the first release: (table, column, SQL type).
-_LATER_COLUMNS = (('server_runs', 'phase_spans', 'TEXT'),)
+_LATER_COLUMNS = (('server_runs', 'phase_spans', 'TEXT'),
+                  ('server_runs', 'source_fingerprint', 'TEXT'),
+                  ('migrations', 'step', 'VARCHAR(16)'))
 
 
 def _add_missing_columns(engine):

@@ -36,6 +36,8 @@ CAPABILITIES = {
     'remote': 'the bytes travel through another host',
     'third-party': 'two services move the bytes between themselves',
     'handoff': 'can leave items for the Receiver in its directory',
+    'deltas': 'keeps a copy of a volume in step round by round, moving only '
+              'the blocks that changed (warm migration)',
 }
 
 
@@ -76,6 +78,22 @@ class ImageRef:
     hash_algo: typing.Optional[str] = None
     hash_value: typing.Optional[str] = None
     name: str = ''
+
+
+@dataclasses.dataclass
+class SyncResult:
+    """One sync round of one volume (:meth:`Transport.sync_volume`)."""
+    #: the volume's bytes
+    size: int
+    #: payload bytes that crossed the link this round
+    bytes: int
+    #: bytes of the blocks found changed since the previous round
+    changed_bytes: int
+    #: bytes sent again because the destination found them damaged
+    repaired_bytes: int
+    seconds: float
+    #: 1 for the first round of a key, then 2, 3, ...
+    round: int
 
 
 @dataclasses.dataclass
@@ -147,6 +165,32 @@ class Transport(abc.ABC):
         """Write ``data`` to ``<directory>/<item>/<name>`` atomically."""
         raise PreflightError('The %s transport cannot hand items off to a '
                              'directory.' % self.name)
+
+    # -- deltas (warm migration): optional --------------------------------
+
+    def check_deltas(self):
+        """Raise :class:`PreflightError` saying why this driver, as
+        configured, cannot keep volumes in step (``deltas``)."""
+        raise PreflightError('The %s transport cannot move deltas.'
+                             % self.name)
+
+    def sync_volume(self, source_volume_id: str, dest_volume_id: str,
+                    key: str, progress: ProgressCallback) -> SyncResult:
+        """One sync round: make the destination volume's bytes those the
+        source volume has now, sending only what changed since the last
+        round of ``key`` (every non-zero block in the first).  The source
+        may be in use; the destination volume must be detached."""
+        raise PreflightError('The %s transport cannot move deltas.'
+                             % self.name)
+
+    def forget_sync(self, key: str):
+        """Drop what both ends keep for ``key`` (idempotent)."""
+
+
+def delta_transports():
+    """Names of the installed transports that can move deltas."""
+    return sorted(name for name, cls in driver_classes().items()
+                  if 'deltas' in cls.capabilities)
 
 
 def names():

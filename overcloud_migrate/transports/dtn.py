@@ -20,6 +20,15 @@ directory):
    migration then sends the image again);
 #. after a verified upload both files are removed (unless ``keep``).
 
+Warm migration (``deltas``): with ``--dtn-source-volumes`` and
+``--dtn-dest-volumes`` naming each site's Cinder share as its DTN sees it
+(the seed's NFS link between a DTN and its cloud, toward Cinder), a sync
+round asks the source DTN service (``POST /v1/syncs``) to bring the
+destination volume's file (``volume-<ID>``, Cinder's RemoteFS naming) in
+step with the source volume's file, block by block: only the blocks that
+changed since the last round cross, and the destination writes them in
+place.
+
 The DTN services are reached only through :mod:`overcloud_migrate.dtn.client`.
 Tokens are read from files (or the environment) when a client is made;
 the driver's options, which the migration journal records, hold only the
@@ -44,6 +53,8 @@ LOG = logging.getLogger(__name__)
 TOKEN_ENV = dtn_constants.TOKEN_ENV
 _ACTIVE = ('queued', 'running')
 _PROBE_PREFIX = '.overcloud-migrate-probe-'
+#: a volume's file on a Cinder NFS/RemoteFS share (its volume_name_template)
+VOLUME_FILE = 'volume-%s'
 #: the staged file must be readable by the DTN's GridFTP server, which
 #: often runs as another user (``nobody`` for anonymous ftp://)
 _STAGED_MODE = 0o644
@@ -73,6 +84,7 @@ class _Side:
         self.directory = directory        # as mounted here
         self.path = path or directory     # as the DTN sees it
         self.node = None
+        self.volumes = None               # the Cinder share, as the DTN sees it
 
     def token(self):
         if self.token_file:
@@ -96,7 +108,8 @@ class DtnTransport(base.Transport):
     """Stage on the source DTN, transfer DTN to DTN, upload from the destination DTN."""
 
     name = 'dtn'
-    capabilities = frozenset({'staging', 'resume', 'remote', 'third-party'})
+    capabilities = frozenset({'staging', 'resume', 'remote', 'third-party',
+                              'deltas'})
     options = (
         base.Opt('source_endpoint', flag='source', metavar='<url>',
                  required=True,
@@ -146,6 +159,16 @@ class DtnTransport(base.Transport):
         base.Opt('streams', metavar='<count>', type=int, minimum=1,
                  help='Parallel TCP streams of each DTN transfer, 1 to 64 '
                       '(default: the DTN service\'s default, 4)'),
+        base.Opt('source_volumes', metavar='<path>',
+                 help='Warm migration: the source Cinder share (the '
+                      'directory holding volume-<ID> files) as the source '
+                      'DTN names it; it must lie inside one of that node\'s '
+                      'exports (required with --warm)'),
+        base.Opt('dest_volumes', metavar='<path>',
+                 help='Warm migration: the destination Cinder share as the '
+                      'destination DTN names it; the destination volumes\' '
+                      'files are written there in place (required with '
+                      '--warm)'),
         base.Opt('keep', switch=True,
                  help='Keep the staged copies on both DTNs after a verified '
                       'upload (default: remove them)'),
@@ -156,7 +179,8 @@ class DtnTransport(base.Transport):
                  source_dir=None, dest_dir=None, source_path=None,
                  dest_path=None, source_token_file=None,
                  dest_token_file=None, source_node=None, dest_node=None,
-                 mover=None, streams=None, keep=False, transfer_timeout=3600,
+                 mover=None, streams=None, keep=False, source_volumes=None,
+                 dest_volumes=None, transfer_timeout=3600,
                  request_timeout=30.0, poll_interval=0.5, probe=True,
                  **options):
         super().__init__(
@@ -166,6 +190,7 @@ class DtnTransport(base.Transport):
             source_token_file=source_token_file,
             dest_token_file=dest_token_file, source_node=source_node,
             dest_node=dest_node, mover=mover, streams=streams, keep=keep,
+            source_volumes=source_volumes, dest_volumes=dest_volumes,
             transfer_timeout=transfer_timeout,
             request_timeout=request_timeout, poll_interval=poll_interval,
             probe=probe, **options)
@@ -178,6 +203,8 @@ class DtnTransport(base.Transport):
         self.mover = mover
         self.streams = int(streams) if streams else None
         self.keep = bool(keep)
+        self.source.volumes = source_volumes
+        self.dest.volumes = dest_volumes
         self.transfer_timeout = float(transfer_timeout)
         self.request_timeout = float(request_timeout)
         self.poll_interval = float(poll_interval)
@@ -263,11 +290,13 @@ class DtnTransport(base.Transport):
                 raise base.PreflightError('Cannot use the source DTN: %s.'
                                           % _lower_first(exc))
             exports = (node.get('exports') or {}).values()
-            if not any(_inside(side.path, root) for root in exports):
-                raise base.PreflightError(
-                    "The %s DTN directory %s is outside the exports of node "
-                    "'%s' (%s)." % (side.label, side.path, side.node,
-                                    ', '.join(sorted(exports)) or 'none'))
+            for path in (side.path, side.volumes):
+                if path and not any(_inside(path, root) for root in exports):
+                    raise base.PreflightError(
+                        "The %s DTN directory %s is outside the exports of "
+                        "node '%s' (%s)." % (
+                            side.label, path, side.node,
+                            ', '.join(sorted(exports)) or 'none'))
 
     def _check_space(self, size):
         src = os.stat(self.source.directory).st_dev
@@ -443,6 +472,93 @@ class DtnTransport(base.Transport):
         except dtn_client.DTNClientError as exc:
             LOG.warning('Could not cancel DTN transfer %s: %s', transfer_id,
                         exc)
+
+
+    # --- deltas (warm migration) ---
+
+    def check_deltas(self):
+        """Both Cinder shares are named, absolute and inside their DTN's
+        exports, and the source DTN service can run syncs."""
+        missing = [flag for flag, value in (
+            ('--dtn-source-volumes', self.source.volumes),
+            ('--dtn-dest-volumes', self.dest.volumes)) if not value]
+        if missing:
+            raise base.PreflightError(
+                'Warm migration with the dtn transport needs %s: the Cinder '
+                'share of each site as its DTN names it.'
+                % ' and '.join(missing))
+        for side in (self.source, self.dest):
+            if not posixpath.isabs(side.volumes):
+                raise base.PreflightError(
+                    'The %s Cinder share %r is not an absolute path.'
+                    % (side.label, side.volumes))
+        self._discover()
+        info = self._info(self.source)
+        if 'sync' not in (info.get('features') or ()):
+            raise base.PreflightError(
+                'The source DTN service at %s cannot run syncs (delta '
+                'rounds); upgrade both DTN services.' % self.source.endpoint)
+
+    def _sync_locations(self, source_volume_id, dest_volume_id):
+        return ({'node': self.source.node, 'path': posixpath.join(
+                    self.source.volumes, VOLUME_FILE % source_volume_id)},
+                {'node': self.dest.node, 'path': posixpath.join(
+                    self.dest.volumes, VOLUME_FILE % dest_volume_id)})
+
+    def sync_volume(self, source_volume_id, dest_volume_id, key, progress):
+        if not (self.source.node and self.dest.node):
+            self._discover()
+        src, dst = self._sync_locations(source_volume_id, dest_volume_id)
+        client = self.source.client(self.request_timeout)
+        start = time.monotonic()
+        try:
+            # A round an interrupted run started goes on inside the DTN
+            # service: wait for it, then run ours (it finds little to do).
+            for row in client.transfers():
+                if row.get('mode') == 'sync' and row.get('key') == key \
+                        and row.get('state') in _ACTIVE:
+                    LOG.info('Waiting for sync %s of %s started by an '
+                             'earlier run.', row['id'], key)
+                    try:
+                        client.wait_transfer(
+                            row['id'], timeout=self.transfer_timeout,
+                            interval=self.poll_interval)
+                    except dtn_client.TransferFailed:
+                        pass
+            row = client.start_sync(src, dst, key=key, streams=self.streams)
+
+            def report(current):
+                if progress is not None:
+                    progress(current.get('bytes_done') or 0,
+                             current.get('size'))
+
+            try:
+                done = client.wait_transfer(row['id'],
+                                            timeout=self.transfer_timeout,
+                                            interval=self.poll_interval,
+                                            progress=report)
+            except dtn_client.WaitTimeout:
+                self._cancel(client, row['id'])
+                raise
+        except dtn_client.DTNClientError as exc:
+            raise base.TransportError(
+                'Syncing volume %s into %s:%s (through %s): %s'
+                % (source_volume_id, dst['node'], dst['path'],
+                   self.source.endpoint, _lower_first(exc)))
+        return base.SyncResult(
+            size=int(done.get('size') or 0), bytes=int(done.get('bytes') or 0),
+            changed_bytes=int(done.get('changed_bytes') or 0),
+            repaired_bytes=int(done.get('repaired_bytes') or 0),
+            seconds=time.monotonic() - start, round=int(done.get('round')
+                                                        or 0))
+
+    def forget_sync(self, key):
+        try:
+            self.source.client(self.request_timeout).forget_sync(key)
+        except dtn_client.DTNClientError as exc:
+            raise base.TransportError('The DTNs could not drop the sync '
+                                      'state of %s: %s.'
+                                      % (key, _lower_first(exc)))
 
 
 def _remove(path):

@@ -20,6 +20,7 @@ from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.workflow import images as image_tasks
 from overcloud_migrate.workflow import tasks
 from overcloud_migrate.workflow import volumes
+from overcloud_migrate.workflow import warm
 
 LOG = logging.getLogger(__name__)
 
@@ -57,13 +58,14 @@ class FlowStore:
                                            uuid=migration_id)
                 conn.save_logbook(self.book)
 
-    def detail(self, server_id):
-        """The flow detail of one server (created on first use)."""
+    def detail(self, name):
+        """The flow detail ``name`` (a server's ID, or with a suffix for
+        another flow of it: ``<ID>:cutover``), created on first use."""
         for detail in self.book:
-            if detail.name == server_id:
+            if detail.name == name:
                 return detail
-        detail = models.FlowDetail(server_id, uuid=str(uuid.uuid5(
-            uuid.UUID(self.migration_id), server_id)))
+        detail = models.FlowDetail(name, uuid=str(uuid.uuid5(
+            uuid.UUID(self.migration_id), name)))
         self.book.add(detail)
         with contextlib.closing(self.backend.get_connection()) as conn:
             conn.save_logbook(self.book)
@@ -73,7 +75,16 @@ class FlowStore:
         self.backend.close()
 
 
+def flow_name(ctx):
+    """The name of ``ctx``'s flow detail in the migration's logbook."""
+    if ctx.warm == warm.CUTOVER:
+        return '%s:%s' % (ctx.server.id, warm.CUTOVER)
+    return ctx.server.id
+
+
 def server_flow(ctx):
+    if ctx.warm == warm.CUTOVER:
+        return warm.cutover_flow(ctx)
     flow = linear_flow.Flow('server-%s' % ctx.server.id)
     if ctx.item is not None:
         # The Receiver: the image is already in a handoff item.
@@ -111,7 +122,8 @@ def run_servers(contexts, journal_url, migration_id, parallel=1,
     store = FlowStore(journal_url, migration_id)
     journal = contexts[0].journal if contexts else None
     # Flow details are made here, not in the threads: the logbook is shared.
-    details = {ctx.server.id: store.detail(ctx.server.id) for ctx in contexts}
+    details = {ctx.server.id: store.detail(flow_name(ctx))
+               for ctx in contexts}
 
     def one(ctx):
         server = ctx.server

@@ -16,7 +16,11 @@ the Receiver all run once a migration has its journal entry.
 5. **Finish**: the journal's migration state says how it ended.
 
 Volumes and warm migration add their steps to the per-server flow, which
-is built from the server record alone, so every caller gets them.
+is built from the server record alone, so every caller gets them.  A warm
+migration's sync round (``Job.warm == 'sync'``) runs steps 3 (its first
+round only) and a round of :mod:`overcloud_migrate.workflow.warm` per
+server instead of step 4, and leaves the migration ``synced``; its
+cut-over (``'cutover'``) is steps 1-5 with the cut-over flow.
 """
 
 import contextlib
@@ -32,6 +36,7 @@ from overcloud_migrate.plan import replicate
 from overcloud_migrate.workflow import engine
 from overcloud_migrate.workflow import tasks
 from overcloud_migrate.workflow import volumes
+from overcloud_migrate.workflow import warm
 
 
 class PrecheckFailed(exceptions.OvercloudMigrateError):
@@ -109,6 +114,12 @@ class Job:
     #: held around prechecks and replication (Receiver items share networks)
     lock: typing.ContextManager = dataclasses.field(
         default_factory=contextlib.nullcontext)
+    #: warm migration: 'sync' (a round) or 'cutover'; None: cold
+    warm: str = None
+    #: the IDs of the servers to work on (None: all of the plan's)
+    only: typing.Optional[tuple] = None
+    #: a sync round also rebuilds the network world (the first one does)
+    network: bool = True
 
     @property
     def end_state(self):
@@ -138,7 +149,7 @@ def server_context(job, server, ids):
         keep_source_snapshots=settings.keep_source_snapshots,
         timeout=settings.timeout,
         progress=settings.progress, progress_bar=settings.progress_bar,
-        handoff=job.handoff, item=job.items.get(server.id))
+        handoff=job.handoff, item=job.items.get(server.id), warm=job.warm)
 
 
 def already_migrated(dest, server):
@@ -152,7 +163,8 @@ def already_migrated(dest, server):
 def _left(job):
     """The plan's servers this migration has not finished yet."""
     return [s for s in job.plan.servers
-            if job.journal.server(job.migration_id, s.id).state
+            if (job.only is None or s.id in job.only)
+            and job.journal.server(job.migration_id, s.id).state
             != job.end_state]
 
 
@@ -172,7 +184,9 @@ def _mark_migrated(job, todo):
         journal.log(migration_id, "server '%s' was already migrated (%s)"
                     % (server.name, existing.id))
         found[server.id] = existing.id
-        if server.volumes and job.source is not None:
+        if job.warm:
+            warm.forget(server_context(job, server, {}))
+        elif server.volumes and job.source is not None:
             # A run killed after the boot: what its volumes' copy left
             # (snapshots, temporary volumes, images) goes now.
             volumes.clean_temporaries(server_context(job, server, {}),
@@ -192,6 +206,11 @@ def run(job):
     journal says failed); a server that fails only counts in
     ``Result.failed``.
     """
+    if job.warm == warm.SYNC:
+        return _sync_round(job)
+    if job.warm == warm.CUTOVER:
+        job.journal.set_state(job.migration_id, journal_mod.RUNNING,
+                              step=warm.CUTOVER)
     resources, ids, migrated = [], {}, {}
     todo = _left(job)
     if not job.handoff:
@@ -244,11 +263,33 @@ def _run_servers(job, todo, ids, resources, migrated):
     if job.source is not None and not job.handoff \
             and not job.settings.keep_source_snapshots:
         _sweep_source_snapshots(job, records)
-    failed = [r for r in records if r.state != job.end_state]
-    job.journal.finish(
-        job.migration_id, journal_mod.FAILED if failed else job.end_state,
-        '; '.join(r.error or r.state for r in failed) or None)
+    failed = [r for r in records if r.state != job.end_state
+              and (job.only is None or r.source_id in job.only)]
+    state = journal_mod.FAILED if failed else job.end_state
+    if not failed and any(r.state == journal_mod.SYNCED for r in records):
+        state = journal_mod.SYNCED     # a cut-over of some servers only
+    job.journal.finish(job.migration_id, state,
+                       '; '.join(r.error or r.state for r in failed) or None)
     return Result(resources, records, migrated, len(failed))
+
+
+def _sync_round(job):
+    """A warm migration's sync round: the network world first (the first
+    round), then a round of every server not yet cut over."""
+    journal, migration_id = job.journal, job.migration_id
+    journal.set_state(migration_id, journal_mod.RUNNING, step=warm.SYNC)
+    todo = _left(job)
+    resources, ids = [], {}
+    if job.network:
+        resources, ids = _network(job, {})
+    warm.run_round([server_context(job, server, ids) for server in todo],
+                   parallel=job.settings.parallel)
+    records = journal.servers(migration_id)
+    failed = [r for r in records if r.state == journal_mod.FAILED]
+    journal.finish(migration_id,
+                   journal_mod.FAILED if failed else journal_mod.SYNCED,
+                   '; '.join(r.error or r.state for r in failed) or None)
+    return Result(resources, records, {}, len(failed))
 
 
 def _sweep_source_snapshots(job, records):

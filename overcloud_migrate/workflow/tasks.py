@@ -78,6 +78,8 @@ class ServerContext:
     handoff: bool = False
     #: the Receiver: the handoff item (plan.handoff.Item) to upload from
     item: object = None
+    #: warm migration: 'sync' (a round while the server runs) or 'cutover'
+    warm: str = None
 
 
 fault = faults.kill

@@ -382,6 +382,12 @@ class CreateVolume(VolumePhase):
     provides_kind = 'volume_dest'
 
     def run(self, volume_dest_image):
+        return self.ensure_copy(volume_dest_image)
+
+    def ensure_copy(self, image_id=None):
+        """The destination copy of the volume (found by its markers, or
+        made: from ``image_id``, or empty when None), settled, with the
+        source's bootable flag; journaled.  Returns its ID."""
         ctx = self.ctx
         conn = ctx.dest
         volume = self.volume
@@ -399,17 +405,19 @@ class CreateVolume(VolumePhase):
         else:
             attrs = {'size': volume.size, 'name': volume.name or None,
                      'description': volume.description or None,
-                     'image_id': volume_dest_image,
                      'metadata': dict(volume.metadata, **wanted)}
+            if image_id:
+                attrs['image_id'] = image_id
             volume_type = dest_volume_type(ctx.plan, volume)
             if volume_type:
                 attrs['volume_type'] = volume_type
             zone = dest_zone(ctx.plan, volume)
             if zone:
                 attrs['availability_zone'] = zone
-            self.say_volume('creating the destination volume (%d GiB%s)'
+            self.say_volume('creating the destination volume (%d GiB%s%s)'
                             % (volume.size, ', type %s' % volume_type
-                               if volume_type else ''))
+                               if volume_type else '',
+                               '' if image_id else ', empty'))
             try:
                 made = conn.block_storage.create_volume(**attrs)
             except sdk_exc.SDKException as exc:

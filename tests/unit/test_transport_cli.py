@@ -39,8 +39,8 @@ def test_json_lists_every_driver(monkeypatch):
     assert rows['sharedfs']['Capabilities'] == ['handoff', 'resume',
                                                 'staging']
     assert rows['ssh']['Capabilities'] == ['handoff', 'remote', 'staging']
-    assert rows['dtn']['Capabilities'] == ['remote', 'resume', 'staging',
-                                           'third-party']
+    assert rows['dtn']['Capabilities'] == ['deltas', 'remote', 'resume',
+                                           'staging', 'third-party']
     # each driver's `overcloud migrate` options, as real lists
     assert rows['glance']['Options'] == []
     assert rows['sharedfs']['Options'] == ['--sharedfs-dir']

@@ -1,0 +1,362 @@
+"""Warm migration: keep a server's volumes in step while it runs, then cut
+over moving only what changed.
+
+A **sync round** (``migrate --warm``, ``migration sync``) leaves the source
+server running.  For each server it
+
+``check-source``
+    reads the source server and compares it with what it was at the first
+    round (launch time, flavor, image, attached volumes): a server deleted,
+    resized or rebuilt since stops the migration with a sentence naming the
+    change (``migration rollback`` then cleans the destination; the source
+    is never touched);
+``volume-prepare``
+    finds or makes each volume's destination copy, empty at first, of the
+    mapped type, detached (a source volume with Cinder snapshots is
+    refused: on a file share its data then live in a chain of files);
+``sync``
+    has the transport bring each destination copy in step with the source
+    volume as it is now (:meth:`~overcloud_migrate.transports.base.
+    Transport.sync_volume`: the first round sends every non-zero block,
+    later rounds only the blocks that changed; the guest may write while it
+    reads, the next round catches those blocks).
+
+The **cut-over** (``migration cutover``, ``migrate --warm --cutover``) is a
+TaskFlow flow of its own, journaled and resumable like a cold move: check
+the source again, stop it, one last round (only what changed since the
+previous round crosses, so the downtime follows the change, not the disk),
+boot from the destination volumes on the replicated ports, verify, and
+drop the sync state the transport kept.  A failed cut-over deletes the
+server it booted and restarts the source; the synced volumes stay for the
+next attempt.
+
+Rounds are journaled (:class:`overcloud_migrate.journal.SyncRound`):
+``migration show`` tells their age, bytes and an estimate of the cut-over's
+copy time from them.
+"""
+
+import concurrent.futures
+import json
+import time
+
+from openstack import exceptions as sdk_exc
+from taskflow.patterns import linear_flow
+
+from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.plan import prechecks
+from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.workflow import images as image_tasks
+from overcloud_migrate.workflow import tasks
+from overcloud_migrate.workflow import volumes
+
+SYNC = 'sync'
+CUTOVER = 'cutover'
+#: the phase of a round while the server runs, and of the cut-over's round
+SYNC_PHASE = 'sync'
+FINAL_PHASE = 'final-sync'
+#: a server may be in these states during a sync round
+RUNNABLE = ('ACTIVE', 'SHUTOFF', 'PAUSED', 'SUSPENDED')
+
+
+def sync_key(migration_id, volume_id):
+    """The name both DTNs keep a volume's signatures under."""
+    return 'om-%s-%s' % (migration_id, volume_id)
+
+
+def problems(plan, transport):
+    """Why this plan cannot be migrated warm with ``transport`` (a list of
+    :class:`~overcloud_migrate.plan.prechecks.Problem`, empty when it can)."""
+    found = []
+    if 'deltas' not in transport.capabilities:
+        found.append(prechecks.Problem(
+            'transport', transport.name, '',
+            'the %s transport cannot move deltas; warm migration needs one '
+            'that can: %s' % (transport.name,
+                              ', '.join(transport_base.delta_transports())
+                              or 'none installed')))
+    else:
+        try:
+            transport.check_deltas()
+        except transport_base.TransportError as exc:
+            found.append(prechecks.Problem('transport', transport.name, '',
+                                           str(exc)))
+    for server in plan.servers:
+        if not server.volumes:
+            found.append(prechecks.Problem(
+                'server', server.name, server.id,
+                'has no Cinder volume: a warm migration keeps volumes in '
+                'step while the server runs, so this one would move cold '
+                'at the cut-over anyway; migrate it without --warm'))
+    return found
+
+
+# -- the source server between rounds ---------------------------------------
+
+def _name_of(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    get = value.get if hasattr(value, 'get') else (
+        lambda key: getattr(value, key, None))
+    return get('original_name') or get('name') or get('id')
+
+
+def fingerprint(server):
+    """What a server is, for telling a resize or rebuild between rounds."""
+    image = server.image
+    image_id = image.get('id') if hasattr(image, 'get') else image
+    return {'launched_at': server.launched_at,
+            'flavor': _name_of(server.flavor),
+            'image': image_id or None,
+            'volumes': sorted(v['id'] if hasattr(v, 'get') else v.id
+                              for v in server.attached_volumes or [])}
+
+
+def describe_change(old, new):
+    """A sentence fragment naming what changed, or None."""
+    if old == new:
+        return None
+    if old['flavor'] != new['flavor']:
+        return 'was resized (flavor %s, now %s)' % (old['flavor'],
+                                                    new['flavor'])
+    if old['image'] != new['image'] or old['launched_at'] != \
+            new['launched_at']:
+        return 'was rebuilt (launched at %s, now at %s)' % (
+            old['launched_at'], new['launched_at'])
+    if old['volumes'] != new['volumes']:
+        gone = sorted(set(old['volumes']) - set(new['volumes']))
+        added = sorted(set(new['volumes']) - set(old['volumes']))
+        return 'had its volumes changed (%s)' % ', '.join(
+            ['detached %s' % v for v in gone]
+            + ['attached %s' % v for v in added])
+    return None
+
+
+class CheckSource(tasks.Phase):
+    """The source server is the one the earlier rounds copied."""
+
+    phase = 'check-source'
+
+    def run(self):
+        ctx = self.ctx
+        try:
+            server = ctx.source.compute.get_server(ctx.server.id)
+        except sdk_exc.NotFoundException:
+            raise tasks.MigrationError(
+                "Server '%s' (%s) was deleted at the source during warm "
+                'migration %s; it stops here: `openstack overcloud migration '
+                'rollback %s` deletes what it made at the destination.'
+                % (ctx.server.name, ctx.server.id, ctx.migration_id,
+                   ctx.migration_id))
+        now = fingerprint(server)
+        record = ctx.journal.server(ctx.migration_id, ctx.server.id)
+        if record.source_fingerprint:
+            change = describe_change(json.loads(record.source_fingerprint),
+                                     now)
+        else:
+            planned = sorted(a.volume_id for a in ctx.server.volumes)
+            change = describe_change(dict(now, volumes=planned), now)
+            if change is None:
+                ctx.journal.update_server(
+                    ctx.migration_id, ctx.server.id,
+                    source_fingerprint=json.dumps(now, sort_keys=True))
+        if change:
+            raise tasks.MigrationError(
+                "Server '%s' (%s) %s since warm migration %s began; it stops "
+                'here: `openstack overcloud migration rollback %s` deletes '
+                'what it made at the destination (the source is untouched), '
+                'then migrate the server again.' % (
+                    ctx.server.name, ctx.server.id, change, ctx.migration_id,
+                    ctx.migration_id))
+        if ctx.warm == SYNC and server.status not in RUNNABLE:
+            raise tasks.MigrationError(
+                "Server '%s' (%s) is %s at the source; a sync round reads "
+                'only a server that is %s.' % (
+                    ctx.server.name, ctx.server.id, server.status,
+                    ', '.join(RUNNABLE)))
+        if record.source_was_running is None:
+            ctx.journal.update_server(
+                ctx.migration_id, ctx.server.id,
+                source_was_running=server.status == 'ACTIVE')
+
+
+class PrepareVolume(volumes.VolumePhase):
+    """The volume's destination copy, detached (made empty at first)."""
+
+    phase = 'volume-prepare'
+    provides_kind = 'volume_dest'
+
+    def run(self):
+        ctx = self.ctx
+        self.source_volume()
+        snapshots = [s.id for s in ctx.source.block_storage.snapshots(
+            volume_id=self.volume_id) if s.volume_id == self.volume_id]
+        if snapshots:
+            self.refuse(
+                'has %d snapshot%s at the source (%s): on a file share its '
+                'data then live in a chain of files that a sync does not '
+                'read; delete them, or migrate it without --warm.' % (
+                    len(snapshots), '' if len(snapshots) == 1 else 's',
+                    ', '.join(snapshots)))
+        dest_id = self.ensure_copy(None)
+        copy = ctx.dest.block_storage.get_volume(dest_id)
+        if copy.status != 'available':
+            self.refuse('cannot be synced: its destination copy %s is %s, '
+                        'and a sync writes only into a detached volume.'
+                        % (dest_id, copy.status))
+        return dest_id
+
+    def revert(self, *args, **kwargs):
+        pass    # kept for the next round; `migration rollback` deletes it
+
+
+class SyncVolume(volumes.VolumePhase):
+    """One round: the destination copy in step with the source volume."""
+
+    need_kinds = ('volume_dest',)
+
+    def __init__(self, context, volume_id):
+        self.phase = FINAL_PHASE if context.warm == CUTOVER else SYNC_PHASE
+        super().__init__(context, volume_id)
+
+    def run(self, volume_dest):
+        ctx = self.ctx
+        self.source_volume()
+        self.say_volume('%s round: only changed blocks cross'
+                        % ('the last' if ctx.warm == CUTOVER else 'a sync'))
+        try:
+            result = ctx.transport.sync_volume(
+                self.volume_id, volume_dest,
+                sync_key(ctx.migration_id, self.volume_id),
+                ctx.progress_bar(self.volume.name or self.volume_id)
+                if ctx.progress_bar else (lambda done, total: None))
+        except transport_base.TransportError as exc:
+            self.fail('Syncing ' + self.label, exc)
+        ctx.journal.add_round(
+            ctx.migration_id, ctx.server.id, self.volume_id, result.round,
+            cutover=ctx.warm == CUTOVER, size=result.size,
+            bytes=result.bytes, changed_bytes=result.changed_bytes,
+            repaired_bytes=result.repaired_bytes, seconds=result.seconds,
+            finished_at=time.time())
+        ctx.journal.update_volume(ctx.migration_id, self.volume_id,
+                                  dest_id=volume_dest, bytes=result.bytes,
+                                  transfer_seconds=result.seconds)
+        self.say_volume('round %d: %.1f MB changed, %.1f MB sent%s in '
+                        '%.1f s' % (result.round, result.changed_bytes / 1e6,
+                                    result.bytes / 1e6,
+                                    ', %.1f MB repaired' % (
+                                        result.repaired_bytes / 1e6)
+                                    if result.repaired_bytes else '',
+                                    result.seconds))
+        return volume_dest
+
+    def revert(self, *args, **kwargs):
+        pass    # a later round converges; nothing to undo
+
+
+class ForgetSyncs(tasks.Phase):
+    """After verify: the transport drops the rounds' signatures."""
+
+    phase = 'forget-syncs'
+    needs = ('dest_server_id',)
+
+    def run(self, dest_server_id):
+        forget(self.ctx)
+
+
+def forget(ctx):
+    """Drop the sync state of ``ctx.server``'s volumes (warnings only)."""
+    for attachment in ctx.server.volumes:
+        try:
+            ctx.transport.forget_sync(sync_key(ctx.migration_id,
+                                               attachment.volume_id))
+        except transport_base.TransportError as exc:
+            ctx.journal.log(ctx.migration_id, str(exc), 'warning')
+
+
+def round_tasks(ctx):
+    """The tasks of one sync round of ``ctx.server``, in order."""
+    found = [CheckSource(ctx)]
+    found += [PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
+    found += [SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes]
+    return found
+
+
+def cutover_flow(ctx):
+    """The cut-over of one server (a TaskFlow flow)."""
+    flow = linear_flow.Flow('cutover-%s' % ctx.server.id)
+    flow.add(CheckSource(ctx), tasks.StopSource(ctx))
+    flow.add(*[PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes])
+    if ctx.server.boot_source != 'volume':
+        # The root disk is not a volume: it moves cold, as a snapshot.
+        flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
+    flow.add(*[SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes])
+    flow.add(tasks.BootServer(ctx), tasks.Verify(ctx),
+             volumes.VerifyVolumes(ctx), ForgetSyncs(ctx))
+    if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':
+        flow.add(tasks.CleanSourceSnapshots(ctx))
+    if ctx.delete_source:
+        flow.add(tasks.DeleteSource(ctx))
+    return flow
+
+
+def _run_round(ctx):
+    """One server's round, its tasks run in order; None or the error."""
+    results = {}
+    try:
+        for step in round_tasks(ctx):
+            out = step.execute(**{name: results[name]
+                                  for name in step.requires})
+            for name in step.provides:
+                results[name] = out
+    except Exception as exc:  # recorded; the other servers go on
+        message = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                  state=journal_mod.FAILED, error=message)
+        ctx.journal.log(ctx.migration_id, "server '%s': %s"
+                        % (ctx.server.name, message), 'error')
+        return message
+    ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                              state=journal_mod.SYNCED, error=None)
+    ctx.journal.log(ctx.migration_id, "server '%s' synced" % ctx.server.name)
+    return None
+
+
+def run_round(contexts, parallel=1):
+    """A sync round of every server of ``contexts``, ``parallel`` at a
+    time; returns {server id: None or the error}."""
+    for ctx in contexts:
+        ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                  state=journal_mod.RUNNING, error=None)
+    with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+        return dict(zip([c.server.id for c in contexts],
+                        pool.map(_run_round, contexts)))
+
+
+# -- what migration show tells of the rounds ---------------------------------
+
+def summary(journal, migration_id, server_id, now=None):
+    """The sync figures of one server: rounds, the last one's age, bytes
+    sent and changed, and the estimated copy time of a cut-over (the last
+    round of each volume, one after another: the change since then is
+    about the change it moved, if the interval is alike); {} if it never
+    synced."""
+    rounds = [r for r in journal.rounds(migration_id)
+              if r.server_id == server_id]
+    if not rounds:
+        return {}
+    last = {}
+    for row in rounds:
+        last[row.volume_id] = row
+    now = time.time() if now is None else now
+    finished = max(r.finished_at or 0 for r in last.values())
+    return {
+        'sync_rounds': max(r.round for r in rounds),
+        'last_sync_age': round(now - finished, 1),
+        'last_sync_bytes': sum(r.bytes or 0 for r in last.values()),
+        'last_changed_bytes': sum(r.changed_bytes or 0
+                                  for r in last.values()),
+        'cutover_copy_estimate': round(sum(r.seconds or 0
+                                           for r in last.values()), 1),
+    }
