@@ -54,6 +54,17 @@ class MigrateServer(report.ReportThenFail, command.Lister):
     to each other; --pin-hosts also boots each one on the destination host
     the planner placed its group on (admin).
 
+    With --warm the servers keep running while their Cinder volumes are
+    copied: after the network world, a first sync round brings an empty
+    copy of each volume at the destination in step with the source (only
+    non-zero blocks cross), and the migration stays "synced". Later rounds
+    (`openstack overcloud migration sync`, or --sync-rounds) move only the
+    blocks changed since; the cut-over (`openstack overcloud migration
+    cutover`, or --cutover) stops each server, moves the last changes and
+    boots it from its volumes, so the downtime follows the change, not the
+    disk size. Needs a transport that moves deltas (dtn, with
+    --dtn-source-volumes and --dtn-dest-volumes).
+
     With --dry-run nothing is changed and the rows say what would be done.
     """
 
@@ -143,6 +154,28 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             '--network-only', action='store_true',
             help='Only rebuild the network world and pre-create the ports; '
                  'move no server')
+        warm = parser.add_argument_group('warm migration')
+        warm.add_argument(
+            '--warm', action='store_true',
+            help='Copy the volumes while the servers run (sync rounds), '
+                 'cut over later; every server needs a Cinder volume and '
+                 'the transport must move deltas (default: cold: stop, '
+                 'copy, boot)')
+        warm.add_argument(
+            '--sync-rounds', metavar='<count>', type=options.positive_int,
+            default=1,
+            help='With --warm: this many sync rounds before the command '
+                 'returns (or cuts over), --sync-interval apart (default: 1)')
+        warm.add_argument(
+            '--sync-interval', metavar='<seconds>',
+            type=options.positive_int, default=None,
+            help='With --warm: seconds between two sync rounds '
+                 '(default: 0, one right after the other)')
+        warm.add_argument(
+            '--cutover', action='store_true',
+            help='With --warm: cut over right after the last sync round '
+                 '(default: stop at "synced"; `openstack overcloud migration '
+                 'cutover` does it later)')
         order = parser.add_argument_group('order')
         order.add_argument(
             '--order', choices=('given', 'dependency'), default='given',
@@ -237,6 +270,17 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             raise exceptions.CommandError(
                 '--pin-hosts needs the destination cloud, which --handoff '
                 'does not reach: the Receiver boots the servers.')
+        if not args.warm and (args.cutover or args.sync_interval is not None
+                              or args.sync_rounds != 1):
+            raise exceptions.CommandError(
+                '--sync-rounds, --sync-interval and --cutover go with '
+                '--warm.')
+        if args.warm and (args.handoff or args.network_only
+                          or not args.stop):
+            raise exceptions.CommandError(
+                '--warm does not go with --handoff, --network-only or '
+                '--no-stop: its cut-over stops each server and boots it at '
+                'the destination.')
         transport_options.validate(args)
 
     def take_action(self, parsed_args):
@@ -331,7 +375,10 @@ def run_options(args):
         delete_source=args.delete_source, parallel=args.parallel,
         keep_source_snapshots=args.keep_source_snapshots,
         timeout=args.timeout, servers=not args.network_only,
-        handoff=handoff_dir)
+        handoff=handoff_dir, warm=getattr(args, 'warm', False),
+        sync_rounds=getattr(args, 'sync_rounds', 1),
+        sync_interval=getattr(args, 'sync_interval', None) or 0,
+        cutover=getattr(args, 'cutover', False))
 
 
 def handoff_names():

@@ -1,4 +1,5 @@
-"""``openstack overcloud migration list|show|resume|abort|rollback``."""
+"""``openstack overcloud migration list|show|resume|abort|rollback|sync|
+cutover``."""
 
 import json
 
@@ -17,6 +18,7 @@ from overcloud_migrate.v1 import columns
 from overcloud_migrate import timeline
 from overcloud_migrate.v1 import constants
 from overcloud_migrate.workflow import runner
+from overcloud_migrate.workflow import warm
 
 
 def _record(journal, migration_id):
@@ -95,8 +97,14 @@ class ShowMigration(command.ShowOne):
         created = [{'type': m.resource_type, 'source': m.source_id,
                     'destination': m.dest_id}
                    for m in journal.mappings(record.id) if m.created]
+        synced = []
+        for run in journal.servers(record.id):
+            figures = warm.summary(journal, record.id, run.source_id)
+            if figures:
+                synced.append(dict(name=run.name, state=run.state,
+                                   **figures))
         fields = ('id', 'state', 'created_at', 'updated_at', 'source_cloud',
-                  'dest_cloud', 'options', 'error', 'servers',
+                  'dest_cloud', 'options', 'error', 'servers', 'sync',
                   'created_resources', 'events')
         values = (record.id, record.state,
                   record.created_at.isoformat() if record.created_at else '',
@@ -106,6 +114,7 @@ class ShowMigration(command.ShowOne):
                   format_columns.DictColumn(json.loads(record.options or
                                                        '{}')),
                   record.error or '', columns.RecordListColumn(servers),
+                  columns.RecordListColumn(synced),
                   columns.RecordListColumn(created),
                   format_columns.ListColumn(events))
         return fields, values
@@ -203,6 +212,68 @@ class ResumeMigration(report.ReportThenFail, command.Lister,
         self.outcome = outcome
         return (constants.MIGRATE_COLUMNS,
                 columns.migrate_rows(outcome.records))
+
+
+class _WarmStep(report.ReportThenFail, command.Lister, _CloudsCommand):
+    """Shared: a step of a warm migration, on some or all of its servers."""
+
+    def get_parser(self, prog_name):
+        parser = _CloudsCommand.get_parser(self, prog_name)
+        parser.add_argument(
+            '--server', metavar='<server>', action='append', default=[],
+            dest='servers',
+            help='Only this server of the migration (name or ID; repeat for '
+                 'more; default: every server not cut over yet)')
+        return parser
+
+    def step(self, run, migration_id, servers):
+        raise NotImplementedError
+
+    def take_action(self, parsed_args):
+        try:
+            journal, record, source, source_id, dest, dest_id = \
+                self._open(parsed_args)
+            saved = json.loads(record.options or '{}')
+            run_options = runner.Options(**{
+                k: v for k, v in saved.items()
+                if k in runner.Options.__dataclass_fields__})
+            run = runner.Run(runner.load_plan(record), source, dest,
+                             source_id, dest_id, journal, run_options,
+                             progress=progress.say,
+                             progress_bar=progress.bar_factory())
+            outcome = self.step(run, record.id, parsed_args.servers)
+        except om_exceptions.OvercloudMigrateError as exc:
+            raise exceptions.CommandError(str(exc))
+        self.outcome = outcome
+        return (constants.MIGRATE_COLUMNS,
+                columns.migrate_rows(outcome.records))
+
+
+class SyncMigration(_WarmStep):
+    """Run another sync round of a warm migration.
+
+    The source servers keep running; only the blocks of their volumes that
+    changed since the last round cross (and any the destination finds
+    damaged). A server deleted, resized or rebuilt since the first round
+    stops the migration with a sentence naming the change.
+    """
+
+    def step(self, run, migration_id, servers):
+        return run.sync(migration_id, servers)
+
+
+class CutoverMigration(_WarmStep):
+    """Cut a synced warm migration over to the destination.
+
+    Each server is stopped, the blocks changed since its last sync round
+    cross, and it boots at the destination from its volumes on its fixed
+    IPs and MAC addresses, and is verified. A failed cut-over deletes what
+    it booted and restarts the source server; its volumes stay in step for
+    another try. Refused for a server that never finished a sync round.
+    """
+
+    def step(self, run, migration_id, servers):
+        return run.cutover(migration_id, servers)
 
 
 class AbortMigration(command.Command):

@@ -6,6 +6,7 @@ overcloud migration resume|rollback``; no CLI here.
 
 import dataclasses
 import json
+import time
 
 from openstack import exceptions as sdk_exc
 
@@ -18,6 +19,7 @@ from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.workflow import pipeline
 from overcloud_migrate.workflow import tasks
 from overcloud_migrate.workflow import volumes as volumes_mod
+from overcloud_migrate.workflow import warm as warm_mod
 
 PrecheckFailed = pipeline.PrecheckFailed
 MigrationFailed = pipeline.MigrationFailed
@@ -39,6 +41,12 @@ class Options:
     servers: bool = True      # False: the network world only
     #: --handoff DIR: leave items in DIR for the Receiver (no destination)
     handoff: str = None
+    #: --warm: sync rounds while the servers run, then (--cutover) the
+    #: cut-over
+    warm: bool = False
+    sync_rounds: int = 1
+    sync_interval: float = 0.0
+    cutover: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -105,6 +113,8 @@ class Run:
             except transport_base.TransportError as exc:
                 problems.append(prechecks.Problem(
                     'transport', transport.name, '', str(exc)))
+            if self.options.warm:
+                problems += warm_mod.problems(self.plan, transport)
         if problems:
             raise PrecheckFailed(problems)
 
@@ -135,18 +145,113 @@ class Run:
                 self.journal.log(migration_id, 'wave %d: %s' % (
                     number, ', '.join(self.plan.by_id('servers', sid).name
                                       for sid in wave)))
+        if self.options.warm and self.options.servers:
+            return self._warm(migration_id, transport)
         return self._continue(migration_id, transport)
 
     def resume(self, migration_id):
         """Finish a migration that was interrupted: nothing is redone."""
+        record = self.journal.get(migration_id)
+        if self.options.warm and record.step != warm_mod.CUTOVER:
+            if record.step == warm_mod.SYNC:
+                self.journal.log(migration_id, 'resumed (sync round)')
+                return self.sync(migration_id)
+            raise MigrationFailed(
+                'Migration %s is %s between its sync rounds: nothing was '
+                'interrupted; run `openstack overcloud migration sync %s` '
+                'for another round or `openstack overcloud migration '
+                'cutover %s`' % (migration_id, record.state, migration_id,
+                                 migration_id), migration_id)
         transport = self.transport() if self.options.servers else None
         if transport is not None:
             transport.check(size=sum(i.size or 0
                                      for i in self.plan.images) or None)
-        if self.journal.get(migration_id).state != journal_mod.ABORTING:
+        if record.state != journal_mod.ABORTING:
             self.journal.set_state(migration_id, journal_mod.RUNNING)
         self.journal.log(migration_id, 'resumed')
+        if record.step == warm_mod.CUTOVER:
+            return self._continue(migration_id, transport,
+                                  warm=warm_mod.CUTOVER)
         return self._continue(migration_id, transport)
+
+    # -- warm migration ---------------------------------------------------
+
+    def _warm(self, migration_id, transport):
+        """``migrate --warm``: the first round builds the network world;
+        --sync-rounds more, --sync-interval apart; then --cutover."""
+        rounds = max(1, self.options.sync_rounds or 1)
+        for number in range(rounds):
+            if number:
+                self.progress('sync round %d of %d in %.0f s'
+                              % (number + 1, rounds,
+                                 self.options.sync_interval))
+                time.sleep(self.options.sync_interval)
+            outcome = self._continue(migration_id, transport,
+                                     warm=warm_mod.SYNC, network=not number)
+            if outcome.failed:
+                return outcome
+        if self.options.cutover:
+            outcome = self._continue(migration_id, transport,
+                                     warm=warm_mod.CUTOVER)
+        return outcome
+
+    def _warm_ready(self, migration_id, servers, cutover):
+        """The plan IDs of ``servers`` (names or IDs; None: all) of a warm
+        migration that can take another round or its cut-over."""
+        record = self.journal.get(migration_id)
+        if not self.options.warm:
+            raise MigrationFailed('Migration %s is a cold migration: it has '
+                                  'no sync rounds and no cut-over'
+                                  % migration_id, migration_id)
+        if record.state in journal_mod.FINISHED:
+            raise MigrationFailed('Migration %s is %s: nothing is left to %s'
+                                  % (migration_id, record.state,
+                                     'cut over' if cutover else 'sync'),
+                                  migration_id)
+        only = None
+        if servers:
+            only = []
+            for wanted in servers:
+                found = [s for s in self.plan.servers
+                         if wanted in (s.id, s.name)]
+                if not found:
+                    raise MigrationFailed(
+                        "Migration %s has no server '%s' (it has: %s)" % (
+                            migration_id, wanted, ', '.join(
+                                s.name for s in self.plan.servers)),
+                        migration_id)
+                only += [s.id for s in found]
+        if cutover:
+            synced = {r.server_id for r in self.journal.rounds(migration_id)}
+            never = [s.name for s in self.plan.servers
+                     if (only is None or s.id in only)
+                     and s.id not in synced and self.journal.server(
+                         migration_id, s.id).state != journal_mod.DONE]
+            if never:
+                raise MigrationFailed(
+                    'Migration %s cannot cut over: server%s %s never '
+                    'finished a sync round; run `openstack overcloud '
+                    'migration sync %s` first' % (
+                        migration_id, '' if len(never) == 1 else 's',
+                        ', '.join("'%s'" % n for n in never), migration_id),
+                    migration_id)
+        return tuple(only) if only is not None else None
+
+    def sync(self, migration_id, servers=None):
+        """Another sync round of a warm migration (the source runs)."""
+        only = self._warm_ready(migration_id, servers, cutover=False)
+        transport = self.transport()
+        first = not self.journal.rounds(migration_id)
+        return self._continue(migration_id, transport, warm=warm_mod.SYNC,
+                              network=first, only=only)
+
+    def cutover(self, migration_id, servers=None):
+        """Stop, a last round, boot at the destination, verify."""
+        only = self._warm_ready(migration_id, servers, cutover=True)
+        transport = self.transport()
+        self.journal.log(migration_id, 'cut-over')
+        return self._continue(migration_id, transport, warm=warm_mod.CUTOVER,
+                              only=only)
 
     # -- migrate --handoff ------------------------------------------------
 
@@ -186,9 +291,9 @@ class Run:
                                     position)
         return migration_id
 
-    def _job(self, migration_id, transport):
+    def _job(self, migration_id, transport, **warm):
         options = self.options
-        return pipeline.Job(
+        return pipeline.Job(**warm,
             migration_id=migration_id, plan=self.plan, journal=self.journal,
             source_key=self.source_key, dest_key=self.dest_key,
             dest=self.dest, admin=self.admin, source=self.source,
@@ -203,9 +308,11 @@ class Run:
                 floating_ip_mode=options.floating_ip_mode,
                 progress=self.progress, progress_bar=self.progress_bar))
 
-    def _continue(self, migration_id, transport):
-        """Run the destination pipeline; its result as records."""
-        result = pipeline.run(self._job(migration_id, transport))
+    def _continue(self, migration_id, transport, **warm):
+        """Run the destination pipeline; its result as records.
+        ``warm``: the :class:`~overcloud_migrate.workflow.pipeline.Job`
+        fields of a warm migration's step (warm, only, network)."""
+        result = pipeline.run(self._job(migration_id, transport, **warm))
         records = [r.as_dict() for r in result.resources]
         if self.options.handoff:
             records += [server_record(

@@ -102,7 +102,7 @@ def _free_port():
 def test_loaded_through_its_entry_point(sites):
     loaded = base.load('dtn', source_endpoint='http://dtn-a:22641')
     assert type(loaded) is dtn_transport.DtnTransport
-    assert {'staging', 'resume', 'remote', 'third-party'} == \
+    assert {'staging', 'resume', 'remote', 'third-party', 'deltas'} == \
         loaded.capabilities
 
 
