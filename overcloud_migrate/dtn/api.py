@@ -24,10 +24,12 @@ import flask
 from werkzeug import exceptions as http_exc
 
 from overcloud_migrate.dtn import checks
+from overcloud_migrate.dtn import constants
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import openapi
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn import store as store_mod
+from overcloud_migrate.dtn import syncs
 from overcloud_migrate.dtn import transfers
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers import gridftp
@@ -62,6 +64,11 @@ class Config:
     #: the networks nodes may be in (--allow-network); empty: any
     allowed_networks: checks.NetworkAllowList = dataclasses.field(
         default_factory=checks.NetworkAllowList)
+    #: where this DTN keeps the saved signatures of syncs (None: syncs/
+    #: beside the default database)
+    sync_state_dir: str = None
+    #: why syncs are refused here (a state directory inside an export)
+    sync_state_problem: str = None
 
 
 # -- request helpers -----------------------------------------------------
@@ -176,8 +183,9 @@ def _dir_url(node, path):
                        node['gridftp_port'], path)
 
 
-def _start_transfer(source_value, dest_value, mover_name, streams):
-    """Validate everything, then start; returns (row, nodes, confined)."""
+def _resolve_pair(source_value, dest_value):
+    """Both locations checked (nodes, allow-list, confinement, files);
+    (source_node, source, dest_node, dest)."""
     source_loc = _parse_location(source_value, 'source')
     dest_loc = _parse_location(dest_value, 'destination')
     source_node = _node_for(source_loc)
@@ -208,6 +216,13 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
     if (source_node['name'], source.path) == (dest_node['name'], dest.path):
         raise ApiError(400, 'The source and the destination are the same '
                        'file.')
+    return source_node, source, dest_node, dest
+
+
+def _start_transfer(source_value, dest_value, mover_name, streams):
+    """Validate everything, then start; returns (row, nodes, confined)."""
+    source_node, source, dest_node, dest = _resolve_pair(source_value,
+                                                         dest_value)
     movers = _config().movers
     if mover_name not in movers.names():
         raise ApiError(400, 'No mover named %r; valid movers: %s.' % (
@@ -225,6 +240,67 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
                            source.path, dest_node['name'], dest.path,
                            bytes_total=size)
     return row, source_node, source, dest_node, dest
+
+
+def _start_sync(source_value, dest_value, key, streams):
+    """Validate a sync round, then start it; the transfer row."""
+    if not isinstance(key, str) or not re.match(constants.SYNC_KEY_PATTERN,
+                                                key):
+        raise ApiError(400, 'The sync key %r is not valid (1-128 letters, '
+                       'digits, ".", "_" or "-").' % (key,))
+    if isinstance(dest_value, str) and dest_value.endswith('/'):
+        raise ApiError(400, 'The destination of a sync is a file (an '
+                       'existing one of the source\'s size), not the '
+                       'directory %s.' % dest_value)
+    source_node, source, dest_node, dest = _resolve_pair(source_value,
+                                                         dest_value)
+    cfg = _config()
+    if cfg.sync_state_problem:
+        raise ApiError(503, 'Syncs are refused on this DTN: %s.'
+                       % cfg.sync_state_problem)
+    if not source_node['local']:
+        raise ApiError(400, 'A sync reads its source on this DTN (%s); %s is '
+                       'on node %s.' % (cfg.local_node, source.path,
+                                        source_node['name']))
+    if not dest_node.get('data_port'):
+        raise ApiError(503, 'The DTN node %r has no data port registered: a '
+                       'sync needs its builtin receiver.' % dest_node['name'])
+    if not cfg.data_token:
+        raise ApiError(503, 'This DTN has no data token (--data-token-file): '
+                       'a sync cannot authenticate to the destination.')
+    size = os.path.getsize(source.path)
+    if dest_node['local']:
+        try:
+            fd = paths.open_beneath(dest.root, dest.relative)
+        except FileNotFoundError:
+            raise ApiError(404, 'The destination file %s does not exist on '
+                           'node %s: a sync writes into an existing file of '
+                           '%d bytes.' % (dest.path, dest_node['name'], size))
+        except OSError as exc:
+            raise ApiError(400, 'Cannot open the destination %s: %s'
+                           % (dest.path, exc.strerror or exc))
+        try:
+            have = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if have != size:
+            raise ApiError(400, 'The destination %s is %d bytes and the source '
+                           '%s %d bytes: a sync writes in place into a file of '
+                           'the same size (nothing written).' % (
+                               dest.path, have, source.path, size))
+    request = base.TransferRequest(
+        source_path=source.path, dest_host=dest_node['address'],
+        dest_port=dest_node['data_port'],
+        dest_path='%s/%s' % (dest.export, dest.relative), streams=streams,
+        options={'token': cfg.data_token, 'source_root': source.root})
+    peer = {'node': dest_node['name']}
+    return _syncs().start(_manager(), _store(), request, key,
+                          source_node['name'], source.path,
+                          dest_node['name'], dest.path, size, peer)
+
+
+def _syncs():
+    return flask.current_app.config['DTN_SYNCS']
 
 
 # -- the seed's API --------------------------------------------------------
@@ -467,6 +543,28 @@ def v1_cancel_transfer(transfer_id):
     return {'transfer': _manager().cancel(_checked_id(transfer_id))}, 202
 
 
+@bp_v1.post('/syncs')
+def v1_start_sync():
+    cfg = _config()
+    body = _json_body(allowed=('source', 'dest', 'key', 'streams'),
+                      required=('source', 'dest', 'key'))
+    streams = _int_field(body, 'streams', cfg.default_streams, 1,
+                         transfers.MAX_STREAMS)
+    row = _start_sync(body['source'], body['dest'], body['key'], streams)
+    response = flask.jsonify({'sync': row})
+    response.status_code = 202
+    response.headers['Location'] = '/v1/transfers/%s' % row['id']
+    return response
+
+
+@bp_v1.delete('/syncs/<key>')
+def v1_forget_sync(key):
+    if not re.match(constants.SYNC_KEY_PATTERN, key):
+        raise ApiError(400, 'The sync key %r is not valid.' % key)
+    removed = _syncs().forget(key, _config().data_token)
+    return {'key': key, 'removed': removed}
+
+
 @bp_v1.get('/log')
 def v1_log():
     args = flask.request.args
@@ -497,6 +595,7 @@ def v1_log():
 _STATUSES = (
     (store_mod.NotFound, 404),
     (store_mod.Conflict, 409),
+    (syncs.SyncBusy, 409),
     (transfers.NotCancellable, 409),
     (transfers.UnknownMover, 400),
     (paths.PathOutside, 403),
@@ -538,6 +637,8 @@ def create_app(store, manager, config=None):
     """The Flask WSGI application (without authentication)."""
     config = config or Config()
     app = flask.Flask('overcloud_migrate.dtn')
+    app.config.update(DTN_SYNCS=syncs.SyncRegistry(
+        config.sync_state_dir or syncs.default_state_dir()))
     app.config.update(DTN_STORE=store, DTN_TRANSFERS=manager,
                       DTN_CONFIG=config, MAX_CONTENT_LENGTH=config.max_body,
                       JSON_SORT_KEYS=False)

@@ -171,6 +171,23 @@ class DTNClient:
                                       row['bytes_done']), row)
             time.sleep(interval)
 
+    # syncs (rounds of a delta copy; followed like transfers)
+    def start_sync(self, source, dest, key, streams=None):
+        """``POST /v1/syncs``: start one round of the sync ``key`` from
+        ``source`` (``node:path`` on this DTN) into ``dest`` (an existing
+        file of the same size); the transfer row (``mode`` "sync").  Follow
+        it with :meth:`wait_transfer`."""
+        body = {'source': source, 'dest': dest, 'key': key}
+        if streams:
+            body['streams'] = streams
+        return self._call('POST', '/v1/syncs', json=body)['sync']
+
+    def forget_sync(self, key):
+        """``DELETE /v1/syncs/<key>``: both DTNs drop the saved signatures
+        of ``key`` (the next round is round 1 again); idempotent."""
+        return self._call('DELETE', '/v1/syncs/%s' % requests.utils.quote(
+            key, safe=''))
+
     # log
     def log(self, since=None, node=None, file=None, limit=None):
         params = {key: value for key, value in (

@@ -11,3 +11,6 @@ TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
 TOKEN_HEADER = 'X-Auth-Token'
 #: most parallel streams one transfer may use (API, movers, CLI)
 MAX_STREAMS = 64
+
+#: what a sync key may be (also a file name part on both DTNs)
+SYNC_KEY_PATTERN = r'^[A-Za-z0-9._-]{1,128}$'

@@ -180,32 +180,39 @@ def compute(path, block_size=DEFAULT_BLOCK_SIZE, progress=None):
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
-        size = os.fstat(fd).st_size
-        sig = Signature.of_zeros(size, block_size)
-        digests = sig.digests
-        buf = bytearray(READ_SIZE)
-        view = memoryview(buf)
-        for start, end in _data_ranges(fd, size):
-            # Whole blocks only: widen the range to block boundaries.
-            offset = start - start % block_size
-            end = min(size, blocks_of(end, block_size) * block_size)
-            while offset < end:
-                want = min(READ_SIZE, end - offset)
-                got = os.preadv(fd, [view[:want]], offset)
-                if got <= 0:
-                    raise OSError(errno.EIO, 'short read at %d of %s'
-                                  % (offset, path))
-                first = offset // block_size
-                digests[first:first + blocks_of(got, block_size)] = \
-                    array.array('Q', (
-                        _digest(view[i:min(i + block_size, got)])
-                        for i in range(0, got, block_size)))
-                offset += got
-                if progress:
-                    progress(offset, size)
-        return sig
+        return compute_fd(fd, block_size, progress, what=path)
     finally:
         os.close(fd)
+
+
+def compute_fd(fd, block_size=DEFAULT_BLOCK_SIZE, progress=None,
+               what='the file'):
+    """:func:`compute` for a file already open (read with pread, so the
+    descriptor's offset is left alone); ``what`` names it in errors."""
+    size = os.fstat(fd).st_size
+    sig = Signature.of_zeros(size, block_size)
+    digests = sig.digests
+    buf = bytearray(READ_SIZE)
+    view = memoryview(buf)
+    for start, end in _data_ranges(fd, size):
+        # Whole blocks only: widen the range to block boundaries.
+        offset = start - start % block_size
+        end = min(size, blocks_of(end, block_size) * block_size)
+        while offset < end:
+            want = min(READ_SIZE, end - offset)
+            got = os.preadv(fd, [view[:want]], offset)
+            if got <= 0:
+                raise OSError(errno.EIO, 'short read at %d of %s'
+                              % (offset, what))
+            first = offset // block_size
+            digests[first:first + blocks_of(got, block_size)] = \
+                array.array('Q', (
+                    _digest(view[i:min(i + block_size, got)])
+                    for i in range(0, got, block_size)))
+            offset += got
+            if progress:
+                progress(offset, size)
+    return sig
 
 
 def changed(old, new):
@@ -284,6 +291,12 @@ def write_extent(fd, offset, data, sig, digests=None):
     done = 0
     while done < len(view):
         done += os.pwrite(fd, view[done:], offset + done)
+    _record(sig, offset, data)
+
+
+def record(sig, offset, data):
+    """Record in ``sig`` the digests of ``data`` (bytes of the file at
+    ``offset``, a block boundary): what was sent or written there."""
     _record(sig, offset, data)
 
 

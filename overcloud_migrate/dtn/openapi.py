@@ -104,7 +104,32 @@ _DOCUMENT = {
                 'seconds': {'type': 'number'},
                 'error': {'type': 'string', 'nullable': True},
                 'created_at': {'type': 'string'},
-                'finished_at': {'type': 'string', 'nullable': True}}},
+                'finished_at': {'type': 'string', 'nullable': True},
+                'mode': {'type': 'string', 'enum': ['transfer', 'sync']},
+                'key': {'type': 'string', 'description': 'syncs only'},
+                'round': {'type': 'integer', 'nullable': True,
+                          'description': 'syncs only: 1 for the first '
+                                         'round of the key, then 2, 3...'},
+                'size': {'type': 'integer', 'description': 'syncs only'},
+                'bytes': {'type': 'integer', 'description': 'syncs only: '
+                          'data bytes that crossed the link this round'},
+                'changed_bytes': {'type': 'integer', 'description':
+                                  'syncs only: bytes in blocks changed '
+                                  'since the last round'},
+                'repaired_bytes': {'type': 'integer', 'description':
+                                   'syncs only: bytes resent because the '
+                                   'destination found them damaged'}}},
+            'NewSync': {
+                'type': 'object', 'additionalProperties': False,
+                'required': ['source', 'dest', 'key'],
+                'properties': {
+                    'source': _LOCATION, 'dest': _LOCATION,
+                    'key': {'type': 'string',
+                            'pattern': '^[A-Za-z0-9._-]{1,128}$'},
+                    'streams': {'type': 'integer', 'minimum': 1,
+                                'maximum': 64, 'default': 4}}},
+            'SyncAnswer': {'type': 'object', 'properties': {
+                'sync': {'$ref': '#/components/schemas/Transfer'}}},
             'TransferAnswer': {'type': 'object', 'properties': {
                 'transfer': {'$ref': '#/components/schemas/Transfer'}}},
             'TransferList': {'type': 'object', 'properties': {
@@ -172,6 +197,24 @@ _DOCUMENT = {
             'delete': {'summary': 'Cancel a running transfer',
                        'responses': {'202': _json('TransferAnswer'),
                                      '404': _ERROR, '409': _ERROR}}},
+        '/v1/syncs': {
+            'post': {'summary': 'Start one round of a sync (a delta copy '
+                                'into an existing file of the same size; '
+                                'followed like a transfer)',
+                     'requestBody': {'required': True, 'content': {
+                         'application/json': {'schema': {
+                             '$ref': '#/components/schemas/NewSync'}}}},
+                     'responses': {'202': _json('SyncAnswer', 'Started'),
+                                   '400': _ERROR, '403': _ERROR,
+                                   '404': _ERROR, '409': _ERROR,
+                                   '503': _ERROR}}},
+        '/v1/syncs/{key}': {
+            'parameters': [_name_param('key', 'Sync key')],
+            'delete': {'summary': 'Both DTNs drop the saved signatures of '
+                                  'the key (idempotent)',
+                       'responses': {'200': {'description': 'Forgotten'},
+                                     '409': _ERROR, '502': _ERROR,
+                                     '503': _ERROR}}},
         '/v1/log': {'get': {
             'summary': 'The transfer log',
             'parameters': [

@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import re
 import logging
+import os
 import signal
 import socket
 import socketserver
@@ -170,6 +171,10 @@ def build_parser():
     parser.add_argument('--database-url', default=None, metavar='<url>',
                         help='SQLAlchemy database URL (default: %s)'
                              % store_mod.default_database_url())
+    parser.add_argument('--sync-state-dir', default=None, metavar='<dir>',
+                        help='Directory of the saved block signatures of '
+                             'syncs (never inside an export; default: '
+                             'syncs/ beside the SQLite database)')
     parser.add_argument('--token-file', default=None, metavar='<file>',
                         help='File holding the shared token clients send in '
                              'X-Auth-Token')
@@ -238,6 +243,8 @@ def make_application(args, store):
     app = api.create_app(store, manager, api.Config(
         local_node=args.node_name, default_mover=args.default_mover,
         max_body=args.max_body, data_token=data_token,
+        sync_state_dir=sync_state_dir(args)[0],
+        sync_state_problem=sync_state_dir(args)[1],
         allowed_networks=checks.NetworkAllowList(args.allowed_networks)))
     if not args.allowed_networks:
         LOG.warning('no --allow-network given: registered nodes may name any '
@@ -263,6 +270,15 @@ def _clean_earlier_life(store, exports, max_age):
         LOG.exception('cleaning what earlier transfers left failed')
 
 
+def sync_state_dir(args):
+    """(where syncs keep their signatures, why syncs are refused or None):
+    never inside an export."""
+    from overcloud_migrate.dtn import syncs
+    directory = os.path.abspath(args.sync_state_dir
+                                or syncs.default_state_dir(args.database_url))
+    return directory, syncs.state_dir_problem(directory, dict(args.exports))
+
+
 def start_receiver(args, token):
     """The builtin mover's receiver on --data-port, or None."""
     if args.data_port is None:
@@ -272,10 +288,12 @@ def start_receiver(args, token):
                                    'data port never runs open).')
     from overcloud_migrate.dtn.movers import blockpipe  # needs cryptography
     allowed = checks.NetworkAllowList(args.allowed_networks)
+    from overcloud_migrate.dtn.movers.blockpipe import delta_receiver
     receiver = blockpipe.Receiver(
         args.host, args.data_port,
         transfers.receiver_resolver(dict(args.exports)), token,
         peer_allowed=allowed.allows if allowed else None)
+    delta_receiver.install(receiver, *sync_state_dir(args))
     return receiver.start()
 
 

@@ -116,6 +116,38 @@ class Transfer(Base):
         }
 
 
+class SyncRound(Base):
+    """The sync side of a transfer row (its own table: databases made
+    before syncs existed get it without a migration)."""
+    __tablename__ = 'sync_rounds'
+
+    transfer_id: orm.Mapped[str] = orm.mapped_column(sa.String(32),
+                                                     primary_key=True)
+    key: orm.Mapped[str] = orm.mapped_column(sa.String(128), index=True)
+    round: orm.Mapped[int | None] = orm.mapped_column(nullable=True)
+    size: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+    bytes: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
+    changed_bytes: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                       default=0)
+    repaired_bytes: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                        default=0)
+
+    def to_dict(self):
+        return {'mode': 'sync', 'key': self.key, 'round': self.round,
+                'size': self.size, 'bytes': self.bytes or 0,
+                'changed_bytes': self.changed_bytes or 0,
+                'repaired_bytes': self.repaired_bytes or 0}
+
+
+def _with_sync(session, row):
+    """A transfer's dict, with its sync fields when it is a sync."""
+    result = row.to_dict()
+    extra = session.get(SyncRound, row.id)
+    result.update(extra.to_dict() if extra is not None
+                  else {'mode': 'transfer'})
+    return result
+
+
 class LogEntry(Base):
     """One finished transfer, in the seed's log columns."""
     __tablename__ = 'log'
@@ -336,13 +368,33 @@ class Store:
             row = session.get(Transfer, transfer_id)
             if row is None:
                 raise NotFound('No transfer with id %r.' % transfer_id)
-            return row.to_dict()
+            return _with_sync(session, row)
 
     def list_transfers(self, limit=100):
         with self._sessions() as session:
             rows = session.scalars(sa.select(Transfer).order_by(
                 Transfer.created_at.desc()).limit(limit))
-            return [row.to_dict() for row in rows]
+            return [_with_sync(session, row) for row in rows]
+
+    # -- syncs (a transfer row plus its sync round) ---------------------
+    def create_sync(self, transfer_id, key, size):
+        with self._write_lock, self._sessions.begin() as session:
+            session.add(SyncRound(transfer_id=transfer_id, key=key,
+                                  size=size, bytes=0, changed_bytes=0,
+                                  repaired_bytes=0))
+
+    def update_sync(self, transfer_id, **fields):
+        allowed = {'round', 'size', 'bytes', 'changed_bytes',
+                   'repaired_bytes'}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError('cannot update sync fields %s' % sorted(unknown))
+        with self._write_lock, self._sessions.begin() as session:
+            row = session.get(SyncRound, transfer_id)
+            if row is None:
+                raise NotFound('No sync round with id %r.' % transfer_id)
+            for key, value in fields.items():
+                setattr(row, key, value)
 
     # -- log -------------------------------------------------------------
     def add_log(self, source, destination, file, nbytes, seconds,
@@ -371,4 +423,12 @@ class Store:
             query = query.where(LogEntry.file.contains(file, autoescape=True))
         query = query.order_by(LogEntry.date, LogEntry.id).limit(limit)
         with self._sessions() as session:
-            return [row.to_dict() for row in session.scalars(query)]
+            rows = []
+            for row in session.scalars(query):
+                entry = row.to_dict()
+                extra = (session.get(SyncRound, row.transfer_id)
+                         if row.transfer_id else None)
+                if extra is not None:
+                    entry['sync'] = extra.to_dict()
+                rows.append(entry)
+            return rows

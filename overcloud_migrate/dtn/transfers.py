@@ -263,13 +263,17 @@ class TransferManager:
         self._running = {}  # id -> (thread, cancel event)
 
     def start(self, mover_name, mover, request, source_node, source_path,
-              dest_node, dest_path, bytes_total=None):
+              dest_node, dest_path, bytes_total=None, before_start=None):
+        """Create the row and run the mover in a thread; ``before_start(row)``
+        (if given) runs in between."""
         if request.leftovers is None:
             request.leftovers = StoreLeftovers(self.store, mover_name)
         row = self.store.create_transfer(
             source_node=source_node, source_path=source_path,
             dest_node=dest_node, dest_path=dest_path, mover=mover_name,
             streams=request.streams, bytes_total=bytes_total)
+        if before_start is not None:
+            before_start(row)
         cancel = threading.Event()
         thread = threading.Thread(
             target=self._run, args=(row['id'], mover, request, cancel),

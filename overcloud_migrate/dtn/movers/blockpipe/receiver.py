@@ -105,6 +105,8 @@ class Receiver(inbound.ChunkWriting):
         self._by_path = {}            # final path -> _Incoming
         self._conns = set()
         self._workers = set()
+        #: more operations by name: handler(chan, request) (syncs)
+        self.handlers = {}
 
     @property
     def port(self):
@@ -250,6 +252,8 @@ class Receiver(inbound.ChunkWriting):
                 self._data(chan, request)
             elif op == 'ping':
                 chan.send_msg({'ok': True})
+            elif op in self.handlers:
+                self.handlers[op](chan, request)
             else:
                 chan.send_msg({'error': 'unknown operation %r' % (op,)})
         except (OSError, EOFError, ValueError, ProtocolError) as exc:

@@ -1,0 +1,389 @@
+"""The source side of a sync: :func:`sync` runs one round.
+
+A round (the protocol of :mod:`overcloud_migrate.dtn.delta`):
+
+1. ``sync_open`` names the destination file, its size, the key and the
+   epoch of the source's saved signature.  While the destination checks
+   its file against its own saved signature, the source hashes its file.
+2. The answer says whether the destination's signature is of the same
+   epoch (if not, both start from zeros: round 1) and lists its bad blocks.
+3. Needed are the blocks changed since the source's saved signature and
+   the bad ones.  Their digests go over in ``want`` messages; the
+   destination answers those it holds already (what a round cut short
+   wrote), which are not sent again.
+4. The rest goes over ``streams`` data connections in frames of at most
+   1 MiB: data, or a zero run without data.  Holes of the source are not
+   read.  The digests of what was sent are taken from the very buffers
+   sent, so a block the guest rewrote since the hash pass is caught in the
+   next round.
+5. ``commit``: the destination fdatasyncs and saves its signature; then
+   the source saves its own.  A round cut short saves nothing, and its
+   re-run converges.
+"""
+
+import bisect
+import collections
+import dataclasses
+import errno
+import os
+import stat
+import threading
+import time
+
+from overcloud_migrate.dtn import delta
+from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe import delta_state
+from overcloud_migrate.dtn.movers.blockpipe import delta_wire
+from overcloud_migrate.dtn.movers.blockpipe.outbound import _connect
+from overcloud_migrate.dtn.movers.blockpipe.wire import (
+    DEFAULT_TIMEOUT,
+    MAX_STREAMS,
+    ProtocolError,
+    _as_key,
+    _decode_bitmap,
+    _describe_oserror,
+    _quiet_close,
+    _set_timeouts)
+
+#: the destination reads its whole file to check it: allow for a slow disk
+_VERIFY_BYTES_PER_S = 50e6
+
+
+@dataclasses.dataclass
+class SyncResult:
+    size: int                 # bytes of the file
+    bytes: int                # data bytes that crossed the link
+    changed_bytes: int        # bytes in blocks changed since the last round
+    repaired_bytes: int       # bytes resent because the destination's were bad
+    round: int
+    seconds: float
+
+
+class _Round:
+    def __init__(self, source_path, host, port, dest_path, key, token,
+                 state_dir, streams, progress, cancel, timeout, block_size,
+                 source_root, peer):
+        self.source_path = str(source_path)
+        self.host = host
+        self.port = port
+        self.where = '%s:%s' % (host, port)
+        self.dest_path = dest_path
+        self.key = delta_state.check_key(key)
+        self.token = _as_key(token)
+        self.state_dir = state_dir
+        self.streams = max(1, min(int(streams), MAX_STREAMS))
+        self.progress = progress
+        self.cancel = cancel if cancel is not None else threading.Event()
+        self.timeout = timeout
+        self.block_size = block_size
+        self.source_root = source_root
+        self.peer = peer or {}
+        self.lock = threading.Lock()
+        self.queue = collections.deque()
+        self.sent = 0
+        self.error = None
+        self.live = set()
+
+    def what(self):
+        return 'sync %s of %s to %s:%s' % (self.key, self.source_path,
+                                           self.where, self.dest_path)
+
+    def run(self):
+        try:
+            if self.source_root:
+                fd = paths.open_beneath(self.source_root, os.path.relpath(
+                    self.source_path, self.source_root))
+            else:
+                fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC
+                             | os.O_NOFOLLOW)
+        except paths.PathRefused as exc:
+            raise base.MoverError('cannot sync %s: %s' % (
+                self.source_path, exc)) from None
+        except OSError as exc:
+            raise base.MoverError('cannot open %s: %s' % (
+                self.source_path, _describe_oserror(exc))) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise base.MoverError('%s is not a regular file'
+                                      % self.source_path)
+            self.fd = fd
+            self.size = os.fstat(fd).st_size
+            return self._run()
+        except (OSError, EOFError, ProtocolError) as exc:
+            if self.cancel.is_set():
+                raise self._cancelled() from None
+            raise base.MoverError('%s failed: %s' % (
+                self.what(), _describe(exc))) from None
+        finally:
+            os.close(fd)
+
+    def _cancelled(self):
+        return base.TransferCancelled('%s was cancelled (nothing committed; '
+                                      'the next round carries on)'
+                                      % self.what())
+
+    def _run(self):
+        started = time.monotonic()
+        saved = delta_state.load(self.state_dir, self.key, 'src',
+                                 self.source_path)
+        control = _connect(self.host, self.port, self.token, self.timeout)
+        self.control = control
+        try:
+            control.send_msg({
+                'op': 'sync_open', 'path': self.dest_path, 'size': self.size,
+                'key': self.key, 'block_size': self.block_size,
+                'epoch': saved.epoch if saved else None})
+            current = delta.compute_fd(self.fd, self.block_size,
+                                       what=self.source_path)
+            _set_timeouts(control.sock, max(
+                self.timeout, self.size / _VERIFY_BYTES_PER_S))
+            reply = control.recv_msg()
+            _set_timeouts(control.sock, self.timeout)
+            if reply is None or not reply.get('ok'):
+                raise base.MoverError('%s (%d bytes) was refused by %s: %s' % (
+                    self.what(), self.size, self.where,
+                    (reply or {}).get('error', 'connection closed')))
+            usable = (reply.get('basis') and saved is not None
+                      and saved.epoch == reply.get('epoch')
+                      and saved.sig.size == self.size
+                      and saved.sig.block_size == self.block_size)
+            if usable:
+                basis, round_no = saved.sig, saved.round + 1
+            else:
+                basis, round_no = delta.Signature.of_zeros(
+                    self.size, self.block_size), 1
+            count = len(current.digests)
+            bad = _decode_bitmap(reply['bad'], count)
+            changed = delta.changed(basis, current)
+            need = set(changed)
+            need.update(i for i in range(count) if bad[i])
+            need = sorted(need)
+            self.new_sig = delta.Signature(self.block_size, self.size,
+                                           basis.digests[:])
+            have = self._ask_have(need, current)
+            send = [i for i in need if i not in have]
+            changed_set = set(changed)
+            changed_bytes = sum(current.block_range(i)[1] for i in changed)
+            repaired_bytes = sum(current.block_range(i)[1] for i in send
+                                 if i not in changed_set)
+            self.queue.extend(delta.extents(send, current,
+                                            delta_wire.MAX_FRAME))
+            self.holes = _hole_map(self.fd, self.size)
+            self._move(reply['sid'])
+            if self.cancel.is_set():
+                raise self._cancelled()
+            if self.error is not None:
+                raise self.error
+            _set_timeouts(control.sock, max(self.timeout,
+                                            self.size / 1e9 + 60))
+            control.send_msg({'op': 'commit'})
+            done = control.recv_msg()
+            if done is None or not done.get('ok'):
+                raise base.MoverError('%s could not be committed on %s: %s'
+                                      % (self.what(), self.where,
+                                         (done or {}).get(
+                                             'error', 'connection closed')))
+            delta_state.save(self.state_dir, self.key, 'src',
+                             self.source_path, self.new_sig,
+                             epoch=reply['epoch'], round=round_no,
+                             peer=dict(self.peer, host=self.host,
+                                       port=self.port,
+                                       dest_path=self.dest_path))
+            return SyncResult(size=self.size, bytes=self.sent,
+                              changed_bytes=changed_bytes,
+                              repaired_bytes=repaired_bytes, round=round_no,
+                              seconds=time.monotonic() - started)
+        finally:
+            _quiet_close(control.sock)
+
+    def _ask_have(self, need, current):
+        """Blocks of ``need`` the destination holds already, as they should
+        be (recorded as such in the new signature)."""
+        have = set()
+        for first in range(0, len(need), delta_wire.WANT_BATCH):
+            if self.cancel.is_set():
+                raise self._cancelled()
+            blocks = need[first:first + delta_wire.WANT_BATCH]
+            self.control.send_msg({
+                'op': 'want', 'blocks': blocks,
+                'digests': delta_wire.encode_digests(
+                    current.digests[i] for i in blocks)})
+            reply = self.control.recv_msg()
+            if reply is None or 'have' not in reply:
+                raise base.MoverError('%s: %s answered %r to the block list'
+                                      % (self.what(), self.where, reply))
+            for index in reply['have']:
+                if isinstance(index, int) and 0 <= index < len(
+                        current.digests):
+                    have.add(index)
+                    self.new_sig.digests[index] = current.digests[index]
+        return have
+
+    # -- the data connections ---------------------------------------------
+
+    def _move(self, sid):
+        if not self.queue:
+            return
+        workers = [threading.Thread(target=self._worker, args=(sid,),
+                                    daemon=True, name='sync-send-%d' % i)
+                   for i in range(min(self.streams, len(self.queue)))]
+        for worker in workers:
+            worker.start()
+        while any(worker.is_alive() for worker in workers):
+            if self.cancel.wait(0.1) or self.error is not None:
+                with self.lock:
+                    live = list(self.live)
+                for chan in live:
+                    _quiet_close(chan.sock)
+                break
+        for worker in workers:
+            worker.join()
+
+    def _worker(self, sid):
+        chan = None
+        try:
+            chan = _connect(self.host, self.port, self.token, self.timeout)
+            with self.lock:
+                self.live.add(chan)
+            chan.send_msg({'op': 'sync_data', 'sid': sid})
+            reply = chan.recv_msg()
+            if reply is None or not reply.get('ok'):
+                raise base.MoverError('%s refused a data connection: %s' % (
+                    self.where, (reply or {}).get('error',
+                                                  'connection closed')))
+            buffer = memoryview(bytearray(delta_wire.MAX_FRAME))
+            while not self.cancel.is_set() and self.error is None:
+                with self.lock:
+                    if not self.queue:
+                        break
+                    offset, length = self.queue.popleft()
+                self._send_extent(chan, offset, length, buffer)
+            if self.cancel.is_set() or self.error is not None:
+                return
+            chan.send_msg({'op': 'end'})
+            reply = chan.recv_msg()
+            if reply is None or not reply.get('ok'):
+                raise base.MoverError('%s did not confirm the data of %s: %s'
+                                      % (self.where, self.dest_path,
+                                         (reply or {}).get(
+                                             'error', 'connection closed')))
+        except Exception as exc:
+            with self.lock:
+                if self.error is None and not self.cancel.is_set():
+                    self.error = exc if isinstance(
+                        exc, base.MoverError) else base.MoverError(
+                        '%s failed: %s' % (self.what(), _describe(exc)))
+        finally:
+            if chan is not None:
+                with self.lock:
+                    self.live.discard(chan)
+                _quiet_close(chan.sock)
+
+    def _send_extent(self, chan, offset, length, buffer):
+        """Send blocks [offset, offset+length): zero runs as ``Z`` frames
+        (holes not even read), the rest as ``D`` frames, and record the
+        digests of what went out."""
+        bs = self.block_size
+        if self.holes.covers(offset, offset + length):
+            delta_wire.send_zeros(chan, offset, length)
+            self._record_zeros(offset, length)
+            return
+        view = buffer[:length]
+        if os.preadv(self.fd, [view], offset) != length:
+            raise OSError(errno.EIO, 'the file shrank while being read')
+        raw = view.obj
+        run_start, run_zero = offset, None
+        pos = 0
+        while pos < length:
+            end = min(pos + bs, length)
+            zero = raw.startswith(_ZEROS_VIEW[:end - pos], pos, end)
+            if run_zero is None:
+                run_zero = zero
+            elif zero != run_zero:
+                self._emit(chan, run_start, view[run_start - offset:pos],
+                           run_zero)
+                run_start, run_zero = offset + pos, zero
+            pos = end
+        self._emit(chan, run_start, view[run_start - offset:length], run_zero)
+
+    def _emit(self, chan, offset, data, zero):
+        if zero:
+            delta_wire.send_zeros(chan, offset, len(data))
+            self._record_zeros(offset, len(data))
+            return
+        delta_wire.send_data(chan, offset, data)
+        with self.lock:
+            delta.record(self.new_sig, offset, data)
+            self.sent += len(data)
+            sent = self.sent
+        if self.progress is not None:
+            self.progress(sent)
+
+    def _record_zeros(self, offset, length):
+        with self.lock:
+            delta.record(self.new_sig, offset, _ZEROS_VIEW[:length])
+
+
+_ZEROS_VIEW = memoryview(bytes(delta_wire.MAX_FRAME))
+
+
+class _hole_map:
+    """The holes of a file (SEEK_DATA/SEEK_HOLE), asked whether a range
+    lies wholly in one."""
+
+    def __init__(self, fd, size):
+        self.ranges = delta._data_ranges(fd, size)
+        self.starts = [start for start, _ in self.ranges]
+
+    def covers(self, start, end):
+        """True when [start, end) holds no data."""
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i >= 0 and self.ranges[i][1] > start:
+            return False
+        nxt = i + 1
+        return nxt >= len(self.ranges) or self.ranges[nxt][0] >= end
+
+
+def _describe(exc):
+    if isinstance(exc, OSError):
+        return _describe_oserror(exc)
+    return str(exc) or type(exc).__name__
+
+
+def sync(source_path, host, port, dest_path, token, key, state_dir,
+         streams=4, progress=None, cancel=None, *, timeout=DEFAULT_TIMEOUT,
+         block_size=delta.DEFAULT_BLOCK_SIZE, source_root=None, peer=None):
+    """Run one round of the sync ``key``: bring ``dest_path`` (relative to
+    the receiver's tree, an existing file of the same size) on the
+    receiver at ``host:port`` up to the file ``source_path`` here.
+
+    ``state_dir`` holds this side's saved signatures; ``peer`` (a dict) is
+    saved with them, to find the destination again when the key is
+    forgotten.  ``progress(bytes)`` gets the data bytes sent so far.
+    Returns a :class:`SyncResult`; raises
+    :class:`~overcloud_migrate.dtn.movers.base.MoverError` (or
+    ``TransferCancelled``) naming the file and the cause.
+    """
+    return _Round(source_path, host, port, dest_path, key, token, state_dir,
+                  streams, progress, cancel, timeout, block_size,
+                  source_root, peer).run()
+
+
+def forget(host, port, token, key, timeout=DEFAULT_TIMEOUT):
+    """Ask the receiver at ``host:port`` to drop its signatures of ``key``;
+    its count of files removed."""
+    chan = _connect(host, port, _as_key(token), timeout)
+    try:
+        chan.send_msg({'op': 'sync_forget',
+                       'key': delta_state.check_key(key)})
+        reply = chan.recv_msg()
+    except (OSError, EOFError) as exc:
+        raise base.MoverError('cannot ask %s:%s to forget sync %s: %s' % (
+            host, port, key, _describe(exc))) from None
+    finally:
+        _quiet_close(chan.sock)
+    if not reply or not reply.get('ok'):
+        raise base.MoverError('%s:%s could not forget sync %s: %s' % (
+            host, port, key, (reply or {}).get('error', 'connection closed')))
+    return reply.get('removed', 0)

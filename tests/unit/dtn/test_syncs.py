@@ -1,0 +1,344 @@
+"""Syncs between two real DTN services (subprocesses on 127.0.0.1).
+
+Each service is the real ``overcloud-dtn-api`` with its builtin data port,
+so a test can kill one with SIGKILL in the middle of a round and start it
+again on the same database and state directory.
+"""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from overcloud_migrate.dtn import client as dtn_client
+
+KIB = 1024
+MIB = 1024 * KIB
+BS = 4096
+API_TOKEN = 'sync-test-api-token-0123456789abcdef'
+DATA_TOKEN = 'sync-test-data-token-0123456789abcdef'
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One DTN service process: node ``name`` exporting ``export``."""
+
+    def __init__(self, tmp, name, export, data_token=DATA_TOKEN):
+        self.tmp = tmp
+        self.name = name
+        self.export = export
+        self.state = tmp / ('state-%s' % name)
+        self.data_port = _free_port()
+        self.token_file = tmp / ('api-token-%s' % name)
+        self.token_file.write_text(API_TOKEN)
+        self.data_token_file = tmp / ('data-token-%s' % name)
+        self.data_token_file.write_text(data_token)
+        self.proc = None
+        self.client = None
+
+    def start(self):
+        argv = [sys.executable, '-m', 'overcloud_migrate.dtn.service',
+                '--host', '127.0.0.1', '--port', '0',
+                '--node-name', self.name,
+                '--export', 'data=%s' % self.export,
+                '--gridftp-url-base', 'ftp://127.0.0.1:%d' % self.data_port,
+                '--data-port', str(self.data_port),
+                '--data-token-file', str(self.data_token_file),
+                '--token-file', str(self.token_file),
+                '--database-url', 'sqlite:///%s/db.sqlite' % self.state,
+                '--sync-state-dir', str(self.state / 'syncs'),
+                '--log-level', 'INFO']
+        self.log = open(self.tmp / ('%s.log' % self.name), 'a')
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith('overcloud-dtn-api: serving'), line
+        url = line.split()[2]
+        self.client = dtn_client.DTNClient(url, token=API_TOKEN)
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        self.log.close()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+            self.log.close()
+
+    def signatures(self):
+        directory = self.state / 'syncs'
+        return sorted(os.listdir(directory)) if directory.exists() else []
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """DTN a (the source side) knowing DTN b (the destination side)."""
+    export_a = tmp_path / 'export-a'
+    export_b = tmp_path / 'export-b'
+    outside = tmp_path / 'outside'
+    for path in (export_a, export_b, outside):
+        path.mkdir()
+    a = Service(tmp_path, 'a', export_a)
+    b = Service(tmp_path, 'b', export_b)
+    try:
+        a.start()
+        b.start()
+        a.client.add_node('b', '127.0.0.1', {'data': str(export_b)},
+                          gridftp_port=b.data_port, data_port=b.data_port)
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _image(path, size, data_blocks, seed=1):
+    """A sparse file of ``size`` bytes with random data in ``data_blocks``
+    (block indices)."""
+    rng = random.Random(seed)
+    with open(path, 'wb') as fh:
+        fh.truncate(size)
+        for index in data_blocks:
+            fh.seek(index * BS)
+            fh.write(rng.randbytes(min(BS, size - index * BS)))
+    return path
+
+
+def _empty(path, size):
+    with open(path, 'wb') as fh:
+        fh.truncate(size)
+    return path
+
+
+def _sync(a, source, dest, key='vol-1', streams=4, **kwargs):
+    row = a.client.start_sync('a:%s' % source, 'b:%s' % dest, key,
+                              streams=streams)
+    assert row['mode'] == 'sync' and row['key'] == key
+    return a.client.wait_transfer(row['id'], timeout=120, interval=0.05,
+                                  **kwargs)
+
+
+def _bytes(path):
+    with open(path, 'rb') as fh:
+        return fh.read()
+
+
+DATA_BLOCKS = [0, 1, 2, 100, 101, 700, 1023, 1024]
+SIZE = 1024 * BS + 77          # an unaligned tail
+
+
+def test_first_round_copies_a_sparse_file(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    row = _sync(a, source, dest)
+    assert row['state'] == 'done' and row['error'] is None
+    assert row['round'] == 1 and row['size'] == SIZE
+    data = (len(DATA_BLOCKS) - 1) * BS + 77
+    # only the data blocks crossed, zeros and holes did not
+    assert row['bytes'] == row['changed_bytes'] == data
+    assert row['repaired_bytes'] == 0
+    assert _bytes(dest) == _bytes(source)
+    # the destination stays sparse: only data was written
+    assert os.stat(dest).st_blocks * 512 < SIZE // 2
+    # signatures in each state directory, none in the exports
+    assert a.signatures() and b.signatures()
+    assert sorted(os.listdir(b.export)) == ['vol.img']
+    log = a.client.log(file='vol.img')
+    assert log[-1]['sync']['key'] == 'vol-1'
+    assert log[-1]['sync']['bytes'] == data
+
+
+def test_second_round_sends_only_the_changed_blocks(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    assert _sync(a, source, dest)['round'] == 1
+    changed = [5, 100, 333, 900, 1000]      # holes and data blocks alike
+    rng = random.Random(7)
+    with open(source, 'r+b') as fh:
+        for index in changed:
+            fh.seek(index * BS)
+            fh.write(rng.randbytes(BS))
+    row = _sync(a, source, dest)
+    assert row['state'] == 'done' and row['round'] == 2
+    assert row['changed_bytes'] == len(changed) * BS
+    assert row['bytes'] == len(changed) * BS
+    assert row['repaired_bytes'] == 0
+    assert _bytes(dest) == _bytes(source)
+    # nothing changed: nothing crosses
+    row = _sync(a, source, dest)
+    assert (row['round'], row['bytes'], row['changed_bytes']) == (3, 0, 0)
+
+
+def test_a_damaged_destination_block_is_repaired(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    _sync(a, source, dest)
+    with open(dest, 'r+b') as fh:
+        fh.seek(101 * BS + 10)          # a data block
+        fh.write(b'rot')
+        fh.seek(50 * BS)                # a block that should be zeros
+        fh.write(b'junk')
+    row = _sync(a, source, dest)
+    assert row['state'] == 'done' and row['round'] == 2
+    assert row['changed_bytes'] == 0
+    assert row['repaired_bytes'] == 2 * BS
+    assert row['bytes'] == BS           # the zero block went as a zero run
+    assert _bytes(dest) == _bytes(source)
+
+
+def test_a_dirty_destination_is_repaired_in_the_first_round(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _image(b.export / 'vol.img', SIZE, [3, 4, 700], seed=9)
+    row = _sync(a, source, dest)
+    assert row['state'] == 'done' and row['round'] == 1
+    # blocks 3 and 4 hold junk where the source has zeros
+    assert row['repaired_bytes'] == 2 * BS
+    assert _bytes(dest) == _bytes(source)
+
+
+def test_a_size_mismatch_is_refused_and_nothing_written(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _image(b.export / 'vol.img', SIZE + BS, [1], seed=3)
+    before = _bytes(dest)
+    with pytest.raises(dtn_client.TransferFailed) as caught:
+        _sync(a, source, dest)
+    error = caught.value.transfer['error']
+    assert str(source) in error and str(dest) in error
+    assert str(SIZE) in error and str(SIZE + BS) in error
+    assert _bytes(dest) == before
+    assert not a.signatures() and not b.signatures()
+
+
+def test_paths_that_escape_and_symlinks_are_refused(pair, tmp_path):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    target = _empty(tmp_path / 'outside' / 'victim.img', SIZE)
+    with pytest.raises(dtn_client.DTNClientError, match='".."') as caught:
+        a.client.start_sync('a:%s' % source,
+                            'b:%s/../outside/victim.img' % b.export, 'k')
+    assert caught.value.status == 400
+    with pytest.raises(dtn_client.DTNClientError) as caught:
+        a.client.start_sync('a:%s' % source, 'b:%s' % target, 'k')
+    assert caught.value.status == 403
+    (b.export / 'link.img').symlink_to(target)
+    with pytest.raises(dtn_client.TransferFailed, match='symlink'):
+        _sync(a, source, b.export / 'link.img', key='k')
+    inside = _empty(b.export / 'real.img', SIZE)
+    (b.export / 'inner-link.img').symlink_to(inside)
+    with pytest.raises(dtn_client.TransferFailed, match='symlink'):
+        _sync(a, source, b.export / 'inner-link.img', key='k')
+    assert _bytes(target) == bytes(SIZE) == _bytes(inside)
+    with pytest.raises(dtn_client.DTNClientError, match='key') as caught:
+        a.client.start_sync('a:%s' % source, 'b:%s' % inside, '../etc')
+    assert caught.value.status == 400
+
+
+def test_forget_sync_drops_both_signatures(pair):
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    _sync(a, source, dest)
+    assert _sync(a, source, dest)['round'] == 2
+    answer = a.client.forget_sync('vol-1')
+    assert answer['removed'] == 2
+    assert not a.signatures() and not b.signatures()
+    assert a.client.forget_sync('vol-1')['removed'] == 0   # idempotent
+    row = _sync(a, source, dest)
+    # round 1 again; the destination holds every block already
+    assert row['round'] == 1 and row['bytes'] == 0
+    assert _bytes(dest) == _bytes(source)
+
+
+def test_a_wrong_data_token_is_refused(tmp_path):
+    export_a = tmp_path / 'export-a'
+    export_b = tmp_path / 'export-b'
+    export_a.mkdir()
+    export_b.mkdir()
+    a = Service(tmp_path, 'a', export_a, data_token='not-' + DATA_TOKEN)
+    b = Service(tmp_path, 'b', export_b)
+    try:
+        a.start()
+        b.start()
+        a.client.add_node('b', '127.0.0.1', {'data': str(export_b)},
+                          gridftp_port=b.data_port, data_port=b.data_port)
+        source = _image(export_a / 'disk.img', SIZE, DATA_BLOCKS)
+        dest = _empty(export_b / 'vol.img', SIZE)
+        with pytest.raises(dtn_client.TransferFailed, match='token'):
+            _sync(a, source, dest)
+        assert _bytes(dest) == bytes(SIZE)
+        assert not b.signatures()
+    finally:
+        a.stop()
+        b.stop()
+
+
+BIG = 96 * MIB
+
+
+def _interrupt(a, b, how, source, dest):
+    """Start round 1, stop it once part of the data is on the
+    destination's disk, the way ``how`` says."""
+    row = a.client.start_sync('a:%s' % source, 'b:%s' % dest, 'vol-1',
+                              streams=2)
+    deadline = time.monotonic() + 60
+    while os.stat(dest).st_blocks * 512 < 8 * MIB:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    victim = {'dest': b, 'source': a}.get(how)
+    if victim is not None:
+        victim.proc.send_signal(signal.SIGSTOP)     # the round stalls here
+    else:
+        a.client.cancel_transfer(row['id'])
+    if how == 'dest':
+        # one round per key at a time
+        with pytest.raises(dtn_client.DTNClientError) as caught:
+            a.client.start_sync('a:%s' % source, 'b:%s' % dest, 'vol-1')
+        assert caught.value.status == 409
+    if victim is not None:
+        victim.kill()
+        victim.start()
+        if victim is b:
+            with pytest.raises(dtn_client.TransferFailed):
+                a.client.wait_transfer(row['id'], timeout=120, interval=0.05)
+    else:
+        with pytest.raises(dtn_client.TransferFailed) as caught:
+            a.client.wait_transfer(row['id'], timeout=120, interval=0.05)
+        assert caught.value.transfer['state'] == 'cancelled'
+
+
+@pytest.mark.parametrize('how', ['dest', 'source', 'cancel'])
+def test_an_interrupted_round_converges_when_run_again(pair, how):
+    a, b = pair
+    source = a.export / 'disk.img'
+    with open(source, 'wb') as fh:
+        fh.write(random.Random(5).randbytes(BIG))
+    dest = _empty(b.export / 'vol.img', BIG)
+    _interrupt(a, b, how, source, dest)
+    assert not a.signatures() and not b.signatures()   # nothing committed
+    row = _sync(a, source, dest, streams=2)
+    assert row['state'] == 'done' and row['round'] == 1
+    # what the cut round wrote was not sent again
+    assert row['bytes'] < BIG
+    assert _bytes(dest) == _bytes(source)
+    assert _sync(a, source, dest)['bytes'] == 0
