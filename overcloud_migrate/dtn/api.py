@@ -402,7 +402,9 @@ bp_v1 = flask.Blueprint('v1', __name__, url_prefix='/v1')
 @bp_v1.get('/')
 def v1_root():
     return {'version': 'v1', 'movers': _config().movers.names(),
-            'local_node': _config().local_node}
+            'local_node': _config().local_node,
+            # what a client may ask for beyond transfers
+            'features': ['sync']}
 
 
 @bp_v1.get('/openapi.json')

@@ -1,0 +1,323 @@
+"""`openstack overcloud migrate --warm` on devcloud, over two real DTNs.
+
+Two ``overcloud-dtn-api`` services (site A and site B, builtin mover, a
+shared data token) export each cloud's Cinder share (the directory
+Cinder's NFS driver keeps ``volume-<ID>`` files in) next to a staging
+directory.  The 3-tier project with volumes moves from devcloud-a to
+devcloud-b warm: ``mw-db`` boots from a volume and has two data volumes;
+``mw-app`` boots from the image and has one.  The guests write between
+rounds and after the last one (``overcloud-devcloud guest write``); every
+destination volume must end with the source's final bytes, the source
+running through every round and stopped only by the cut-over.
+"""
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+
+import openstack
+import pytest
+
+from overcloud_devcloud import scenario
+from tests.functional import helpers
+from tests.functional import test_dtn_gridftp as dtn_bed
+
+PREFIX = 'mw'
+MARK = 'om_migration'
+WAIT = 300
+DEVCLOUD = os.path.join(sysconfig.get_path('scripts'), 'overcloud-devcloud')
+
+
+@pytest.fixture(scope='module')
+def bed(devcloud):
+    """(source, destination, project, layout): the scenario with volumes
+    in devcloud-a, with data the guests wrote."""
+    src = openstack.connect(cloud='devcloud-a')
+    dst = openstack.connect(cloud='devcloud-b')
+    project = None
+    try:
+        for conn in (src, dst):
+            scenario.delete(conn, PREFIX, wait=WAIT)
+        project = scenario.build(src, PREFIX, volumes=True, wait=WAIT)
+        for tier in ('db', 'app'):
+            guest_write(project.servers[tier].id, 5, 'first-%s' % tier)
+        yield src, dst, project, devcloud.layout
+    finally:
+        scenario.delete(dst, PREFIX, wait=WAIT)
+        if project is not None:
+            _delete_copies(dst, {v.id for found in project.volumes.values()
+                                 for v in found})
+        scenario.delete(src, PREFIX, wait=WAIT)
+        src.close()
+        dst.close()
+
+
+def _delete_copies(conn, source_ids):
+    """Destination copies of these source volumes a failed test left."""
+    storage = conn.block_storage
+    for volume in list(storage.volumes()):
+        if (volume.metadata or {}).get('om_source_volume') in source_ids:
+            storage.delete_volume(volume, ignore_missing=True)
+            storage.wait_for_delete(volume, wait=WAIT)
+
+
+def guest_write(server_id, percent, seed, volume_id=None):
+    argv = [DEVCLOUD, 'guest', 'write', server_id, '--percent', str(percent),
+            '--seed', seed, '-f', 'json']
+    if volume_id:
+        argv += ['--volume', volume_id]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True,
+                          timeout=300)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope='module')
+def dtns(bed):
+    """Site A and site B: a DTN service each, exporting a staging
+    directory and its cloud's Cinder share; A knows B."""
+    _src, _dst, _project, layout = bed
+    base = tempfile.mkdtemp(prefix='migrate-warm-')
+    procs = dtn_bed.Processes()
+    data_token = os.path.join(base, 'data-token')
+    with open(data_token, 'w') as handle:
+        handle.write(secrets.token_urlsafe(24) + '\n')
+    try:
+        sites = {}
+        for name, cloud in (('site-a', 'devcloud-a'),
+                            ('site-b', 'devcloud-b')):
+            export = os.path.join(base, name)
+            os.makedirs(export)
+            site = dtn_bed.Site(name, export, dtn_bed._free_port())
+            site.volumes = str(layout.volume_share(cloud))
+            site.token = secrets.token_urlsafe(24)
+            site.data_port = dtn_bed._free_port()
+            dtn_bed.start_dtn(procs, site, base, extra=[
+                '--export', 'volumes=%s' % site.volumes,
+                '--data-port', str(site.data_port),
+                '--data-token-file', data_token])
+            site.token_file = os.path.join(base, name + '.token')
+            sites[name] = site
+        a, b = sites['site-a'], sites['site-b']
+        a.client().add_node('site-b', '127.0.0.1',
+                            {'data': b.export, 'volumes': b.volumes},
+                            gridftp_port=dtn_bed._free_port(),
+                            data_port=b.data_port, endpoint=b.url)
+        yield a, b
+    finally:
+        procs.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return helpers.journal_url(tmp_path / 'journal.sqlite')
+
+
+def run(journal, *args, fault=None):
+    return helpers.overcloud(*args, journal=journal, fault=fault)
+
+
+def dtn_options(a, b):
+    return ('--transport', 'dtn', '--dtn-source', a.url, '--dtn-dest', b.url,
+            '--dtn-source-dir', a.export, '--dtn-dest-dir', b.export,
+            '--dtn-source-token-file', a.token_file,
+            '--dtn-dest-token-file', b.token_file, '--dtn-mover', 'builtin',
+            '--dtn-source-volumes', a.volumes,
+            '--dtn-dest-volumes', b.volumes)
+
+
+def migrate_warm(journal, a, b, server, *extra, fault=None):
+    return run(journal, 'migrate', server, '--dest-cloud', 'devcloud-b',
+               '--warm', '-f', 'json', *dtn_options(a, b), *extra,
+               fault=fault)
+
+
+def latest(journal):
+    code, out, err = run(journal, 'migration', 'list', '-f', 'json')
+    assert code == 0, err
+    return json.loads(out)[-1]['ID']
+
+
+def rows(stdout, kind):
+    return {r['Name']: r for r in json.loads(stdout) if r['Type'] == kind}
+
+
+def show(journal, migration):
+    code, out, err = run(journal, 'migration', 'show', migration, '-f',
+                         'json')
+    assert code == 0, err
+    return json.loads(out)
+
+
+def copies(dst, migration):
+    """{source volume ID: [destination copies]} of ``migration``."""
+    found = {}
+    for volume in dst.block_storage.volumes():
+        if (volume.metadata or {}).get(MARK) == migration:
+            found.setdefault(volume.metadata['om_source_volume'],
+                             []).append(volume)
+    return found
+
+
+def digest(path):
+    sha = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(4 << 20), b''):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def status(conn, server_id):
+    return conn.compute.get_server(server_id).status
+
+
+def test_warm_is_refused_with_a_transport_that_cannot_move_deltas(
+        bed, journal):
+    src, dst, project, _layout = bed
+    code, _out, err = run(journal, 'migrate', 'mw-db', '--dest-cloud',
+                          'devcloud-b', '--warm', '--transport', 'glance')
+    assert code != 0
+    assert 'the glance transport cannot move deltas; warm migration needs ' \
+        'one that can: dtn' in err
+    assert 'Traceback' not in err
+    assert not [v for v in dst.block_storage.volumes()
+                if MARK in (v.metadata or {})]
+    assert status(src, project.servers['db'].id) == 'ACTIVE'
+
+
+def test_a_volume_backed_server_moves_warm_through_kills(bed, dtns, journal):
+    """Sync (killed mid-round, resumed), guest writes, a damaged
+    destination block, another round, more writes, a cut-over killed after
+    its last round and resumed: the destination boots on the source's
+    final bytes, exactly one copy of each volume."""
+    src, dst, project, layout = bed
+    a, b = dtns
+    db = project.servers['db']
+    volumes = project.volumes['db']
+    assert len(volumes) == 3     # the root volume, data and log
+
+    # Round 1, killed after the first volume's sync, then resumed.
+    code, _out, err = migrate_warm(journal, a, b, 'mw-db',
+                                   fault='kill:after:sync')
+    assert code == 137, err[-2000:]
+    migration = latest(journal)
+    assert status(src, db.id) == 'ACTIVE'
+    code, out, err = run(journal, 'migration', 'resume', migration, '-f',
+                         'json')
+    assert code == 0, err
+    assert rows(out, 'server')['mw-db']['Status'] == 'synced'
+    assert show(journal, migration)['state'] == 'synced'
+    assert status(src, db.id) == 'ACTIVE'
+    made = copies(dst, migration)
+    assert sorted(made) == sorted(v.id for v in volumes)
+    assert all(len(c) == 1 and c[0].status == 'available'
+               for c in made.values())
+    assert not [s for s in dst.compute.servers() if s.name == 'mw-db']
+
+    # The guest writes while it runs; a destination block is damaged.
+    written = guest_write(db.id, 2, 'second')
+    root_copy = made[volumes[0].id][0]
+    damaged = layout.volume_file('devcloud-b', root_copy.id)
+    with open(damaged, 'r+b') as handle:
+        handle.seek(4096 * 7)
+        handle.write(b'\xa5' * 4096)
+    code, out, err = run(journal, 'migration', 'sync', migration, '-f',
+                         'json')
+    assert code == 0, err
+    assert status(src, db.id) == 'ACTIVE'
+    sync = {r['name']: r for r in show(journal, migration)['sync']}['mw-db']
+    assert sync['sync_rounds'] == 2
+    # Only what changed crossed (and the damaged block, sent again).
+    assert sync['last_changed_bytes'] == written['bytes_changed']
+    assert written['bytes_changed'] < sync['last_sync_bytes'] <= \
+        written['bytes_changed'] + 4096 * 4
+    assert sync['cutover_copy_estimate'] >= 0
+
+    # More writes after the last round; the cut-over is killed after its
+    # last round and resumed.
+    guest_write(db.id, 1, 'third')
+    guest_write(db.id, 1, 'third-data', volume_id=volumes[1].id)
+    code, _out, err = run(journal, 'migration', 'cutover', migration,
+                          fault='kill:after:final-sync')
+    assert code == 137, err[-2000:]
+    code, out, err = run(journal, 'migration', 'resume', migration, '-f',
+                         'json')
+    assert code == 0, err
+    server = rows(out, 'server')['mw-db']
+    assert server['Status'] == 'done'
+    assert show(journal, migration)['state'] == 'done'
+    copy = dst.compute.get_server(server['Destination ID'])
+    assert copy.status == 'ACTIVE'
+    assert sorted(a['addr'] for v in copy.addresses.values() for a in v
+                  if a['OS-EXT-IPS:type'] == 'fixed') == ['10.10.2.20']
+    assert status(src, db.id) == 'SHUTOFF'
+    made = copies(dst, migration)
+    assert all(len(c) == 1 for c in made.values()), made
+    attached = sorted(dst.compute.volume_attachments(copy),
+                      key=lambda x: (len(x.device or ''), x.device or ''))
+    assert [x.volume_id for x in attached] == [made[v.id][0].id
+                                                for v in volumes]
+    for volume in volumes:
+        assert digest(layout.volume_file('devcloud-a', volume.id)) == \
+            digest(layout.volume_file('devcloud-b', made[volume.id][0].id)), \
+            volume.name
+
+    # A second cut-over has nothing to do; rollback cleans the destination.
+    code, _out, err = run(journal, 'migration', 'cutover', migration)
+    assert code != 0 and 'is done: nothing is left to cut over' in err
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert copies(dst, migration) == {}
+    assert status(src, db.id) == 'ACTIVE'
+
+
+def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
+                                                         journal):
+    """mw-app boots from the image, so only its data volume is synced;
+    the cut-over of a round that never finished is refused; a detached
+    volume between rounds stops the migration, and rollback cleans."""
+    src, dst, project, _layout = bed
+    a, b = dtns
+    app = project.servers['app']
+    code, _out, err = migrate_warm(journal, a, b, 'mw-app',
+                                   fault='kill:before:sync')
+    assert code == 137, err[-2000:]
+    migration = latest(journal)
+    code, _out, err = run(journal, 'migration', 'cutover', migration)
+    assert code != 0
+    assert "server 'mw-app' never finished a sync round; run `openstack " \
+        'overcloud migration sync %s` first' % migration in err
+    assert status(src, app.id) == 'ACTIVE'
+
+    code, out, err = run(journal, 'migration', 'sync', migration, '-f',
+                         'json')
+    assert code == 0, err
+    assert rows(out, 'server')['mw-app']['Status'] == 'synced'
+    data = project.volumes['app'][0]
+    assert list(copies(dst, migration)) == [data.id]
+
+    # The source changes under the migration: it stops and says so.
+    src.compute.delete_volume_attachment(app, data.id)
+    src.block_storage.wait_for_status(data, 'available', failures=['error'],
+                                      wait=WAIT)
+    try:
+        code, out, err = run(journal, 'migration', 'sync', migration, '-f',
+                             'json')
+        assert code != 0
+        assert "Server 'mw-app' (%s) had its volumes changed (detached %s) " \
+            'since warm migration %s began' % (app.id, data.id, migration) \
+            in rows(out, 'server')['mw-app']['Status']
+    finally:
+        src.compute.create_volume_attachment(app, volume_id=data.id)
+        src.block_storage.wait_for_status(data, 'in-use', failures=['error'],
+                                          wait=WAIT)
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert copies(dst, migration) == {}
+    assert not [s for s in dst.compute.servers() if s.name == 'mw-app']
+    assert status(src, app.id) == 'ACTIVE'
