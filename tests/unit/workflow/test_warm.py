@@ -1,0 +1,215 @@
+"""Warm migration's logic without a cloud: telling a changed source, what
+is refused, the round through the pipeline (on a real SQLite journal, the
+round itself a stand-in: devcloud proves it), and the figures
+``migration show`` prints.  The whole flow runs on devcloud in
+tests/functional/test_migrate_warm.py."""
+
+import types
+
+import pytest
+
+from overcloud_migrate import journal as journal_mod
+from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.workflow import pipeline
+from overcloud_migrate.workflow import runner
+from overcloud_migrate.workflow import warm
+from tests.unit.plan import test_model
+from tests.unit.workflow import test_pipeline
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return journal_mod.Journal('sqlite:///%s' % (tmp_path / 'j.sqlite'))
+
+
+def server(**changes):
+    values = dict(launched_at='2026-12-06T10:00:00', flavor={
+        'original_name': 'm1.small'}, image='', attached_volumes=[
+            {'id': 'vol-b'}, {'id': 'vol-a'}])
+    values.update(changes)
+    return types.SimpleNamespace(**values)
+
+
+def test_a_fingerprint_holds_launch_flavor_image_and_sorted_volumes():
+    assert warm.fingerprint(server(image={'id': 'img'})) == {
+        'launched_at': '2026-12-06T10:00:00', 'flavor': 'm1.small',
+        'image': 'img', 'volumes': ['vol-a', 'vol-b']}
+    # a volume-backed server has no image
+    assert warm.fingerprint(server())['image'] is None
+
+
+@pytest.mark.parametrize('changes, sentence', [
+    ({}, None),
+    ({'flavor': {'original_name': 'm1.large'},
+      'launched_at': '2026-12-06T11:00:00'},
+     'was resized (flavor m1.small, now m1.large)'),
+    ({'launched_at': '2026-12-06T11:00:00'},
+     'was rebuilt (launched at 2026-12-06T10:00:00, now at '
+     '2026-12-06T11:00:00)'),
+    ({'attached_volumes': [{'id': 'vol-a'}, {'id': 'vol-c'}]},
+     'had its volumes changed (detached vol-b, attached vol-c)'),
+])
+def test_a_change_between_rounds_is_named(changes, sentence):
+    before = warm.fingerprint(server())
+    assert warm.describe_change(before, warm.fingerprint(
+        server(**changes))) == sentence
+
+
+class Cold(transport_base.Transport):
+    name = 'plain'
+
+    def check(self, size=None):
+        pass
+
+    def transfer(self, source, dest, progress):
+        raise AssertionError('not called')
+
+
+class Deltas(Cold):
+    name = 'deltas'
+    capabilities = frozenset({'deltas'})
+    refusal = None
+
+    def check_deltas(self):
+        if self.refusal:
+            raise transport_base.PreflightError(self.refusal)
+
+
+def test_a_transport_without_deltas_is_refused_naming_those_that_can():
+    plan = test_model.sample()
+    found = warm.problems(plan, Cold())
+    assert found[0].type == 'transport'
+    assert found[0].problem == (
+        'the plain transport cannot move deltas; warm migration needs one '
+        'that can: dtn')
+
+
+def test_a_server_without_volumes_and_a_transport_refusal_are_problems():
+    plan = test_model.sample()
+    assert not plan.servers[0].volumes
+    transport = Deltas()
+    transport.refusal = 'Warm migration with the dtn transport needs ' \
+        '--dtn-source-volumes.'
+    found = warm.problems(plan, transport)
+    assert [(p.type, p.name) for p in found] == [
+        ('transport', 'deltas'), ('server', plan.servers[0].name)]
+    assert found[0].problem == transport.refusal
+    assert found[1].problem.startswith('has no Cinder volume')
+
+
+def test_the_sync_key_is_a_name_a_dtn_accepts():
+    key = warm.sync_key('8d5c1f9e-0000-4000-8000-000000000001',
+                        '3f1e0c2a-0000-4000-8000-000000000002')
+    assert len(key) <= 128
+    assert set(key) <= set('abcdefghijklmnopqrstuvwxyz0123456789-.')
+
+
+def test_the_summary_reads_the_last_round_of_each_volume(journal):
+    migration = journal.start('src', 'dst', {})
+    journal.add_round(migration, 's1', 'va', 1, size=10, bytes=900,
+                      changed_bytes=900, repaired_bytes=0, seconds=9.0,
+                      finished_at=1000.0)
+    journal.add_round(migration, 's1', 'va', 2, size=10, bytes=40,
+                      changed_bytes=36, repaired_bytes=4, seconds=1.5,
+                      finished_at=1100.0)
+    journal.add_round(migration, 's1', 'vb', 2, size=10, bytes=10,
+                      changed_bytes=10, repaired_bytes=0, seconds=0.5,
+                      finished_at=1090.0)
+    # the same round journaled again (a resumed round) replaces its figures
+    journal.add_round(migration, 's1', 'vb', 2, size=10, bytes=12,
+                      changed_bytes=12, repaired_bytes=0, seconds=0.5,
+                      finished_at=1095.0)
+    assert warm.summary(journal, migration, 's1', now=1130.0) == {
+        'sync_rounds': 2, 'last_sync_age': 30.0, 'last_sync_bytes': 52,
+        'last_changed_bytes': 48, 'cutover_copy_estimate': 2.0}
+    assert warm.summary(journal, migration, 'other') == {}
+
+
+def test_a_sync_round_ends_synced_and_builds_the_network_only_first(
+        monkeypatch, journal):
+    steps = test_pipeline.Steps(monkeypatch)
+    rounds = []
+
+    def run_round(contexts, parallel=1):
+        rounds.append([(c.server.id, c.warm) for c in contexts])
+        for ctx in contexts:
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      state=journal_mod.SYNCED)
+        return {c.server.id: None for c in contexts}
+
+    monkeypatch.setattr(warm, 'run_round', run_round)
+    first = test_pipeline.job(journal, test_pipeline.dest_with(),
+                              warm=warm.SYNC, prechecked=True)
+    result = pipeline.run(first)
+    assert steps.calls == ['replication']
+    assert rounds == [[('v1', 'sync')]]
+    assert journal.get(first.migration_id).state == journal_mod.SYNCED
+    assert journal.get(first.migration_id).step is None
+    assert result.failed == 0
+    again = pipeline.Job(**dict(vars(first), network=False))
+    pipeline.run(again)
+    assert steps.calls == ['replication']    # not again
+    assert len(rounds) == 2
+
+
+def test_a_failed_round_fails_the_migration_with_its_reason(monkeypatch,
+                                                            journal):
+    test_pipeline.Steps(monkeypatch)
+
+    def run_round(contexts, parallel=1):
+        for ctx in contexts:
+            ctx.journal.update_server(ctx.migration_id, ctx.server.id,
+                                      state=journal_mod.FAILED,
+                                      error='resized')
+        return {c.server.id: 'resized' for c in contexts}
+
+    monkeypatch.setattr(warm, 'run_round', run_round)
+    the_job = test_pipeline.job(journal, test_pipeline.dest_with(),
+                                warm=warm.SYNC, prechecked=True)
+    result = pipeline.run(the_job)
+    assert result.failed == 1
+    record = journal.get(the_job.migration_id)
+    assert (record.state, record.error) == (journal_mod.FAILED, 'resized')
+
+
+def _run(journal, plan, migration, **options):
+    identity = types.SimpleNamespace(key=lambda: 'k', name='c')
+    return runner.Run(plan, None, None, identity, identity, journal,
+                      runner.Options(**options))
+
+
+def test_a_cutover_of_a_server_never_synced_is_refused(journal):
+    plan = test_model.sample()
+    migration = journal.start('src', 'dst', plan.to_dict())
+    journal.add_server(migration, 'v1', plan.servers[0].name, 0)
+    run = _run(journal, plan, migration, warm=True)
+    with pytest.raises(runner.MigrationFailed) as caught:
+        run.cutover(migration)
+    assert "server '%s' never finished a sync round; run `openstack " \
+        'overcloud migration sync %s` first' % (plan.servers[0].name,
+                                                 migration) in str(caught.value)
+    with pytest.raises(runner.MigrationFailed) as caught:
+        run.sync(migration, servers=['nope'])
+    assert "has no server 'nope'" in str(caught.value)
+
+
+def test_sync_and_cutover_refuse_a_cold_or_finished_migration(journal):
+    plan = test_model.sample()
+    migration = journal.start('src', 'dst', plan.to_dict())
+    with pytest.raises(runner.MigrationFailed) as caught:
+        _run(journal, plan, migration).sync(migration)
+    assert 'is a cold migration' in str(caught.value)
+    journal.finish(migration, journal_mod.DONE)
+    with pytest.raises(runner.MigrationFailed) as caught:
+        _run(journal, plan, migration, warm=True).cutover(migration)
+    assert 'is done: nothing is left to cut over' in str(caught.value)
+
+
+def test_resume_between_rounds_says_what_to_run(journal):
+    plan = test_model.sample()
+    migration = journal.start('src', 'dst', plan.to_dict())
+    journal.finish(migration, journal_mod.SYNCED)
+    with pytest.raises(runner.MigrationFailed) as caught:
+        _run(journal, plan, migration, warm=True).resume(migration)
+    assert 'between its sync rounds: nothing was interrupted' in \
+        str(caught.value)
