@@ -150,6 +150,61 @@ class VolumePhase(tasks.Phase):
             self.refuse('could not be copied: %s' % exc)
 
 
+    def ensure_copy(self, image_id=None):
+        """The destination copy of the volume (found by its markers, or
+        made: from ``image_id``, or empty when None), settled, with the
+        source's bootable flag; journaled.  Returns its ID."""
+        ctx = self.ctx
+        conn = ctx.dest
+        volume = self.volume
+        wanted = markers(ctx.migration_id, self.volume_id, ROLE_COPY)
+        found = marked_volumes(conn, ctx.migration_id, **wanted)
+        usable = [v for v in found if not v.status.startswith('error')
+                  and v.status != 'deleting']
+        for other in found:
+            if other not in usable:
+                delete_volume(conn, other, ctx.timeout)
+        for extra in usable[1:]:
+            delete_volume(conn, extra, ctx.timeout)
+        if usable:
+            made = usable[0]
+        else:
+            attrs = {'size': volume.size, 'name': volume.name or None,
+                     'description': volume.description or None,
+                     'metadata': dict(volume.metadata, **wanted)}
+            if image_id:
+                attrs['image_id'] = image_id
+            volume_type = dest_volume_type(ctx.plan, volume)
+            if volume_type:
+                attrs['volume_type'] = volume_type
+            zone = dest_zone(ctx.plan, volume)
+            if zone:
+                attrs['availability_zone'] = zone
+            self.say_volume('creating the destination volume (%d GiB%s%s)'
+                            % (volume.size, ', type %s' % volume_type
+                               if volume_type else '',
+                               '' if image_id else ', empty'))
+            try:
+                made = conn.block_storage.create_volume(**attrs)
+            except sdk_exc.SDKException as exc:
+                self.fail('Creating the destination copy of ' + self.label,
+                          exc)
+        made = wait_settled(conn, 'volume', made, ctx.timeout)
+        if made.status not in ('available', 'in-use'):
+            made = self.wait(conn, 'volume', made)
+        if made.status == 'available' and \
+                bool(made.is_bootable) != bool(volume.bootable):
+            try:
+                conn.block_storage.set_volume_bootable_status(
+                    made, volume.bootable)
+            except sdk_exc.SDKException as exc:
+                self.fail('Setting the bootable flag of the copy of '
+                          + self.label, exc)
+        ctx.journal.update_volume(ctx.migration_id, self.volume_id,
+                                  server_id=ctx.server.id, dest_id=made.id)
+        return made.id
+
+
 class SnapshotVolume(VolumePhase):
     """A snapshot of an in-use volume (None for an available one)."""
 
@@ -383,60 +438,6 @@ class CreateVolume(VolumePhase):
 
     def run(self, volume_dest_image):
         return self.ensure_copy(volume_dest_image)
-
-    def ensure_copy(self, image_id=None):
-        """The destination copy of the volume (found by its markers, or
-        made: from ``image_id``, or empty when None), settled, with the
-        source's bootable flag; journaled.  Returns its ID."""
-        ctx = self.ctx
-        conn = ctx.dest
-        volume = self.volume
-        wanted = markers(ctx.migration_id, self.volume_id, ROLE_COPY)
-        found = marked_volumes(conn, ctx.migration_id, **wanted)
-        usable = [v for v in found if not v.status.startswith('error')
-                  and v.status != 'deleting']
-        for other in found:
-            if other not in usable:
-                delete_volume(conn, other, ctx.timeout)
-        for extra in usable[1:]:
-            delete_volume(conn, extra, ctx.timeout)
-        if usable:
-            made = usable[0]
-        else:
-            attrs = {'size': volume.size, 'name': volume.name or None,
-                     'description': volume.description or None,
-                     'metadata': dict(volume.metadata, **wanted)}
-            if image_id:
-                attrs['image_id'] = image_id
-            volume_type = dest_volume_type(ctx.plan, volume)
-            if volume_type:
-                attrs['volume_type'] = volume_type
-            zone = dest_zone(ctx.plan, volume)
-            if zone:
-                attrs['availability_zone'] = zone
-            self.say_volume('creating the destination volume (%d GiB%s%s)'
-                            % (volume.size, ', type %s' % volume_type
-                               if volume_type else '',
-                               '' if image_id else ', empty'))
-            try:
-                made = conn.block_storage.create_volume(**attrs)
-            except sdk_exc.SDKException as exc:
-                self.fail('Creating the destination copy of ' + self.label,
-                          exc)
-        made = wait_settled(conn, 'volume', made, ctx.timeout)
-        if made.status not in ('available', 'in-use'):
-            made = self.wait(conn, 'volume', made)
-        if made.status == 'available' and \
-                bool(made.is_bootable) != bool(volume.bootable):
-            try:
-                conn.block_storage.set_volume_bootable_status(
-                    made, volume.bootable)
-            except sdk_exc.SDKException as exc:
-                self.fail('Setting the bootable flag of the copy of '
-                          + self.label, exc)
-        ctx.journal.update_volume(ctx.migration_id, self.volume_id,
-                                  dest_id=made.id)
-        return made.id
 
     def revert(self, *args, **kwargs):
         revert_copies(self.ctx, [self.volume_id])
