@@ -77,8 +77,11 @@ def format_table(problems):
 class Prechecks:
 
     def __init__(self, plan, dest, journal, source_key, dest_key, admin,
-                 source=None, migrated=()):
+                 source=None, migrated=(), copies_at_source=True):
         self.plan = plan
+        # False: the volumes' data path makes nothing at the source (warm
+        # migration reads them where they are)
+        self.copies_at_source = copies_at_source
         # IDs of servers whose copy is already ACTIVE at the destination:
         # they need no room on their host.
         self.migrated = set(migrated)
@@ -501,7 +504,7 @@ class Prechecks:
     def source_volume_quota(self):
         """The temporary snapshot and volume of each in-use volume are
         made at the source: its snapshots, volumes and gigabytes."""
-        if self.source is None:
+        if self.source is None or not self.copies_at_source:
             return
         wanted = self._volumes_to_move()
         if not wanted:

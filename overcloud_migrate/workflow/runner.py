@@ -105,7 +105,7 @@ class Run:
         problems = prechecks.Prechecks(
             self.plan, self.dest, self.journal, self.source_key,
             self.dest_key, self.admin, source=self.source,
-            migrated=migrated).run()
+            migrated=migrated, copies_at_source=not self.options.warm).run()
         if transport is not None:
             try:
                 transport.check(size=sum(i.size or 0

@@ -62,10 +62,11 @@ def _plan(volume_types=None):
     })
 
 
-def _checks(plan, dest, source=None):
+def _checks(plan, dest, source=None, copies_at_source=True):
     checks = prechecks.Prechecks.__new__(prechecks.Prechecks)
     checks.plan, checks.dest, checks.source = plan, dest, source
     checks.migrated, checks.problems = set(), []
+    checks.copies_at_source = copies_at_source
     return checks
 
 
@@ -130,6 +131,19 @@ def test_source_room_for_the_temporary_snapshots_and_volumes():
 
     assert [p.name for p in checks.problems] == ['snapshots']
     assert '1 missing' in checks.problems[0].problem
+
+
+def test_a_warm_migration_needs_no_room_at_the_source():
+    quota = {'snapshots': {'limit': 0, 'in_use': 0, 'reserved': 0},
+             'volumes': {'limit': 3, 'in_use': 3, 'reserved': 0},
+             'gigabytes': {'limit': 6, 'in_use': 6, 'reserved': 0}}
+    checks = _checks(_plan({'gold': 'fast'}), None,
+                     source=_conn(FakeCinder(quota=quota)),
+                     copies_at_source=False)
+
+    checks.source_volume_quota()
+
+    assert checks.problems == []
 
 
 def test_servers_already_migrated_need_no_room():
