@@ -14,6 +14,7 @@ from overcloud_migrate.cli import options
 from overcloud_migrate.cli import progress
 from overcloud_migrate.cli import report
 from overcloud_migrate.plan import model
+from overcloud_migrate.transports import base as transport_base
 from overcloud_migrate.v1 import columns
 from overcloud_migrate import timeline
 from overcloud_migrate.v1 import constants
@@ -320,8 +321,14 @@ class RollbackMigration(command.Lister, _CloudsCommand):
         try:
             journal, record, source, _sid, dest, _did = \
                 self._open(parsed_args)
+            saved = json.loads(record.options or '{}')
+            transport = None
+            if saved.get('warm'):
+                transport = transport_base.load(
+                    saved['transport'], **saved.get('transport_options', {}))
             deleted = runner.rollback(record, source, dest, journal,
-                                      progress=progress.say)
+                                      progress=progress.say,
+                                      transport=transport)
         except om_exceptions.OvercloudMigrateError as exc:
             raise exceptions.CommandError(str(exc))
         rows = [(r.name, r.source_id, r.state) for r in

@@ -417,12 +417,14 @@ def load_plan(record):
     return model.Plan.from_dict(json.loads(record.plan))
 
 
-def rollback(record, source, dest, journal, timeout=600, progress=None):
+def rollback(record, source, dest, journal, timeout=600, progress=None,
+             transport=None):
     """Undo a migration at the destination and restart its source servers.
 
     Deletes what the migration created (servers, images, then the network
     resources of its ID map, in dependency order) and starts every source
-    server that was running before it.  ``dest`` is None for a ``migrate
+    server that was running before it; ``transport`` (a warm migration's)
+    drops the sync state it kept.  ``dest`` is None for a ``migrate
     --handoff`` migration: then only its snapshots are deleted (the items
     it left, and what a receiver made of them, are not touched).  Returns
     the number of resources deleted.  Safe to run again.
@@ -444,6 +446,14 @@ def rollback(record, source, dest, journal, timeout=600, progress=None):
             conn.image.delete_image(image, ignore_missing=True)
             deleted += 1
     deleted += _rollback_volumes(migration_id, source, dest, timeout, say)
+    if transport is not None:
+        # A warm migration: the DTNs' signatures of its volumes go too.
+        for run in journal.volumes(migration_id):
+            try:
+                transport.forget_sync(warm_mod.sync_key(migration_id,
+                                                        run.source_id))
+            except transport_base.TransportError as exc:
+                journal.log(migration_id, str(exc), 'warning')
     # An empty destination ID is a create that never reached the journal
     # (the next migrate or resume adopts what it made); nothing to delete
     # by ID.
