@@ -88,8 +88,10 @@ class SyncService:
             chan.send_msg({'error': str(exc)})
             return
         except OSError as exc:
-            chan.send_msg({'error': 'cannot open %s: %s' % (
-                request.get('path'), _describe_oserror(exc))})
+            chan.send_msg({'error': 'cannot open the destination %s: %s (a '
+                           'sync writes into an existing file of the '
+                           'source\'s size)' % (
+                               request.get('path'), _describe_oserror(exc))})
             return
         try:
             self._control(chan, rnd)
