@@ -129,7 +129,10 @@ class SyncService:
         except Exception as exc:
             raise paths.PathRefused('destination path %s refused: %s'
                                     % (rel, exc)) from None
-        root, relative = resolved
+        if isinstance(resolved, tuple):
+            root, relative = resolved
+        else:   # a path: only its last component is opened safely
+            root, relative = os.path.split(os.fspath(resolved))
         final = posixpath.join(str(root), str(relative))
         with self._lock:
             if ('key', key) in self._busy or ('file', final) in self._busy:
