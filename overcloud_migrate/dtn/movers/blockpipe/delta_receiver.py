@@ -38,6 +38,7 @@ from overcloud_migrate.dtn.movers.blockpipe import delta_state
 from overcloud_migrate.dtn.movers.blockpipe import delta_wire
 from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
+    MAX_STREAMS,
     ProtocolError,
     _TIMEOUTS,
     _describe_oserror,
@@ -252,11 +253,15 @@ class SyncService:
     def data(self, chan, request):
         with self._lock:
             rnd = self._rounds.get(request.get('sid'))
-            if rnd is not None and not rnd.closed:
+            refused = rnd is None or rnd.closed
+            if not refused:
                 with rnd.lock:
-                    rnd.streams += 1
-        if rnd is None or rnd.closed:
-            chan.send_msg({'error': 'unknown or finished sync round'})
+                    refused = rnd.streams >= MAX_STREAMS
+                    if not refused:
+                        rnd.streams += 1
+        if refused:
+            chan.send_msg({'error': 'unknown or finished sync round, or %d '
+                           'streams attached already' % MAX_STREAMS})
             return
         ended = False
         try:
