@@ -187,8 +187,9 @@ def compute(path, block_size=DEFAULT_BLOCK_SIZE, progress=None):
 
 def compute_fd(fd, block_size=DEFAULT_BLOCK_SIZE, progress=None,
                what='the file'):
-    """:func:`compute` for a file already open (read with pread, so the
-    descriptor's offset is left alone); ``what`` names it in errors."""
+    """:func:`compute` for a file already open (read with pread; the
+    hole search moves the descriptor's offset); ``what`` names it in
+    errors."""
     size = os.fstat(fd).st_size
     sig = Signature.of_zeros(size, block_size)
     digests = sig.digests

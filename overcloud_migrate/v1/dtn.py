@@ -8,6 +8,7 @@ credentials when the endpoint is given (``--dtn-endpoint`` or
 """
 
 import logging
+import re
 import sys
 
 from osc_lib.cli import format_columns
@@ -17,6 +18,7 @@ from osc_lib import exceptions
 from overcloud_migrate.cli import dtn_endpoint
 from overcloud_migrate.cli import progress
 from overcloud_migrate.dtn import client as dtn_client
+from overcloud_migrate.dtn import constants
 from overcloud_migrate.dtn import locations
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn import transfers
@@ -31,7 +33,12 @@ LOG_COLUMNS = ('Date', 'Source', 'Destination', 'File', 'MB/s', 'MB',
                'Seconds')
 NODE_COLUMNS = ('ID', 'Name', 'Address', 'GridFTP', 'Data Port', 'Endpoint',
                 'Exports', 'Local')
+SYNC_COLUMNS = ('ID', 'State', 'Key', 'Round', 'Source', 'Destination',
+                'Size', 'Bytes', 'Changed Bytes', 'Repaired Bytes', 'Seconds',
+                'Error')
+FORGET_COLUMNS = ('Key', 'Removed')
 MAX_STREAMS = transfers.MAX_STREAMS
+SYNC_KEY = re.compile(constants.SYNC_KEY_PATTERN)
 
 
 def _check_location(text, what):
@@ -59,6 +66,21 @@ def _transfer_row(row):
             row['mover'], row['streams'], row['bytes_done'],
             row['bytes_total'], row['avg_mb_per_s'], row['inst_mb_per_s'],
             row['seconds'], row['error'] or '')
+
+
+def _sync_row(row):
+    return (row['id'], row['state'], row.get('key'), row.get('round'),
+            '%s:%s' % (row['source']['node'], row['source']['path']),
+            '%s:%s' % (row['dest']['node'], row['dest']['path']),
+            row.get('size'), row.get('bytes'), row.get('changed_bytes'),
+            row.get('repaired_bytes'), row['seconds'], row['error'] or '')
+
+
+def _check_key(key):
+    if not SYNC_KEY.match(key):
+        raise exceptions.CommandError(
+            'The sync key %r is not valid (1-128 letters, digits, ".", "_" '
+            'or "-").' % key)
 
 
 def _node_row(node):
@@ -147,6 +169,67 @@ class TransferDtn(_DtnCommand, command.ShowOne):
         finally:
             if tty:
                 sys.stderr.write('\n')
+
+
+class SyncDtn(TransferDtn):
+    """Run one round of a sync: bring an existing file on another DTN up to
+    a file of this DTN, sending only the blocks that changed."""
+
+    def get_parser(self, prog_name):
+        parser = command.ShowOne.get_parser(self, prog_name)
+        parser.add_argument(
+            'source', metavar='<source>',
+            help='File to read, on the DTN of the endpoint: NODE:/path')
+        parser.add_argument(
+            'dest', metavar='<dest>',
+            help='Existing file of the same size on the destination DTN, '
+                 'written in place: NODE:/path')
+        parser.add_argument(
+            '--key', metavar='<key>', required=True,
+            help='Names the sync across its rounds (1-128 letters, digits, '
+                 '".", "_" or "-"; e.g. the volume id)')
+        parser.add_argument(
+            '--streams', metavar='<count>', type=int, default=4,
+            help='Parallel data streams, 1 to %d (default: 4)' % MAX_STREAMS)
+        parser.add_argument(
+            '--wait', action='store_true',
+            help='Wait until the round ends; fail if it fails')
+        parser.add_argument(
+            '--timeout', metavar='<seconds>', type=float, default=3600.0,
+            help='Give up waiting after this many seconds (default: 3600)')
+        return self.add_dtn_options(parser)
+
+    def take_action(self, parsed_args):
+        _check_location(parsed_args.source, 'source')
+        _check_location(parsed_args.dest, 'destination')
+        _check_key(parsed_args.key)
+        if not 1 <= parsed_args.streams <= MAX_STREAMS:
+            raise exceptions.CommandError(
+                '--streams must be from 1 to %d, not %d.'
+                % (MAX_STREAMS, parsed_args.streams))
+        if parsed_args.timeout <= 0:
+            raise exceptions.CommandError('--timeout must be positive.')
+        client = self.dtn(parsed_args)
+        row = _call(client.start_sync, parsed_args.source, parsed_args.dest,
+                    parsed_args.key, streams=parsed_args.streams)
+        if parsed_args.wait:
+            row = self._wait(client, row, parsed_args.timeout)
+        return SYNC_COLUMNS, _sync_row(row)
+
+
+class ForgetDtnSync(_DtnCommand, command.ShowOne):
+    """Drop the saved signatures of a sync on both DTNs (its next round
+    is round 1 again)."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('key', metavar='<key>', help='The sync key')
+        return self.add_dtn_options(parser)
+
+    def take_action(self, parsed_args):
+        _check_key(parsed_args.key)
+        answer = _call(self.dtn(parsed_args).forget_sync, parsed_args.key)
+        return FORGET_COLUMNS, (answer['key'], answer['removed'])
 
 
 class ListDtn(_DtnCommand, command.Lister):

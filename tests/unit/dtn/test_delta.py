@@ -164,3 +164,20 @@ def test_signatures_of_different_files_are_not_compared():
                       delta.Signature.of_zeros(2 * BLOCK))
     with pytest.raises(delta.SignatureError, match='must divide'):
         delta.Signature(3000, BLOCK)
+
+
+def test_compute_fd_and_record(tmp_path):
+    path = _file(tmp_path / 'f', 40 * BLOCK + 9, sparse=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert delta.compute_fd(fd) == delta.compute(path)
+    finally:
+        os.close(fd)
+    sig = delta.Signature.of_zeros(40 * BLOCK + 9)
+    data = path.read_bytes()
+    delta.record(sig, 0, data[:8 * BLOCK])
+    delta.record(sig, 16 * BLOCK, data[16 * BLOCK:])
+    mine = delta.compute(path)
+    assert delta.changed(sig, mine) == []
+    with pytest.raises(delta.SignatureError):
+        delta.record(sig, 1, b'x')

@@ -5,6 +5,7 @@ so a test can kill one with SIGKILL in the middle of a round and start it
 again on the same database and state directory.
 """
 
+import json
 import os
 import random
 import signal
@@ -342,3 +343,38 @@ def test_an_interrupted_round_converges_when_run_again(pair, how):
     assert row['bytes'] < BIG
     assert _bytes(dest) == _bytes(source)
     assert _sync(a, source, dest)['bytes'] == 0
+
+
+def test_the_sync_commands(pair, capsys, monkeypatch, tmp_path):
+    """``openstack overcloud dtn sync`` and ``sync forget``, in process,
+    with -f json (no cloud credentials)."""
+    from openstackclient import shell
+    for name in list(os.environ):
+        if name.startswith('OS_') or name.startswith('OVERCLOUD_MIGRATE_DTN'):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(tmp_path / 'none.yaml'))
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    opts = ['--dtn-endpoint', a.client.endpoint, '--dtn-token-file',
+            str(a.token_file), '-f', 'json']
+
+    def run(*argv):
+        code = shell.OpenStackShell().run(['overcloud', 'dtn'] + list(argv)
+                                          + opts)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = run('sync', 'a:%s' % source, 'b:%s' % dest, '--key',
+                         'vol-1', '--wait', '--timeout', '60')
+    assert code == 0, err
+    row = json.loads(out)
+    assert (row['State'], row['Key'], row['Round']) == ('done', 'vol-1', 1)
+    assert row['Bytes'] == row['Changed Bytes'] == 7 * BS + 77
+    assert _bytes(dest) == _bytes(source)
+    code, out, err = run('sync', 'forget', 'vol-1')
+    assert code == 0, err
+    assert json.loads(out) == {'Key': 'vol-1', 'Removed': 2}
+    code, out, err = run('sync', 'a:%s' % source, 'b:%s' % dest, '--key',
+                         'bad/key')
+    assert code == 1 and out == '' and 'sync key' in err

@@ -38,6 +38,7 @@ from overcloud_migrate.dtn.movers.blockpipe import delta_state
 from overcloud_migrate.dtn.movers.blockpipe import delta_wire
 from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
+    MAX_STREAMS,
     ProtocolError,
     _TIMEOUTS,
     _describe_oserror,
@@ -88,8 +89,10 @@ class SyncService:
             chan.send_msg({'error': str(exc)})
             return
         except OSError as exc:
-            chan.send_msg({'error': 'cannot open %s: %s' % (
-                request.get('path'), _describe_oserror(exc))})
+            chan.send_msg({'error': 'cannot open the destination %s: %s (a '
+                           'sync writes into an existing file of the '
+                           'source\'s size)' % (
+                               request.get('path'), _describe_oserror(exc))})
             return
         try:
             self._control(chan, rnd)
@@ -127,7 +130,10 @@ class SyncService:
         except Exception as exc:
             raise paths.PathRefused('destination path %s refused: %s'
                                     % (rel, exc)) from None
-        root, relative = resolved
+        if isinstance(resolved, tuple):
+            root, relative = resolved
+        else:   # a path: only its last component is opened safely
+            root, relative = os.path.split(os.fspath(resolved))
         final = posixpath.join(str(root), str(relative))
         with self._lock:
             if ('key', key) in self._busy or ('file', final) in self._busy:
@@ -247,11 +253,15 @@ class SyncService:
     def data(self, chan, request):
         with self._lock:
             rnd = self._rounds.get(request.get('sid'))
-            if rnd is not None and not rnd.closed:
+            refused = rnd is None or rnd.closed
+            if not refused:
                 with rnd.lock:
-                    rnd.streams += 1
-        if rnd is None or rnd.closed:
-            chan.send_msg({'error': 'unknown or finished sync round'})
+                    refused = rnd.streams >= MAX_STREAMS
+                    if not refused:
+                        rnd.streams += 1
+        if refused:
+            chan.send_msg({'error': 'unknown or finished sync round, or %d '
+                           'streams attached already' % MAX_STREAMS})
             return
         ended = False
         try:

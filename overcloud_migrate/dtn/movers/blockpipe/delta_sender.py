@@ -118,6 +118,10 @@ class _Round:
         finally:
             os.close(fd)
 
+    def _check_cancel(self, done=None, total=None):
+        if self.cancel.is_set():
+            raise self._cancelled()
+
     def _cancelled(self):
         return base.TransferCancelled('%s was cancelled (nothing committed; '
                                       'the next round carries on)'
@@ -135,6 +139,7 @@ class _Round:
                 'key': self.key, 'block_size': self.block_size,
                 'epoch': saved.epoch if saved else None})
             current = delta.compute_fd(self.fd, self.block_size,
+                                       progress=self._check_cancel,
                                        what=self.source_path)
             _set_timeouts(control.sock, max(
                 self.timeout, self.size / _VERIFY_BYTES_PER_S))
