@@ -28,8 +28,14 @@ and the paths made of them:
                   create-raw (store and forward)
   api             upload-qcow2 + stream-qcow2 + create-qcow2
   share           the source file copied into the destination volume's
-                  file, read and write overlapped (the DTN path, here
+                  file, read and write overlapped (the bare DTN path, here
                   without a link between them)
+  dtn-sync        what ``migrate`` does when its transport reaches both
+                  Cinder shares (``--dtn-source-volumes``,
+                  ``--dtn-dest-volumes``; every warm round too): an empty
+                  destination volume, then one sync round through two DTN
+                  services on loopback (hashes, authenticated frames, zero
+                  blocks skipped, fsync)
 
 Prints seconds and logical MB/s (volume bytes / seconds) of each, the
 ratios against ``naive`` and against the slower of each path's bare read and
@@ -47,10 +53,17 @@ import sys
 import tempfile
 import time
 
+import secrets
+import shutil
+
 import openstack
 
+import warm_migrate
+
 from overcloud_devcloud import layout as layout_mod
+from overcloud_migrate.dtn import client as dtn_client
 from overcloud_migrate.transports import base as transport_base
+from overcloud_migrate.transports import dtn as dtn_transport
 from overcloud_migrate.transports import glance as glance_transport
 
 CHUNK = 1024 * 1024
@@ -296,6 +309,40 @@ class Run:
         self.step('share-copy', lambda: copy_file(path, target))
         self.notes['share media'] = '%s -> %s' % (
             medium(path), medium(target))
+        self.dtn_sync(source)
+
+    def dtn_sync(self, source):
+        """One sync round of ``source`` into an empty destination volume
+        through the dtn transport and two DTN services."""
+        work = tempfile.mkdtemp(prefix='vol-paths-', dir=self.layout.home)
+        self.later(shutil.rmtree, work, ignore_errors=True)
+        token = os.path.join(work, 'data-token')
+        with open(token, 'w') as handle:
+            handle.write(secrets.token_urlsafe(24) + '\n')
+        sites = []
+        for name, cloud in (('site-a', 'devcloud-a'),
+                            ('site-b', 'devcloud-b')):
+            export = os.path.join(work, name)
+            os.makedirs(export)
+            sites.append(warm_migrate.Dtn(
+                name, '127.0.0.1', export,
+                str(self.layout.volume_share(cloud)), work, token))
+            self.later(sites[-1].stop)
+        a, b = sites
+        dtn_client.DTNClient(a.url, token=a.token).add_node(
+            'site-b', '127.0.0.1', {'data': b.export, 'volumes': b.share},
+            data_port=b.data_port, endpoint=b.url)
+        transport = dtn_transport.DtnTransport(
+            source_endpoint=a.url, dest_endpoint=b.url,
+            source_dir=a.export, dest_dir=b.export,
+            source_token_file=a.token_file, dest_token_file=b.token_file,
+            source_volumes=a.share, dest_volumes=b.share, probe=False)
+        transport.check_deltas()
+        target = self.new_volume(self.dst, 'sync-target')
+        self.step('dtn-sync', lambda: transport.sync_volume(
+            source.id, target.id, 'bench-%s' % target.id,
+            lambda done, total: None))
+        transport.forget_sync('bench-%s' % target.id)
 
     def report(self):
         s = self.seconds
@@ -308,10 +355,12 @@ class Run:
             'ours': s['snap+clone'] + s['upload-qcow2'] + s['stream-qcow2']
             + s['create-qcow2'],
             'share': s['share-copy'],
+            'dtn-sync': s['dtn-sync'],
         }
         bare = {'api': max(s['upload-qcow2'], s['create-qcow2']),
                 'ours': max(s['upload-qcow2'], s['create-qcow2']),
-                'share': max(s['share-read'], s['share-copy'])}
+                'share': max(s['share-read'], s['share-copy']),
+                'dtn-sync': max(s['share-read'], s['share-copy'])}
         mb = self.size / 1e6
         print('\nvolume: %d GiB, ~75%% zero blocks; %s'
               % (self.size // GIB, '; '.join('%s: %s' % kv
@@ -335,7 +384,10 @@ class Run:
               'share-read, the copy itself).')
         print('ours: snap+clone + upload-qcow2 + stream-qcow2 + '
               'create-qcow2, the calls `migrate` makes for an in-use '
-              'volume; api: the same for an available one.')
+              'volume through the APIs; api: the same for an available '
+              'one; dtn-sync: the path `migrate` takes when its dtn '
+              'transport reaches both Cinder shares (its bare steps: '
+              'share-read and share-copy).')
 
 
 def main(argv=None):

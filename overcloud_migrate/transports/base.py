@@ -168,6 +168,12 @@ class Transport(abc.ABC):
 
     # -- deltas (warm migration): optional --------------------------------
 
+    def reaches_volumes(self):
+        """True when this driver, as configured, reaches the Cinder
+        volumes' bytes at both ends (then even a cold migration moves them
+        with :meth:`sync_volume`, with nothing made at the source)."""
+        return False
+
     def check_deltas(self):
         """Raise :class:`PreflightError` saying why this driver, as
         configured, cannot keep volumes in step (``deltas``)."""

@@ -476,6 +476,9 @@ class DtnTransport(base.Transport):
 
     # --- deltas (warm migration) ---
 
+    def reaches_volumes(self):
+        return bool(self.source.volumes and self.dest.volumes)
+
     def check_deltas(self):
         """Both Cinder shares are named, absolute and inside their DTN's
         exports, and the source DTN service can run syncs."""

@@ -323,9 +323,11 @@ class RollbackMigration(command.Lister, _CloudsCommand):
                 self._open(parsed_args)
             saved = json.loads(record.options or '{}')
             transport = None
-            if saved.get('warm'):
+            if saved.get('transport') and not saved.get('handoff'):
                 transport = transport_base.load(
                     saved['transport'], **saved.get('transport_options', {}))
+                if not transport.reaches_volumes():
+                    transport = None     # it kept nothing to drop
             deleted = runner.rollback(record, source, dest, journal,
                                       progress=progress.say,
                                       transport=transport)

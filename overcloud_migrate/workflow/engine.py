@@ -100,10 +100,13 @@ def server_flow(ctx):
     if ctx.server.boot_source != 'volume':
         flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
     if ctx.server.volumes:
-        flow.add(*volumes.volume_tasks(ctx))
+        flow.add(*(warm.share_tasks(ctx) if ctx.volume_shares
+                   else volumes.volume_tasks(ctx)))
     flow.add(tasks.BootServer(ctx), tasks.Verify(ctx))
     if ctx.server.volumes:
-        flow.add(volumes.VerifyVolumes(ctx), volumes.CleanVolumes(ctx))
+        flow.add(volumes.VerifyVolumes(ctx),
+                 warm.ForgetSyncs(ctx) if ctx.volume_shares
+                 else volumes.CleanVolumes(ctx))
     if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':
         flow.add(tasks.CleanSourceSnapshots(ctx))
     if ctx.delete_source:

@@ -81,6 +81,9 @@ class Settings:
     progress: typing.Callable = None
     #: label -> callback(done, total), or None (not a terminal)
     progress_bar: typing.Callable = None
+    #: cold volumes move through the transport's reach of the Cinder
+    #: shares (see tasks.ServerContext.volume_shares)
+    volume_shares: bool = False
 
 
 @dataclasses.dataclass
@@ -149,7 +152,8 @@ def server_context(job, server, ids):
         keep_source_snapshots=settings.keep_source_snapshots,
         timeout=settings.timeout,
         progress=settings.progress, progress_bar=settings.progress_bar,
-        handoff=job.handoff, item=job.items.get(server.id), warm=job.warm)
+        handoff=job.handoff, item=job.items.get(server.id), warm=job.warm,
+        volume_shares=settings.volume_shares)
 
 
 def already_migrated(dest, server):
@@ -184,7 +188,7 @@ def _mark_migrated(job, todo):
         journal.log(migration_id, "server '%s' was already migrated (%s)"
                     % (server.name, existing.id))
         found[server.id] = existing.id
-        if job.warm:
+        if job.warm or job.settings.volume_shares:
             warm.forget(server_context(job, server, {}))
         elif server.volumes and job.source is not None:
             # A run killed after the boot: what its volumes' copy left

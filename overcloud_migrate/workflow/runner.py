@@ -105,7 +105,9 @@ class Run:
         problems = prechecks.Prechecks(
             self.plan, self.dest, self.journal, self.source_key,
             self.dest_key, self.admin, source=self.source,
-            migrated=migrated, copies_at_source=not self.options.warm).run()
+            migrated=migrated,
+            copies_at_source=not (self.options.warm or (
+                transport is not None and transport.reaches_volumes()))).run()
         if transport is not None:
             try:
                 transport.check(size=sum(i.size or 0
@@ -115,6 +117,12 @@ class Run:
                     'transport', transport.name, '', str(exc)))
             if self.options.warm:
                 problems += warm_mod.problems(self.plan, transport)
+            elif self.plan.volumes and transport.reaches_volumes():
+                try:
+                    transport.check_deltas()
+                except transport_base.TransportError as exc:
+                    problems.append(prechecks.Problem(
+                        'transport', transport.name, '', str(exc)))
         if problems:
             raise PrecheckFailed(problems)
 
@@ -306,6 +314,9 @@ class Run:
                 keep_source_snapshots=options.keep_source_snapshots,
                 timeout=options.timeout, parallel=options.parallel,
                 floating_ip_mode=options.floating_ip_mode,
+                volume_shares=bool(transport is not None
+                                   and not options.warm
+                                   and transport.reaches_volumes()),
                 progress=self.progress, progress_bar=self.progress_bar))
 
     def _continue(self, migration_id, transport, **warm):

@@ -80,6 +80,10 @@ class ServerContext:
     item: object = None
     #: warm migration: 'sync' (a round while the server runs) or 'cutover'
     warm: str = None
+    #: a cold migration whose transport reaches the Cinder shares: each
+    #: volume moves in one sync round after the stop (nothing made at the
+    #: source) instead of through Cinder's and Glance's APIs
+    volume_shares: bool = False
 
 
 fault = faults.kill

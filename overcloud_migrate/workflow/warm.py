@@ -208,7 +208,10 @@ class PrepareVolume(volumes.VolumePhase):
         return dest_id
 
     def revert(self, *args, **kwargs):
-        pass    # kept for the next round; `migration rollback` deletes it
+        if self.ctx.warm is None:
+            # a cold move that failed: its copy goes with it
+            volumes.revert_copies(self.ctx, [self.volume_id])
+        # warm: kept for the next round; `migration rollback` deletes it
 
 
 class SyncVolume(volumes.VolumePhase):
@@ -283,15 +286,22 @@ def round_tasks(ctx):
     return found
 
 
+def share_tasks(ctx):
+    """A cold migration's volumes through the shares: after the stop,
+    each copy made empty, then one round (the first: every non-zero
+    block)."""
+    return ([PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
+            + [SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes])
+
+
 def cutover_flow(ctx):
     """The cut-over of one server (a TaskFlow flow)."""
     flow = linear_flow.Flow('cutover-%s' % ctx.server.id)
     flow.add(CheckSource(ctx), tasks.StopSource(ctx))
-    flow.add(*[PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes])
     if ctx.server.boot_source != 'volume':
         # The root disk is not a volume: it moves cold, as a snapshot.
         flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
-    flow.add(*[SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes])
+    flow.add(*share_tasks(ctx))
     flow.add(tasks.BootServer(ctx), tasks.Verify(ctx),
              volumes.VerifyVolumes(ctx), ForgetSyncs(ctx))
     if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':
