@@ -23,6 +23,7 @@ import tempfile
 import openstack
 import pytest
 
+from overcloud_devcloud import guest
 from overcloud_devcloud import scenario
 from tests.functional import helpers
 from tests.functional import test_dtn_gridftp as dtn_bed
@@ -172,6 +173,20 @@ def digest(path):
     return sha.hexdigest()
 
 
+def data_block(path, avoid=()):
+    """The offset of the first 4 KiB block of ``path`` that holds data (a
+    zero block would be repaired with a zero run, no data) and that is not
+    in ``avoid``."""
+    avoid = set(avoid)
+    with open(path, 'rb') as handle:
+        offset = 0
+        for block in iter(lambda: handle.read(4096), b''):
+            if block.strip(b'\0') and offset not in avoid:
+                return offset
+            offset += 4096
+    raise AssertionError('%s holds no data' % path)
+
+
 def status(conn, server_id):
     return conn.compute.get_server(server_id).status
 
@@ -223,10 +238,12 @@ def test_a_volume_backed_server_moves_warm_through_kills(bed, dtns, journal):
     # The guest writes while it runs; a destination block is damaged.
     written = guest_write(db.id, 2, 'second')
     root_copy = made[volumes[0].id][0]
-    damaged = layout.volume_file('devcloud-b', root_copy.id)
-    with open(damaged, 'r+b') as handle:
-        handle.seek(4096 * 7)
-        handle.write(b'\xa5' * 4096)
+    offset = data_block(layout.volume_file('devcloud-a', volumes[0].id),
+                        avoid=guest.pick_blocks(written['disk_bytes'], 2,
+                                                'second', 4096))
+    with open(layout.volume_file('devcloud-b', root_copy.id), 'r+b') as f:
+        f.seek(offset)
+        f.write(b'\xa5' * 4096)
     code, out, err = run(journal, 'migration', 'sync', migration, '-f',
                          'json')
     assert code == 0, err
