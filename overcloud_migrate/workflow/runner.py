@@ -109,15 +109,19 @@ class Run:
             copies_at_source=not (self.options.warm or (
                 transport is not None and transport.reaches_volumes()))).run()
         if transport is not None:
+            reached = True
             try:
                 transport.check(size=sum(i.size or 0
                                          for i in self.plan.images) or None)
             except transport_base.TransportError as exc:
+                reached = False     # said once, not again below
                 problems.append(prechecks.Problem(
                     'transport', transport.name, '', str(exc)))
             if self.options.warm:
-                problems += warm_mod.problems(self.plan, transport)
-            elif self.plan.volumes and transport.reaches_volumes():
+                problems += warm_mod.problems(self.plan, transport,
+                                              check=reached)
+            elif reached and self.plan.volumes and \
+                    transport.reaches_volumes():
                 try:
                     transport.check_deltas()
                 except transport_base.TransportError as exc:
