@@ -283,10 +283,10 @@ def _start_sync(source_value, dest_value, key, streams):
             have = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        if have != size:
+        if have < size:
             raise ApiError(400, 'The destination %s is %d bytes and the source '
-                           '%s %d bytes: a sync writes in place into a file of '
-                           'the same size (nothing written).' % (
+                           '%s %d bytes: a sync writes in place into a file '
+                           'at least as large (nothing written).' % (
                                dest.path, have, source.path, size))
     request = base.TransferRequest(
         source_path=source.path, dest_host=dest_node['address'],

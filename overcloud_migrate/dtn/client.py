@@ -175,7 +175,7 @@ class DTNClient:
     def start_sync(self, source, dest, key, streams=None):
         """``POST /v1/syncs``: start one round of the sync ``key`` from
         ``source`` (``node:path`` on this DTN) into ``dest`` (an existing
-        file of the same size); the transfer row (``mode`` "sync").  Follow
+        file at least as large); the transfer row (``mode`` "sync").  Follow
         it with :meth:`wait_transfer`."""
         body = {'source': source, 'dest': dest, 'key': key}
         if streams:

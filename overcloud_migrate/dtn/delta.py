@@ -186,11 +186,13 @@ def compute(path, block_size=DEFAULT_BLOCK_SIZE, progress=None):
 
 
 def compute_fd(fd, block_size=DEFAULT_BLOCK_SIZE, progress=None,
-               what='the file'):
+               what='the file', size=None):
     """:func:`compute` for a file already open (read with pread; the
     hole search moves the descriptor's offset); ``what`` names it in
-    errors."""
-    size = os.fstat(fd).st_size
+    errors; ``size``: only the file's first ``size`` bytes (default: all
+    of it)."""
+    if size is None:
+        size = os.fstat(fd).st_size
     sig = Signature.of_zeros(size, block_size)
     digests = sig.digests
     buf = bytearray(READ_SIZE)

@@ -199,7 +199,7 @@ _DOCUMENT = {
                                      '404': _ERROR, '409': _ERROR}}},
         '/v1/syncs': {
             'post': {'summary': 'Start one round of a sync (a delta copy '
-                                'into an existing file of the same size; '
+                                'into an existing file at least as large; '
                                 'followed like a transfer)',
                      'requestBody': {'required': True, 'content': {
                          'application/json': {'schema': {

@@ -182,7 +182,7 @@ class SyncDtn(TransferDtn):
             help='File to read, on the DTN of the endpoint: NODE:/path')
         parser.add_argument(
             'dest', metavar='<dest>',
-            help='Existing file of the same size on the destination DTN, '
+            help='Existing file at least as large on the destination DTN, '
                  'written in place: NODE:/path')
         parser.add_argument(
             '--key', metavar='<key>', required=True,

@@ -217,18 +217,37 @@ def test_a_dirty_destination_is_repaired_in_the_first_round(pair):
     assert _bytes(dest) == _bytes(source)
 
 
-def test_a_size_mismatch_is_refused_and_nothing_written(pair):
+def test_a_smaller_destination_is_refused_and_nothing_written(pair):
     a, b = pair
     source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
-    dest = _image(b.export / 'vol.img', SIZE + BS, [1], seed=3)
+    dest = _image(b.export / 'vol.img', SIZE - BS, [1], seed=3)
     before = _bytes(dest)
     with pytest.raises(dtn_client.TransferFailed) as caught:
         _sync(a, source, dest)
     error = caught.value.transfer['error']
     assert str(source) in error and str(dest) in error
-    assert str(SIZE) in error and str(SIZE + BS) in error
+    assert str(SIZE) in error and str(SIZE - BS) in error
     assert _bytes(dest) == before
     assert not a.signatures() and not b.signatures()
+
+
+def test_a_larger_destination_gets_the_source_and_keeps_its_tail(pair):
+    """A raw disk into a volume rounded up to whole GiB."""
+    a, b = pair
+    source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE + 3 * BS)
+    with open(dest, 'r+b') as fh:
+        fh.seek(SIZE + BS)
+        fh.write(b'tail')
+    row = _sync(a, source, dest)
+    assert row['state'] == 'done' and row['size'] == SIZE
+    assert os.path.getsize(dest) == SIZE + 3 * BS
+    assert _bytes(dest)[:SIZE] == _bytes(source)
+    assert _bytes(dest)[SIZE + BS:SIZE + BS + 4] == b'tail'
+    # the next round finds nothing to send, the tail is not "damage"
+    again = _sync(a, source, dest)
+    assert (again['round'], again['bytes'], again['repaired_bytes']) == \
+        (2, 0, 0)
 
 
 def test_paths_that_escape_and_symlinks_are_refused(pair, tmp_path):

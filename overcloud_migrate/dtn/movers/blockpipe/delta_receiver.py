@@ -5,7 +5,8 @@
 
 ``sync_open`` (the control connection of one round)
     The file must exist, be a regular file reached without a symlink below
-    its export root and be exactly the source's size; it is opened in
+    its export root and be at least the source's size (a larger one keeps
+    its tail: a volume rounded up to whole GiB); it is opened in
     place (never created, truncated, extended or renamed).  Its saved
     signature is used when it shares the source's epoch (else the round
     starts from zeros, :meth:`~overcloud_migrate.dtn.delta.Signature.of_zeros`);
@@ -145,12 +146,12 @@ class SyncService:
             fd = paths.open_beneath(root, relative, os.O_RDWR)
             try:
                 have = os.fstat(fd).st_size
-                if have != size:
+                if have < size:
                     raise paths.PathRefused(
-                        'the destination %s is %d bytes, not the %d bytes of '
-                        'the source: a sync writes in place into a file of '
-                        'the same size (nothing written)' % (final, have,
-                                                             size))
+                        'the destination %s is %d bytes, smaller than the %d '
+                        'bytes of the source: a sync writes in place into a '
+                        'file at least as large (nothing written)'
+                        % (final, have, size))
                 saved = delta_state.load(self.state_dir, key, 'dst', final)
                 if (saved is not None and epoch and saved.epoch == epoch
                         and saved.sig.size == size
@@ -162,7 +163,10 @@ class SyncService:
                     epoch = delta_state.new_epoch()
                     basis = delta.Signature.of_zeros(size, block_size)
                     round_no = 1
-                current = delta.compute_fd(fd, block_size, what=final)
+                # a larger destination (a volume rounded up to whole GiB):
+                # its first `size` bytes are the copy, the rest is left
+                current = delta.compute_fd(fd, block_size, what=final,
+                                           size=size)
             except BaseException:
                 os.close(fd)
                 raise

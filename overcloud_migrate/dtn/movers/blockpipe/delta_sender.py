@@ -360,7 +360,7 @@ def sync(source_path, host, port, dest_path, token, key, state_dir,
          streams=4, progress=None, cancel=None, *, timeout=DEFAULT_TIMEOUT,
          block_size=delta.DEFAULT_BLOCK_SIZE, source_root=None, peer=None):
     """Run one round of the sync ``key``: bring ``dest_path`` (relative to
-    the receiver's tree, an existing file of the same size) on the
+    the receiver's tree, an existing file at least as large) on the
     receiver at ``host:port`` up to the file ``source_path`` here.
 
     ``state_dir`` holds this side's saved signatures; ``peer`` (a dict) is
