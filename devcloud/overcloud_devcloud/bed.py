@@ -339,9 +339,10 @@ class Bed:
 
     def environment(self):
         """Variables that point OpenStack clients at this bed, and the
-        volume share and backup directory of each cloud
+        volume share, backup directory and Glance store of each cloud
         (``OVERCLOUD_DEVCLOUD_VOLUMES_A``, ``OVERCLOUD_DEVCLOUD_BACKUPS_A``,
-        ``..._B``): what a DTN of that cloud reaches as NFS."""
+        ``OVERCLOUD_DEVCLOUD_IMAGES_A``, ``..._B``): what a DTN of that
+        cloud reaches as NFS."""
         env = {'OS_CLIENT_CONFIG_FILE': str(self.layout.clouds_yaml)}
         for cloud in layout_mod.CLOUDS:
             suffix = cloud.rsplit('-', 1)[1].upper()
@@ -349,4 +350,6 @@ class Bed:
                 self.layout.volume_share(cloud))
             env['OVERCLOUD_DEVCLOUD_BACKUPS_%s' % suffix] = str(
                 self.layout.backup_dir(cloud))
+            env['OVERCLOUD_DEVCLOUD_IMAGES_%s' % suffix] = str(
+                self.layout.image_store(cloud))
         return env

@@ -93,7 +93,7 @@ def glance(layout, secrets, cloud):
         'DEFAULT': common,
         'database': {'connection': db_url(layout, secrets, cloud, 'glance')},
         'glance_store': {'default_backend': 'fs'},
-        'fs': {'filesystem_store_datadir': str(base / 'images')},
+        'fs': {'filesystem_store_datadir': str(layout.image_store(cloud))},
         'os_glance_staging_store': {
             'filesystem_store_datadir': str(base / 'staging')},
         'os_glance_tasks_store': {

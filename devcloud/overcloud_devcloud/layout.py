@@ -237,6 +237,12 @@ class Layout:
         """
         return self.cloud_dir(cloud) / 'volumes'
 
+    def image_store(self, cloud):
+        """Glance's filesystem store of ``cloud``: one file per image,
+        named by its ID (a DTN of the cloud reads snapshots there: warm
+        migration's --dest-boot-volume)."""
+        return self.cloud_dir(cloud) / 'glance' / 'images'
+
     def volume_share_name(self, cloud):
         """The share as Cinder names it (``host:/path``, NFS syntax)."""
         return '%s:%s' % (HOST, self.volume_share(cloud))

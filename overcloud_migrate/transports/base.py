@@ -174,9 +174,11 @@ class Transport(abc.ABC):
         with :meth:`sync_volume`, with nothing made at the source)."""
         return False
 
-    def check_deltas(self):
+    def check_deltas(self, images=False):
         """Raise :class:`PreflightError` saying why this driver, as
-        configured, cannot keep volumes in step (``deltas``)."""
+        configured, cannot keep volumes in step (``deltas``); ``images``:
+        nor bring a volume in step with a source image
+        (:meth:`sync_image`)."""
         raise PreflightError('The %s transport cannot move deltas.'
                              % self.name)
 
@@ -186,6 +188,14 @@ class Transport(abc.ABC):
         source volume has now, sending only what changed since the last
         round of ``key`` (every non-zero block in the first).  The source
         may be in use; the destination volume must be detached."""
+        raise PreflightError('The %s transport cannot move deltas.'
+                             % self.name)
+
+    def sync_image(self, image_id: str, dest_volume_id: str, key: str,
+                   progress: ProgressCallback) -> SyncResult:
+        """As :meth:`sync_volume`, from the bytes of a source image (a
+        raw snapshot of a server's root disk) into a destination volume at
+        least as large."""
         raise PreflightError('The %s transport cannot move deltas.'
                              % self.name)
 

@@ -85,6 +85,7 @@ class _Side:
         self.path = path or directory     # as the DTN sees it
         self.node = None
         self.volumes = None               # the Cinder share, as the DTN sees it
+        self.images = None                # the Glance store, as the DTN sees it
 
     def token(self):
         if self.token_file:
@@ -169,6 +170,12 @@ class DtnTransport(base.Transport):
                       'destination DTN names it; the destination volumes\' '
                       'files are written there in place (required with '
                       '--warm)'),
+        base.Opt('source_images', metavar='<path>',
+                 help='Warm migration with --dest-boot-volume: the source '
+                      'Glance filesystem store (the directory holding one '
+                      'file per image, named by its ID) as the source DTN '
+                      'names it; the snapshots of each round are read there '
+                      '(required with --dest-boot-volume)'),
         base.Opt('keep', switch=True,
                  help='Keep the staged copies on both DTNs after a verified '
                       'upload (default: remove them)'),
@@ -180,7 +187,7 @@ class DtnTransport(base.Transport):
                  dest_path=None, source_token_file=None,
                  dest_token_file=None, source_node=None, dest_node=None,
                  mover=None, streams=None, keep=False, source_volumes=None,
-                 dest_volumes=None, transfer_timeout=3600,
+                 dest_volumes=None, source_images=None, transfer_timeout=3600,
                  request_timeout=30.0, poll_interval=0.5, probe=True,
                  **options):
         super().__init__(
@@ -191,7 +198,7 @@ class DtnTransport(base.Transport):
             dest_token_file=dest_token_file, source_node=source_node,
             dest_node=dest_node, mover=mover, streams=streams, keep=keep,
             source_volumes=source_volumes, dest_volumes=dest_volumes,
-            transfer_timeout=transfer_timeout,
+            source_images=source_images, transfer_timeout=transfer_timeout,
             request_timeout=request_timeout, poll_interval=poll_interval,
             probe=probe, **options)
         self.source = _Side('source', source_endpoint, source_token_file,
@@ -205,6 +212,7 @@ class DtnTransport(base.Transport):
         self.keep = bool(keep)
         self.source.volumes = source_volumes
         self.dest.volumes = dest_volumes
+        self.source.images = source_images
         self.transfer_timeout = float(transfer_timeout)
         self.request_timeout = float(request_timeout)
         self.poll_interval = float(poll_interval)
@@ -290,7 +298,7 @@ class DtnTransport(base.Transport):
                 raise base.PreflightError('Cannot use the source DTN: %s.'
                                           % _lower_first(exc))
             exports = (node.get('exports') or {}).values()
-            for path in (side.path, side.volumes):
+            for path in (side.path, side.volumes, side.images):
                 if path and not any(_inside(path, root) for root in exports):
                     raise base.PreflightError(
                         "The %s DTN directory %s is outside the exports of "
@@ -479,22 +487,27 @@ class DtnTransport(base.Transport):
     def reaches_volumes(self):
         return bool(self.source.volumes and self.dest.volumes)
 
-    def check_deltas(self):
-        """Both Cinder shares are named, absolute and inside their DTN's
-        exports, and the source DTN service can run syncs."""
+    def check_deltas(self, images=False):
+        """Both Cinder shares (and with ``images`` the source Glance
+        store) are named, absolute and inside their DTN's exports, and the
+        source DTN service can run syncs."""
         missing = [flag for flag, value in (
             ('--dtn-source-volumes', self.source.volumes),
-            ('--dtn-dest-volumes', self.dest.volumes)) if not value]
+            ('--dtn-dest-volumes', self.dest.volumes),
+            ('--dtn-source-images', self.source.images if images else '-'),
+        ) if not value]
         if missing:
             raise base.PreflightError(
                 'Warm migration with the dtn transport needs %s: the Cinder '
-                'share of each site as its DTN names it.'
+                'share of each site (and for --dest-boot-volume the source '
+                'Glance store) as its DTN names it.'
                 % ' and '.join(missing))
-        for side in (self.source, self.dest):
-            if not posixpath.isabs(side.volumes):
-                raise base.PreflightError(
-                    'The %s Cinder share %r is not an absolute path.'
-                    % (side.label, side.volumes))
+        for path, what in ((self.source.volumes, 'source Cinder share'),
+                           (self.dest.volumes, 'destination Cinder share'),
+                           (self.source.images, 'source Glance store')):
+            if path and not posixpath.isabs(path):
+                raise base.PreflightError('The %s %r is not an absolute path.'
+                                          % (what, path))
         self._discover()
         info = self._info(self.source)
         if 'sync' not in (info.get('features') or ()):
@@ -502,16 +515,30 @@ class DtnTransport(base.Transport):
                 'The source DTN service at %s cannot run syncs (delta '
                 'rounds); upgrade both DTN services.' % self.source.endpoint)
 
-    def _sync_locations(self, source_volume_id, dest_volume_id):
-        return ({'node': self.source.node, 'path': posixpath.join(
-                    self.source.volumes, VOLUME_FILE % source_volume_id)},
-                {'node': self.dest.node, 'path': posixpath.join(
-                    self.dest.volumes, VOLUME_FILE % dest_volume_id)})
+    def _location(self, side, directory, name):
+        return {'node': side.node, 'path': posixpath.join(directory, name)}
 
     def sync_volume(self, source_volume_id, dest_volume_id, key, progress):
         if not (self.source.node and self.dest.node):
             self._discover()
-        src, dst = self._sync_locations(source_volume_id, dest_volume_id)
+        return self._sync(
+            self._location(self.source, self.source.volumes,
+                           VOLUME_FILE % source_volume_id),
+            self._location(self.dest, self.dest.volumes,
+                           VOLUME_FILE % dest_volume_id),
+            key, progress, 'volume %s' % source_volume_id)
+
+    def sync_image(self, image_id, dest_volume_id, key, progress):
+        if not (self.source.node and self.dest.node):
+            self._discover()
+        return self._sync(
+            self._location(self.source, self.source.images, image_id),
+            self._location(self.dest, self.dest.volumes,
+                           VOLUME_FILE % dest_volume_id),
+            key, progress, 'image %s' % image_id)
+
+    def _sync(self, src, dst, key, progress, what):
+        """One round of ``key`` from ``src`` into ``dst`` (locations)."""
         client = self.source.client(self.request_timeout)
         start = time.monotonic()
         try:
@@ -545,9 +572,9 @@ class DtnTransport(base.Transport):
                 raise
         except dtn_client.DTNClientError as exc:
             raise base.TransportError(
-                'Syncing volume %s into %s:%s (through %s): %s'
-                % (source_volume_id, dst['node'], dst['path'],
-                   self.source.endpoint, _lower_first(exc)))
+                'Syncing %s into %s:%s (through %s): %s'
+                % (what, dst['node'], dst['path'], self.source.endpoint,
+                   _lower_first(exc)))
         return base.SyncResult(
             size=int(done.get('size') or 0), bytes=int(done.get('bytes') or 0),
             changed_bytes=int(done.get('changed_bytes') or 0),

@@ -172,6 +172,14 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             help='With --warm: seconds between two sync rounds '
                  '(default: 0, one right after the other)')
         warm.add_argument(
+            '--dest-boot-volume', action='store_true',
+            help='With --warm: a server that boots from an image gets a '
+                 'volume at the destination for its root disk, synced in '
+                 'rounds from Nova snapshots of the running server (read '
+                 'by the source DTN in the Glance store: '
+                 '--dtn-source-images), and boots from it (default: its '
+                 'root disk moves cold at the cut-over)')
+        warm.add_argument(
             '--cutover', action='store_true',
             help='With --warm: cut over right after the last sync round '
                  '(default: stop at "synced"; `openstack overcloud migration '
@@ -271,10 +279,11 @@ class MigrateServer(report.ReportThenFail, command.Lister):
                 '--pin-hosts needs the destination cloud, which --handoff '
                 'does not reach: the Receiver boots the servers.')
         if not args.warm and (args.cutover or args.sync_interval is not None
-                              or args.sync_rounds != 1):
+                              or args.sync_rounds != 1
+                              or args.dest_boot_volume):
             raise exceptions.CommandError(
-                '--sync-rounds, --sync-interval and --cutover go with '
-                '--warm.')
+                '--sync-rounds, --sync-interval, --dest-boot-volume and '
+                '--cutover go with --warm.')
         if args.warm and (args.handoff or args.network_only
                           or not args.stop):
             raise exceptions.CommandError(
@@ -378,7 +387,8 @@ def run_options(args):
         handoff=handoff_dir, warm=getattr(args, 'warm', False),
         sync_rounds=getattr(args, 'sync_rounds', 1),
         sync_interval=getattr(args, 'sync_interval', None) or 0,
-        cutover=getattr(args, 'cutover', False))
+        cutover=getattr(args, 'cutover', False),
+        dest_boot_volume=getattr(args, 'dest_boot_volume', False))
 
 
 def handoff_names():

@@ -84,6 +84,8 @@ class Settings:
     #: cold volumes move through the transport's reach of the Cinder
     #: shares (see tasks.ServerContext.volume_shares)
     volume_shares: bool = False
+    #: warm: image-booted servers boot from a synced root volume
+    dest_boot_volume: bool = False
 
 
 @dataclasses.dataclass
@@ -153,7 +155,8 @@ def server_context(job, server, ids):
         timeout=settings.timeout,
         progress=settings.progress, progress_bar=settings.progress_bar,
         handoff=job.handoff, item=job.items.get(server.id), warm=job.warm,
-        volume_shares=settings.volume_shares)
+        volume_shares=settings.volume_shares,
+        dest_boot_volume=settings.dest_boot_volume)
 
 
 def already_migrated(dest, server):

@@ -47,6 +47,8 @@ class Options:
     sync_rounds: int = 1
     sync_interval: float = 0.0
     cutover: bool = False
+    #: --dest-boot-volume: image-booted servers boot from a synced volume
+    dest_boot_volume: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -118,8 +120,9 @@ class Run:
                 problems.append(prechecks.Problem(
                     'transport', transport.name, '', str(exc)))
             if self.options.warm:
-                problems += warm_mod.problems(self.plan, transport,
-                                              check=reached)
+                problems += warm_mod.problems(
+                    self.plan, transport, check=reached,
+                    dest_boot_volume=self.options.dest_boot_volume)
             elif reached and self.plan.volumes and \
                     transport.reaches_volumes():
                 try:
@@ -321,6 +324,7 @@ class Run:
                 volume_shares=bool(transport is not None
                                    and not options.warm
                                    and transport.reaches_volumes()),
+                dest_boot_volume=options.warm and options.dest_boot_volume,
                 progress=self.progress, progress_bar=self.progress_bar))
 
     def _continue(self, migration_id, transport, **warm):

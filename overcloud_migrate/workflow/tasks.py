@@ -84,6 +84,9 @@ class ServerContext:
     #: volume moves in one sync round after the stop (nothing made at the
     #: source) instead of through Cinder's and Glance's APIs
     volume_shares: bool = False
+    #: warm migration of an image-booted server: its root disk becomes a
+    #: volume at the destination, synced from snapshots of the server
+    dest_boot_volume: bool = False
 
 
 fault = faults.kill
@@ -315,11 +318,13 @@ class BootServer(Phase):
         # A volume-backed server boots from its destination volume (no
         # image); every volume's copy is in its block device mapping.
         from overcloud_migrate.workflow import volumes
-        needs = [] if context.server.boot_source == 'volume' else [
+        root = volumes.root_copy_key(context)
+        needs = [] if context.server.boot_source == 'volume' or root else [
             'dest_image_id']
         self.needs = tuple(needs + [
-            volumes.result_name('volume_dest', a.volume_id)
-            for a in context.server.volumes])
+            volumes.result_name('volume_dest', volume_id)
+            for volume_id in ([root] if root else [])
+            + [a.volume_id for a in context.server.volumes]])
         super().__init__(context, **kwargs)
 
     def execute(self, **results):
@@ -343,7 +348,7 @@ class BootServer(Phase):
             }
             if dest_image_id:
                 attrs['image_id'] = dest_image_id
-            if ctx.server.volumes:
+            if ctx.server.volumes or volumes.root_copy_key(ctx):
                 attrs['block_device_mapping'] = volumes.block_device_mapping(
                     ctx, volume_results, dest_image_id)
             if ctx.server.key_name:

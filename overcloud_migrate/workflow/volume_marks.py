@@ -13,6 +13,7 @@ import time
 
 from openstack import exceptions as sdk_exc
 
+from overcloud_migrate.plan import model
 from overcloud_migrate.workflow import tasks
 
 PROP_MIGRATION = tasks.PROP_MIGRATION
@@ -37,6 +38,35 @@ VOLUME_FAILURES = ['error', 'error_restoring', 'error_extending',
 #: the phases of one volume, in order (the fault hook's names)
 PHASES = ('volume-snapshot', 'volume-clone', 'volume-upload',
           'volume-transfer', 'volume-create')
+
+
+GIB = 1024 ** 3
+
+
+def root_copy_key(ctx):
+    """The ID the destination volume of an image-booted server's root
+    disk goes by (journal, markers, sync key) under warm migration's
+    --dest-boot-volume; None for a server without one."""
+    if ctx.dest_boot_volume and ctx.server.boot_source != 'volume':
+        return 'root-%s' % ctx.server.id
+    return None
+
+
+def root_volume(ctx):
+    """The volume record of that root disk's destination copy: as large
+    as the flavor's root disk, the image and its min_disk ask (whole GiB),
+    bootable."""
+    server = ctx.server
+    flavor = ctx.plan.by_id('flavors', server.flavor_id)
+    image = ctx.plan.by_id('images', server.image_id) \
+        if server.image_id else None
+    size = max(flavor.disk if flavor else 0,
+               image.min_disk if image else 0,
+               -(-(image.size or 0) // GIB) if image else 0, 1)
+    return model.Volume(
+        id=root_copy_key(ctx), size=size, name='%s-root' % server.name,
+        description='root disk of server %s (%s)' % (server.name, server.id),
+        bootable=True)
 
 
 def result_name(kind, volume_id):

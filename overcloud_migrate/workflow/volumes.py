@@ -65,6 +65,8 @@ from overcloud_migrate.workflow.volume_marks import (  # noqa: F401
     dest_zone,
     image_name,
     marked_snapshots,
+    root_copy_key,
+    root_volume,
     marked_volumes,
     markers,
     result_name,
@@ -201,7 +203,8 @@ class VolumePhase(tasks.Phase):
                 self.fail('Setting the bootable flag of the copy of '
                           + self.label, exc)
         ctx.journal.update_volume(ctx.migration_id, self.volume_id,
-                                  server_id=ctx.server.id, dest_id=made.id)
+                                  server_id=ctx.server.id, dest_id=made.id,
+                                  name=volume.name or '')
         return made.id
 
 
@@ -458,7 +461,15 @@ def block_device_mapping(ctx, results, dest_image_id=None):
     delete_on_termination, in the source's order."""
     mapping = []
     server = ctx.server
-    if server.boot_source == 'image' and server.volumes:
+    root = root_copy_key(ctx)
+    if root:
+        # warm --dest-boot-volume: the root disk's synced volume
+        mapping.append({'boot_index': 0,
+                        'uuid': results[result_name('volume_dest', root)],
+                        'source_type': 'volume',
+                        'destination_type': 'volume',
+                        'delete_on_termination': True})
+    elif server.boot_source == 'image' and server.volumes:
         mapping.append({'boot_index': 0, 'uuid': dest_image_id,
                         'source_type': 'image', 'destination_type': 'local',
                         'delete_on_termination': True})
@@ -486,11 +497,14 @@ class VerifyVolumes(tasks.Phase):
     phase = 'verify-volumes'
 
     def __init__(self, context):
+        root = root_copy_key(context)
+        self.volume_ids = ([root] if root else []) + [
+            a.volume_id for a in context.server.volumes]
         task.Task.__init__(
             self, name='%s:%s' % (self.phase, context.server.id),
             requires=['dest_server_id'] + [
-                result_name('volume_dest', a.volume_id)
-                for a in context.server.volumes])
+                result_name('volume_dest', volume_id)
+                for volume_id in self.volume_ids])
         self.ctx = context
 
     def execute(self, dest_server_id, **results):
@@ -501,17 +515,19 @@ class VerifyVolumes(tasks.Phase):
         conn = ctx.dest
         attached = sorted(conn.compute.volume_attachments(dest_server_id),
                           key=lambda a: _device_order(a.device))
-        want = [results[result_name('volume_dest', a.volume_id)]
-                for a in ctx.server.volumes]
+        want = [results[result_name('volume_dest', volume_id)]
+                for volume_id in self.volume_ids]
         have = [a.volume_id for a in attached]
         problems = []
         if have != want:
             problems.append('attached %s, expected %s in that order'
                             % (have, want))
-        for attachment in ctx.server.volumes:
-            source = ctx.plan.by_id('volumes', attachment.volume_id)
+        root = root_copy_key(ctx)
+        for volume_id in self.volume_ids:
+            source = (root_volume(ctx) if volume_id == root
+                      else ctx.plan.by_id('volumes', volume_id))
             copy = conn.block_storage.get_volume(
-                results[result_name('volume_dest', attachment.volume_id)])
+                results[result_name('volume_dest', volume_id)])
             label = "volume '%s'" % (source.name or source.id)
             if copy.size != source.size:
                 problems.append('%s is %s GiB, expected %d'

@@ -40,6 +40,7 @@ import json
 import time
 
 from openstack import exceptions as sdk_exc
+from taskflow import task
 from taskflow.patterns import linear_flow
 
 from overcloud_migrate import journal as journal_mod
@@ -63,11 +64,14 @@ def sync_key(migration_id, volume_id):
     return 'om-%s-%s' % (migration_id, volume_id)
 
 
-def problems(plan, transport, check=True):
+def problems(plan, transport, check=True, dest_boot_volume=False):
     """Why this plan cannot be migrated warm with ``transport`` (a list of
     :class:`~overcloud_migrate.plan.prechecks.Problem`, empty when it can);
-    ``check``: also ask the transport whether it can, as configured."""
+    ``check``: also ask the transport whether it can, as configured;
+    ``dest_boot_volume``: image-booted servers get a root volume."""
     found = []
+    roots = dest_boot_volume and any(s.boot_source != 'volume'
+                                     for s in plan.servers)
     if 'deltas' not in transport.capabilities:
         found.append(prechecks.Problem(
             'transport', transport.name, '',
@@ -77,17 +81,19 @@ def problems(plan, transport, check=True):
                               or 'none installed')))
     elif check:
         try:
-            transport.check_deltas()
+            transport.check_deltas(images=roots)
         except transport_base.TransportError as exc:
             found.append(prechecks.Problem('transport', transport.name, '',
                                            str(exc)))
     for server in plan.servers:
-        if not server.volumes:
+        if not server.volumes and not (dest_boot_volume
+                                       and server.boot_source != 'volume'):
             found.append(prechecks.Problem(
                 'server', server.name, server.id,
                 'has no Cinder volume: a warm migration keeps volumes in '
                 'step while the server runs, so this one would move cold '
-                'at the cut-over anyway; migrate it without --warm'))
+                'at the cut-over anyway; migrate it without --warm, or give '
+                '--dest-boot-volume to sync its root disk into a volume'))
     return found
 
 
@@ -200,8 +206,13 @@ class PrepareVolume(volumes.VolumePhase):
                 'read; delete them, or migrate it without --warm.' % (
                     len(snapshots), '' if len(snapshots) == 1 else 's',
                     ', '.join(snapshots)))
+        return self.detached_copy()
+
+    def detached_copy(self):
+        """The ID of the empty or synced destination copy, refused unless
+        it is detached."""
         dest_id = self.ensure_copy(None)
-        copy = ctx.dest.block_storage.get_volume(dest_id)
+        copy = self.ctx.dest.block_storage.get_volume(dest_id)
         if copy.status != 'available':
             self.refuse('cannot be synced: its destination copy %s is %s, '
                         'and a sync writes only into a detached volume.'
@@ -232,11 +243,20 @@ class SyncVolume(volumes.VolumePhase):
         try:
             result = ctx.transport.sync_volume(
                 self.volume_id, volume_dest,
-                sync_key(ctx.migration_id, self.volume_id),
-                ctx.progress_bar(self.volume.name or self.volume_id)
-                if ctx.progress_bar else (lambda done, total: None))
+                sync_key(ctx.migration_id, self.volume_id), self.progress())
         except transport_base.TransportError as exc:
             self.fail('Syncing ' + self.label, exc)
+        return self.journal_round(result, volume_dest)
+
+    def progress(self):
+        ctx = self.ctx
+        if ctx.progress_bar:
+            return ctx.progress_bar(self.volume.name or self.volume_id)
+        return lambda done, total: None
+
+    def journal_round(self, result, volume_dest):
+        """Journal a finished round; says its figures; the copy's ID."""
+        ctx = self.ctx
         ctx.journal.add_round(
             ctx.migration_id, ctx.server.id, self.volume_id, result.round,
             cutover=ctx.warm == CUTOVER, size=result.size,
@@ -259,6 +279,87 @@ class SyncVolume(volumes.VolumePhase):
         pass    # a later round converges; nothing to undo
 
 
+# -- an image-booted server's root disk into a volume (--dest-boot-volume) --
+
+class PrepareRoot(PrepareVolume):
+    """The root disk's destination volume (empty at first), detached."""
+
+    def __init__(self, context):
+        super().__init__(context, volumes.root_copy_key(context))
+        self.volume = volumes.root_volume(context)
+
+    def run(self):
+        return self.detached_copy()
+
+
+class SnapshotRoot(tasks.Phase):
+    """A Nova snapshot of the server's root disk (of the running server
+    during a round: crash consistent; of the stopped one at the cut-over),
+    an earlier round's dropped first."""
+
+    phase = 'root-snapshot'
+    default_provides = 'root_snapshot_id'
+
+    def run(self):
+        ctx = self.ctx
+        source = ctx.source
+        tasks.delete_source_snapshots(source, ctx.migration_id,
+                                      [ctx.server.id])
+        self.say('snapshotting the root disk%s' % (
+            '' if ctx.warm == CUTOVER else ' (running: crash consistent)'))
+        try:
+            image = source.compute.create_server_image(
+                ctx.server.id, 'om-%s-%s' % (ctx.server.name,
+                                             ctx.migration_id[:8]),
+                metadata={tasks.PROP_MIGRATION: ctx.migration_id,
+                          tasks.PROP_SOURCE_SERVER: ctx.server.id},
+                wait=False)
+            image = source.image.wait_for_status(
+                source.image.get_image(image.id), 'active',
+                failures=['killed', 'deleted'], wait=ctx.timeout,
+                interval=tasks.POLL_INTERVAL)
+        except sdk_exc.SDKException as exc:
+            self.fail('Snapshotting the root disk', exc)
+        return image.id
+
+    def revert(self, *args, **kwargs):
+        tasks.delete_source_snapshots(self.ctx.source, self.ctx.migration_id,
+                                      [self.ctx.server.id])
+
+
+class SyncRoot(SyncVolume):
+    """One round: the root disk's volume in step with the snapshot."""
+
+    def __init__(self, context):
+        key = volumes.root_copy_key(context)
+        self.phase = FINAL_PHASE if context.warm == CUTOVER else SYNC_PHASE
+        task.Task.__init__(
+            self, name='%s:%s:%s' % (self.phase, context.server.id, key),
+            requires=[volumes.result_name('volume_dest', key),
+                      'root_snapshot_id'])
+        self.ctx = context
+        self.volume_id = key
+        self.volume = volumes.root_volume(context)
+
+    def execute(self, **kwargs):
+        return tasks.Phase.execute(
+            self, kwargs[volumes.result_name('volume_dest', self.volume_id)],
+            kwargs['root_snapshot_id'])
+
+    def run(self, volume_dest, root_snapshot_id):
+        ctx = self.ctx
+        self.say_volume('%s round from snapshot %s: only changed blocks '
+                        'cross' % ('the last' if ctx.warm == CUTOVER
+                                   else 'a sync', root_snapshot_id))
+        try:
+            result = ctx.transport.sync_image(
+                root_snapshot_id, volume_dest,
+                sync_key(ctx.migration_id, self.volume_id), self.progress())
+        except transport_base.TransportError as exc:
+            self.fail('Syncing ' + self.label, exc)
+        return self.journal_round(result, volume_dest)
+
+
 class ForgetSyncs(tasks.Phase):
     """After verify: the transport drops the rounds' signatures."""
 
@@ -271,27 +372,29 @@ class ForgetSyncs(tasks.Phase):
 
 def forget(ctx):
     """Drop the sync state of ``ctx.server``'s volumes (warnings only)."""
-    for attachment in ctx.server.volumes:
+    root = volumes.root_copy_key(ctx)
+    for volume_id in ([root] if root else []) + [
+            a.volume_id for a in ctx.server.volumes]:
         try:
-            ctx.transport.forget_sync(sync_key(ctx.migration_id,
-                                               attachment.volume_id))
+            ctx.transport.forget_sync(sync_key(ctx.migration_id, volume_id))
         except transport_base.TransportError as exc:
             ctx.journal.log(ctx.migration_id, str(exc), 'warning')
 
 
 def round_tasks(ctx):
     """The tasks of one sync round of ``ctx.server``, in order."""
-    found = [CheckSource(ctx)]
-    found += [PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
-    found += [SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes]
-    return found
+    return [CheckSource(ctx)] + share_tasks(ctx)
 
 
 def share_tasks(ctx):
     """A cold migration's volumes through the shares: after the stop,
     each copy made empty, then one round (the first: every non-zero
     block)."""
-    return ([PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
+    found = []
+    if volumes.root_copy_key(ctx):
+        found += [PrepareRoot(ctx), SnapshotRoot(ctx), SyncRoot(ctx)]
+    return (found
+            + [PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
             + [SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes])
 
 
@@ -299,7 +402,8 @@ def cutover_flow(ctx):
     """The cut-over of one server (a TaskFlow flow)."""
     flow = linear_flow.Flow('cutover-%s' % ctx.server.id)
     flow.add(CheckSource(ctx), tasks.StopSource(ctx))
-    if ctx.server.boot_source != 'volume':
+    if ctx.server.boot_source != 'volume' and \
+            not volumes.root_copy_key(ctx):
         # The root disk is not a volume: it moves cold, as a snapshot.
         flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
     flow.add(*share_tasks(ctx))
@@ -328,6 +432,16 @@ def _run_round(ctx):
         ctx.journal.log(ctx.migration_id, "server '%s': %s"
                         % (ctx.server.name, message), 'error')
         return message
+    if volumes.root_copy_key(ctx):
+        # the round's snapshot of the root disk has served
+        try:
+            tasks.delete_source_snapshots(ctx.source, ctx.migration_id,
+                                          [ctx.server.id])
+        except sdk_exc.SDKException as exc:
+            ctx.journal.log(ctx.migration_id, 'a snapshot of server %r '
+                            'left in the source Glance: %s' % (
+                                ctx.server.name, str(exc).splitlines()[0]),
+                            'warning')
     ctx.journal.update_server(ctx.migration_id, ctx.server.id,
                               state=journal_mod.SYNCED, error=None)
     ctx.journal.log(ctx.migration_id, "server '%s' synced" % ctx.server.name)

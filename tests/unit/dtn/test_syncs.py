@@ -188,6 +188,24 @@ def test_second_round_sends_only_the_changed_blocks(pair):
     assert (row['round'], row['bytes'], row['changed_bytes']) == (3, 0, 0)
 
 
+def test_each_round_may_read_another_source_file(pair):
+    """Warm migration of an image-booted server reads a new snapshot file
+    each round: what the destination holds is remembered by the
+    destination file, so the next round is still a delta."""
+    a, b = pair
+    first = _image(a.export / 'snap-1.img', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    assert _sync(a, first, dest)['round'] == 1
+    second = a.export / 'snap-2.img'
+    second.write_bytes(_bytes(first))
+    with open(second, 'r+b') as fh:
+        fh.seek(3 * BS)
+        fh.write(random.Random(9).randbytes(BS))
+    row = _sync(a, second, dest)
+    assert (row['round'], row['changed_bytes'], row['bytes']) == (2, BS, BS)
+    assert _bytes(dest) == _bytes(second)
+
+
 def test_a_damaged_destination_block_is_repaired(pair):
     a, b = pair
     source = _image(a.export / 'disk.img', SIZE, DATA_BLOCKS)

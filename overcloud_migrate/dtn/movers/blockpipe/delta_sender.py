@@ -127,10 +127,17 @@ class _Round:
                                       'the next round carries on)'
                                       % self.what())
 
+    def _held(self):
+        """The name this side's signature is saved under."""
+        return '%s:%d:%s' % (self.host, self.port, self.dest_path)
+
     def _run(self):
         started = time.monotonic()
+        # What the destination holds is what this side remembers, so it is
+        # filed under the destination file: a round may read another source
+        # file (warm migration reads a new snapshot each round).
         saved = delta_state.load(self.state_dir, self.key, 'src',
-                                 self.source_path)
+                                 self._held())
         control = _connect(self.host, self.port, self.token, self.timeout)
         self.control = control
         try:
@@ -190,7 +197,7 @@ class _Round:
                                          (done or {}).get(
                                              'error', 'connection closed')))
             delta_state.save(self.state_dir, self.key, 'src',
-                             self.source_path, self.new_sig,
+                             self._held(), self.new_sig,
                              epoch=reply['epoch'], round=round_no,
                              peer=dict(self.peer, host=self.host,
                                        port=self.port,
