@@ -95,10 +95,12 @@ def dtns(bed):
             os.makedirs(export)
             site = dtn_bed.Site(name, export, dtn_bed._free_port())
             site.volumes = str(layout.volume_share(cloud))
+            site.images = str(layout.image_store(cloud))
             site.token = secrets.token_urlsafe(24)
             site.data_port = dtn_bed._free_port()
             dtn_bed.start_dtn(procs, site, base, extra=[
                 '--export', 'volumes=%s' % site.volumes,
+                '--export', 'images=%s' % site.images,
                 '--data-port', str(site.data_port),
                 '--data-token-file', data_token])
             site.token_file = os.path.join(base, name + '.token')
@@ -129,7 +131,7 @@ def dtn_options(a, b):
             '--dtn-source-token-file', a.token_file,
             '--dtn-dest-token-file', b.token_file, '--dtn-mover', 'builtin',
             '--dtn-source-volumes', a.volumes,
-            '--dtn-dest-volumes', b.volumes)
+            '--dtn-dest-volumes', b.volumes, '--dtn-source-images', a.images)
 
 
 def migrate_warm(journal, a, b, server, *extra, fault=None):
@@ -296,15 +298,20 @@ def test_a_volume_backed_server_moves_warm_through_kills(bed, dtns, journal):
     assert status(src, db.id) == 'ACTIVE'
 
 
-def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
-                                                         journal):
-    """mw-app boots from the image, so only its data volume is synced;
-    the cut-over of a round that never finished is refused; a detached
-    volume between rounds stops the migration, and rollback cleans."""
-    src, dst, project, _layout = bed
+def test_an_image_booted_server_boots_from_a_synced_root_volume(
+        bed, dtns, journal):
+    """mw-app boots from the image and has a data volume: with
+    --dest-boot-volume its root disk is synced into a volume from a Nova
+    snapshot of the running server each round.  The cut-over of a round
+    that never finished is refused; a volume detached between rounds stops
+    the migration (and it goes on once it is back); the copy boots from
+    the root volume on the source's final bytes."""
+    src, dst, project, layout = bed
     a, b = dtns
     app = project.servers['app']
+    data = project.volumes['app'][0]
     code, _out, err = migrate_warm(journal, a, b, 'mw-app',
+                                   '--dest-boot-volume',
                                    fault='kill:before:sync')
     assert code == 137, err[-2000:]
     migration = latest(journal)
@@ -318,8 +325,13 @@ def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
                          'json')
     assert code == 0, err
     assert rows(out, 'server')['mw-app']['Status'] == 'synced'
-    data = project.volumes['app'][0]
-    assert list(copies(dst, migration)) == [data.id]
+    assert status(src, app.id) == 'ACTIVE'
+    made = copies(dst, migration)
+    root_key = 'root-%s' % app.id
+    assert sorted(made) == sorted([root_key, data.id])
+    # each round's snapshot is gone once it has served
+    assert not [i for i in src.image.images(owner=src.current_project_id)
+                if (i.properties or {}).get(MARK) == migration]
 
     # The source changes under the migration: it stops and says so.
     src.compute.delete_volume_attachment(app, data.id)
@@ -336,8 +348,64 @@ def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
         src.compute.create_volume_attachment(app, volume_id=data.id)
         src.block_storage.wait_for_status(data, 'in-use', failures=['error'],
                                           wait=WAIT)
+    written = guest_write(app.id, 10, 'app-before')
+    code, _out, err = run(journal, 'migration', 'sync', migration)
+    assert code == 0, err
+    written = guest_write(app.id, 10, 'app-after')
+    guest_write(app.id, 3, 'app-data', volume_id=data.id)
+    code, out, err = run(journal, 'migration', 'cutover', migration, '-f',
+                         'json')
+    assert code == 0, err
+    server = rows(out, 'server')['mw-app']
+    assert server['Status'] == 'done'
+    copy = dst.compute.get_server(server['Destination ID'])
+    assert copy.status == 'ACTIVE'
+    assert status(src, app.id) == 'SHUTOFF'
+    made = copies(dst, migration)
+    assert all(len(c) == 1 for c in made.values()), made
+    root = made[root_key][0]
+    assert root.is_bootable and root.size >= 1
+    attached = sorted(dst.compute.volume_attachments(copy),
+                      key=lambda x: (len(x.device or ''), x.device or ''))
+    assert [x.volume_id for x in attached] == [root.id, made[data.id][0].id]
+    # The root volume holds the source disk's final bytes, zeros after.
+    disk = _bytes_of(written['disk'])
+    volume = _bytes_of(layout.volume_file('devcloud-b', root.id))
+    assert volume[:len(disk)] == disk
+    assert not volume[len(disk):].strip(b'\0')
+    assert digest(layout.volume_file('devcloud-a', data.id)) == \
+        digest(layout.volume_file('devcloud-b', made[data.id][0].id))
+    # no snapshot left at the source; rollback cleans the destination
+    assert not [i for i in src.image.images(owner=src.current_project_id)
+                if (i.properties or {}).get(MARK) == migration]
     code, _out, err = run(journal, 'migration', 'rollback', migration)
     assert code == 0, err
     assert copies(dst, migration) == {}
     assert not [s for s in dst.compute.servers() if s.name == 'mw-app']
     assert status(src, app.id) == 'ACTIVE'
+
+
+def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
+                                                         journal):
+    """mw-web has no volume: --dest-boot-volume syncs its root disk."""
+    src, dst, project, _layout = bed
+    a, b = dtns
+    web = project.servers['web']
+    code, out, err = migrate_warm(journal, a, b, 'mw-web',
+                                  '--dest-boot-volume')
+    assert code == 0, err
+    assert rows(out, 'server')['mw-web']['Status'] == 'synced'
+    migration = latest(journal)
+    assert list(copies(dst, migration)) == ['root-%s' % web.id]
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert copies(dst, migration) == {}
+    assert not [s for s in dst.compute.servers() if s.name == 'mw-web']
+    assert status(src, web.id) == 'ACTIVE'
+    assert not [i for i in src.image.images(owner=src.current_project_id)
+                if (i.properties or {}).get(MARK) == migration]
+
+
+def _bytes_of(path):
+    with open(path, 'rb') as handle:
+        return handle.read()

@@ -70,7 +70,7 @@ class Deltas(Cold):
     capabilities = frozenset({'deltas'})
     refusal = None
 
-    def check_deltas(self):
+    def check_deltas(self, images=False):
         if self.refusal:
             raise transport_base.PreflightError(self.refusal)
 
@@ -213,3 +213,77 @@ def test_resume_between_rounds_says_what_to_run(journal):
         _run(journal, plan, migration, warm=True).resume(migration)
     assert 'between its sync rounds: nothing was interrupted' in \
         str(caught.value)
+
+
+# -- the flows, built from the plan's server record -------------------------
+
+def _ctx(boot_source, **values):
+    from tests.unit.workflow import test_volumes
+    plan = test_volumes._plan(boot_source)
+    plan.images = [test_volumes.model.Image(id='img', name='img',
+                                            size=3 * 1024 ** 3 + 1)]
+    ctx = test_volumes._ctx(plan)
+    for key, value in values.items():
+        setattr(ctx, key, value)
+    return ctx
+
+
+def test_a_round_checks_the_source_then_prepares_and_syncs_each_volume():
+    names = [t.name for t in warm.round_tasks(_ctx('volume', warm='sync'))]
+    assert names == ['check-source:s1', 'volume-prepare:s1:root',
+                     'volume-prepare:s1:data', 'volume-prepare:s1:log',
+                     'sync:s1:root', 'sync:s1:data', 'sync:s1:log']
+
+
+def test_the_cutover_stops_then_moves_the_last_changes_and_boots():
+    from overcloud_migrate.workflow import engine
+    flow = engine.server_flow(_ctx('volume', warm='cutover'))
+    names = [t.name for t in flow]
+    assert names[:2] == ['check-source:s1', 'stop:s1']
+    assert names[5:8] == ['final-sync:s1:root', 'final-sync:s1:data',
+                          'final-sync:s1:log']
+    assert names[8:] == ['boot:s1', 'verify:s1', 'verify-volumes:s1',
+                         'forget-syncs:s1']
+    assert engine.flow_name(_ctx('volume', warm='cutover')) == 's1:cutover'
+
+
+def test_an_image_booted_server_moves_its_root_cold_at_the_cutover():
+    from overcloud_migrate.workflow import engine
+    names = [t.name for t in engine.server_flow(
+        _ctx('image', warm='cutover'))]
+    assert names[:4] == ['check-source:s1', 'stop:s1', 'snapshot:s1',
+                         'transfer:s1']
+    assert names[-1] == 'clean-source:s1'
+
+
+def test_dest_boot_volume_syncs_the_root_from_a_snapshot_and_boots_it():
+    from overcloud_migrate.workflow import engine
+    from overcloud_migrate.workflow import volumes
+    ctx = _ctx('image', warm='cutover', dest_boot_volume=True)
+    flow = list(engine.server_flow(ctx))
+    names = [t.name for t in flow]
+    assert 'transfer:s1' not in names and 'snapshot:s1' not in names
+    assert names[2:5] == ['volume-prepare:s1:root-s1', 'root-snapshot:s1',
+                          'final-sync:s1:root-s1']
+    boot = next(t for t in flow if t.name == 'boot:s1')
+    assert set(boot.requires) == {'volume_dest:root-s1', 'volume_dest:data',
+                                  'volume_dest:log'}
+    # as large as the flavor, the image (3 GiB and a byte) and min_disk ask
+    root = volumes.root_volume(ctx)
+    assert (root.id, root.size, root.bootable) == ('root-s1', 4, True)
+    mapping = volumes.block_device_mapping(ctx, {
+        'volume_dest:root-s1': 'R', 'volume_dest:data': 'D',
+        'volume_dest:log': 'L'})
+    assert [(m['uuid'], m['boot_index'], m['source_type'])
+            for m in mapping] == [('R', 0, 'volume'), ('D', -1, 'volume'),
+                                  ('L', -1, 'volume')]
+
+
+def test_a_cold_move_through_the_shares_syncs_once_and_makes_nothing():
+    from overcloud_migrate.workflow import engine
+    names = [t.name for t in engine.server_flow(
+        _ctx('volume', volume_shares=True))]
+    assert names[:4] == ['stop:s1', 'volume-prepare:s1:root',
+                         'volume-prepare:s1:data', 'volume-prepare:s1:log']
+    assert 'volume-snapshot:s1:root' not in names
+    assert names[-1] == 'forget-syncs:s1'
