@@ -172,9 +172,10 @@ def _mark_migrated(job, todo):
         journal.log(migration_id, "server '%s' was already migrated (%s)"
                     % (server.name, existing.id))
         found[server.id] = existing.id
-        if server.volumes and job.source is not None:
+        if server.volumes:
             # A run killed after the boot: what its volumes' copy left
-            # (snapshots, temporary volumes, images) goes now.
+            # (snapshots, temporary volumes, images; the Receiver: its
+            # destination images) goes now.
             volumes.clean_temporaries(server_context(job, server, {}),
                                       [a.volume_id for a in server.volumes])
     return found
