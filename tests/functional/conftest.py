@@ -40,7 +40,9 @@ ACCESS = ('shared', 'exclusive', 'none')
 #: quotas of project demo while the tests run (see _prepare)
 ROOM = {'compute': {'instances': 40, 'cores': 80},
         'network': {'security_groups': 50, 'security_group_rules': 500,
-                    'routers': 30}}
+                    'routers': 30},
+        # the volume modules' volumes, snapshots and temporary copies
+        'block_storage': {'volumes': 40, 'snapshots': 40}}
 
 
 def _lock_path(bed, what):
@@ -95,13 +97,16 @@ def _prepare(conn):
     tests count servers and quotas, so they start without it. Several
     modules run at once in project demo, each with three servers, three
     security groups and a router per cloud: the defaults (10 instances,
-    10 security groups) leave no room, so the defaults are raised (the
-    compute quota class, so that a test that sets and then deletes the
-    project's own compute quotas falls back to these).
+    10 security groups, Cinder's 10 volumes and snapshots) leave no room,
+    so the defaults are raised (the compute quota class, so that a test
+    that sets and then deletes the project's own compute quotas falls back
+    to these).
     """
     scenario.delete(conn, DEMO_PREFIX)
     conn.compute.update_quota_class_set('default', **ROOM['compute'])
     conn.network.update_quota(conn.current_project_id, **ROOM['network'])
+    conn.block_storage.update_quota_set(conn.current_project_id,
+                                        **ROOM['block_storage'])
 
 
 @pytest.fixture(scope='session')
