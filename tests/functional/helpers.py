@@ -8,10 +8,13 @@ are all named after it, so modules that do not count the whole project
 can share one bed, even at the same time.
 """
 
+import contextlib
 import json
 import os
 import subprocess
 import sysconfig
+
+import openstack
 
 from overcloud_devcloud import scenario
 
@@ -169,3 +172,33 @@ def check_copy_with_volumes(dst, layout, server_id, fixed_ips, sources,
         assert compare.returncode == 0, (source.name, compare.stdout,
                                          compare.stderr)
     return server
+
+
+@contextlib.contextmanager
+def volume_project(layout, prefix, dest_type, clean, wait):
+    """The 3-tier project with volumes (``prefix``) in devcloud-a, some
+    blocks of every volume written as its guest would, and the volume type
+    ``dest_type`` at devcloud-b (the destination of ``fast``); yields
+    (source, destination, project, layout).  ``clean(conn)`` runs on both
+    clouds before and after; the type is deleted after."""
+    src = openstack.connect(cloud='devcloud-a')
+    dst = openstack.connect(cloud='devcloud-b')
+    try:
+        for conn in (src, dst):
+            clean(conn)
+        if dst.block_storage.find_type(dest_type) is None:
+            dst.block_storage.create_type(name=dest_type)
+        project = scenario.build(src, prefix, volumes=True, wait=wait)
+        for tier in ('db', 'app'):
+            for volume in project.volumes[tier]:
+                guest_write(project.servers[tier].id, volume.id,
+                            volume.name or 'x')
+        yield src, dst, project, layout
+    finally:
+        for conn in (dst, src):
+            clean(conn)
+        found = dst.block_storage.find_type(dest_type)
+        if found is not None:
+            dst.block_storage.delete_type(found)
+        src.close()
+        dst.close()

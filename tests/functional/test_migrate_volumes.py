@@ -19,7 +19,6 @@ import re
 import subprocess
 import sysconfig
 
-import openstack
 import pytest
 
 from overcloud_devcloud import scenario
@@ -41,24 +40,9 @@ MARK = 'om_migration'
 
 @pytest.fixture(scope='module')
 def clouds(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        _clean(conn)
-    if dst.block_storage.find_type(GOLD) is None:
-        dst.block_storage.create_type(name=GOLD)
-    project = scenario.build(src, PREFIX, volumes=True, wait=WAIT)
-    # Data the guests wrote: some blocks of every volume.
-    for tier in ('db', 'app'):
-        for volume in project.volumes[tier]:
-            helpers.guest_write(project.servers[tier].id, volume.id,
-                                volume.name or 'x')
-    yield src, dst, project, devcloud.layout
-    for conn in (dst, src):
-        _clean(conn)
-    gold = dst.block_storage.find_type(GOLD)
-    if gold is not None:
-        dst.block_storage.delete_type(gold)
+    with helpers.volume_project(devcloud.layout, PREFIX, GOLD, _clean,
+                                WAIT) as found:
+        yield found
 
 
 def _clean(conn):

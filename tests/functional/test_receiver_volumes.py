@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 
-import openstack
 import pytest
 
 from overcloud_devcloud import scenario
@@ -49,27 +48,9 @@ def _clean(conn):
 def project(devcloud):
     """The scenario with volumes in devcloud-a, with some data written
     into every volume; cleaned from both clouds after the module."""
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    try:
-        for conn in (src, dst):
-            _clean(conn)
-        if dst.block_storage.find_type(GOLD) is None:
-            dst.block_storage.create_type(name=GOLD)
-        built = scenario.build(src, PREFIX, volumes=True, wait=WAIT)
-        for tier in ('db', 'app'):
-            for volume in built.volumes[tier]:
-                helpers.guest_write(built.servers[tier].id, volume.id,
-                                    volume.name or 'root')
-        yield src, dst, built, devcloud.layout
-    finally:
-        for conn in (dst, src):
-            _clean(conn)
-        gold = dst.block_storage.find_type(GOLD)
-        if gold is not None:
-            dst.block_storage.delete_type(gold)
-        src.close()
-        dst.close()
+    with helpers.volume_project(devcloud.layout, PREFIX, GOLD, _clean,
+                                WAIT) as found:
+        yield found
 
 
 def receiver(watch, journal, fault=None):
