@@ -301,6 +301,8 @@ def _check_marker(name, marker):
         if prefix != PLAN_FILE:
             need(isinstance(entry.get('id'), str) and entry['id'],
                  '%s.id' % part)
+            need(isinstance(entry.get('image_id', ''), str),
+                 '%s.image_id' % part)
 
     need(isinstance(marker, dict), 'not a JSON object')
     version = marker.get('version')

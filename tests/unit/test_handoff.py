@@ -165,6 +165,8 @@ def test_an_item_without_volumes_keeps_marker_version_1(tmp_path):
         file='volume-root.qcow2')), 'a volume or file named twice'),
     (lambda i: _edit_marker(i, lambda m: m.update(version=1)),
      'the marker is invalid: image'),
+    (lambda i: _edit_marker(i, lambda m: m['volumes'][0].update(
+        image_id={'a': 1})), 'volumes[0].image_id'),
 ])
 def test_damaged_volume_items_are_refused_with_the_reason(tmp_path, damage,
                                                           message):
