@@ -1,12 +1,17 @@
-"""The handoff item: one server's plan and image, left in a directory.
+"""The handoff item: one server's plan, image and volumes, left in a
+directory.
 
 ``openstack overcloud migrate --handoff DIR`` writes one item per server;
 the Receiver (:mod:`overcloud_migrate.receiver`) at the destination picks
 it up.  An item is a directory ``DIR/<migration id>-<server id>/``::
 
-    plan.json     the server and its network world (a Plan, JSON)
-    image.<fmt>   the snapshot's bytes (<fmt> is its disk format)
-    COMPLETE      the marker, written last: size and sha512 of both files
+    plan.json     the server, its volumes and its network world (a Plan)
+    image.<fmt>   the snapshot's bytes (<fmt> is its disk format); none for
+                  a server that boots from a volume
+    volume-<volume id>.<fmt>
+                  the bytes of each attached volume (the image Cinder
+                  uploaded it to, qcow2)
+    COMPLETE      the marker, written last: size and sha512 of every file
     status.json   written by the Receiver (state, reason), for the source
 
 Every file is written atomically (a temporary name, fsync, rename, fsync
@@ -37,9 +42,14 @@ MARKER = 'COMPLETE'
 PLAN_FILE = 'plan.json'
 STATUS_FILE = 'status.json'
 IMAGE_PREFIX = 'image.'
+VOLUME_PREFIX = 'volume-'
 DONE = 'done'
 FAILED = 'failed'
+#: 1: plan and image; 2: volumes too, and no image for a server that boots
+#: from a volume (a Receiver that reads only 1 refuses such an item rather
+#: than boot the server without its volumes)
 MARKER_VERSION = 1
+MARKER_VERSIONS = (1, 2)
 #: at most this many bytes are read from a plan, a marker or a status
 MAX_SMALL_FILE = 64 * 1024 * 1024
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$')
@@ -70,12 +80,31 @@ def item_name(migration_id, server_id):
     return name
 
 
-def image_file(disk_format):
+def _format(disk_format):
     fmt = (disk_format or 'raw').lower()
     if not _FORMAT.match(fmt):
-        raise ItemError('The disk format %r cannot name an image file.'
+        raise ItemError('The disk format %r cannot name a file of an item.'
                         % disk_format)
-    return IMAGE_PREFIX + fmt
+    return fmt
+
+
+def image_file(disk_format):
+    return IMAGE_PREFIX + _format(disk_format)
+
+
+def volume_file(volume_id, disk_format):
+    """The name of a volume's file in an item."""
+    name = '%s%s.%s' % (VOLUME_PREFIX, volume_id, _format(disk_format))
+    if not valid_name(volume_id) or not valid_name(name):
+        raise ItemError('The volume ID %r cannot name a file of an item.'
+                        % volume_id)
+    return name
+
+
+def file_entry(name, size, sha512, source_id, **extra):
+    """A file's entry in the marker: its name, size, sha512 and the ID of
+    what it holds (the snapshot image, or the volume)."""
+    return dict(extra, file=name, size=size, sha512=sha512, id=source_id)
 
 
 def now():
@@ -96,10 +125,12 @@ write_file = atomic.write_file
 
 def server_plan(plan, server_id, image):
     """The part of ``plan`` one server needs, with ``image`` (a
-    :class:`model.Image`, its snapshot) as the plan's only image.
+    :class:`model.Image`, its snapshot; None for a server that boots from a
+    volume) as the plan's only image.
 
     The network world (networks, subnets, routers, security groups) stays
-    whole; ports, floating IPs, flavors and keypairs are the server's own.
+    whole; ports, floating IPs, flavors, keypairs and volumes are the
+    server's own.
     """
     server = copy.deepcopy(plan.by_id('servers', server_id))
     ports = set(server.port_ids)
@@ -114,8 +145,9 @@ def server_plan(plan, server_id, image):
                   if k.name == server.key_name],
         flavors=[copy.deepcopy(f) for f in plan.flavors
                  if f.id == server.flavor_id],
-        images=[image],
+        images=[image] if image is not None else [],
         ports=[copy.deepcopy(p) for p in plan.ports if p.id in ports],
+        volumes=copy.deepcopy(plan.volumes_of(server)),
         floating_ips=[copy.deepcopy(f) for f in plan.floating_ips
                       if f.port_id in ports],
         servers=[server])
@@ -127,10 +159,13 @@ def plan_bytes(plan):
     return json.dumps(plan.to_dict(), indent=2, sort_keys=True).encode()
 
 
-def marker_bytes(migration_id, server, plan_data, image_name, image_size,
-                 image_sha512, image_id):
-    """The marker's content: what the reader checks before acting."""
-    return json.dumps({
+def marker_bytes(migration_id, server, plan_data, image, volumes=()):
+    """The marker's content: what the reader checks before acting.
+
+    ``image`` and each of ``volumes`` are :func:`file_entry` dicts;
+    ``image`` is None for a server that boots from a volume.
+    """
+    marker = {
         'version': MARKER_VERSION,
         'migration_id': migration_id,
         'server_id': server.id,
@@ -138,16 +173,19 @@ def marker_bytes(migration_id, server, plan_data, image_name, image_size,
         'written_at': now(),
         'plan': {'file': PLAN_FILE, 'size': len(plan_data),
                  'sha512': hashlib.sha512(plan_data).hexdigest()},
-        'image': {'file': image_name, 'size': image_size,
-                  'sha512': image_sha512, 'id': image_id},
-    }, indent=2, sort_keys=True).encode()
+        'image': image,
+    }
+    if volumes or image is None:
+        marker.update(version=2, volumes=list(volumes))
+    return json.dumps(marker, indent=2, sort_keys=True).encode()
 
 
 # -- reading -------------------------------------------------------------
 
 
 class Item:
-    """A complete item, checked: its marker, plan, server and image."""
+    """A complete item, checked: its marker, plan, server, image (None for
+    a server that boots from a volume) and volumes."""
 
     def __init__(self, root, name, marker, plan):
         self.root = root
@@ -156,21 +194,35 @@ class Item:
         self.plan = plan
         self.migration_id = marker['migration_id']
         self.server = plan.servers[0]
-        self.image = plan.images[0]
-        self.image_name = marker['image']['file']
-        self.size = marker['image']['size']
-        self.sha512 = marker['image']['sha512']
+        self.image = plan.images[0] if plan.images else None
+        entry = marker['image'] or {}
+        self.image_name = entry.get('file')
+        self.size = entry.get('size', 0)
+        self.sha512 = entry.get('sha512')
+        #: volume id -> its marker entry (file, size, sha512, disk_format)
+        self.volumes = {v['id']: v for v in marker.get('volumes') or ()}
+
+    @property
+    def total_bytes(self):
+        return self.size + sum(v['size'] for v in self.volumes.values())
 
     def open_image(self):
         """The image file, opened inside the item (no link followed)."""
+        return self._open(self.image_name, self.size)
+
+    def open_volume(self, volume_id):
+        """The file of volume ``volume_id``, opened inside the item."""
+        entry = self.volumes[volume_id]
+        return self._open(entry['file'], entry['size'])
+
+    def _open(self, file_name, want):
         with _item_dir(self.root, self.name) as dir_fd:
-            fd = _open_regular(dir_fd, self.image_name)
+            fd = _open_regular(dir_fd, file_name)
         size = os.fstat(fd).st_size
-        if size != self.size:
+        if size != want:
             os.close(fd)
-            raise ItemError('%s: the image %s has %d bytes, the marker says '
-                            '%d.' % (self.name, self.image_name, size,
-                                     self.size))
+            raise ItemError('%s: the file %s has %d bytes, the marker says '
+                            '%d.' % (self.name, file_name, size, want))
         return os.fdopen(fd, 'rb')
 
 
@@ -235,24 +287,48 @@ def _check_marker(name, marker):
         if not cond:
             raise ItemError('%s: the marker is invalid: %s.' % (name, what))
 
-    need(isinstance(marker, dict), 'not a JSON object')
-    need(marker.get('version') == MARKER_VERSION,
-         'version %r, expected %d' % (marker.get('version'), MARKER_VERSION))
-    for key in ('migration_id', 'server_id'):
-        need(isinstance(marker.get(key), str) and marker[key], key)
-    for part, fixed in (('plan', PLAN_FILE), ('image', None)):
-        entry = marker.get(part)
+    def entry_ok(entry, part, prefix):
         need(isinstance(entry, dict), part)
         need(isinstance(entry.get('size'), int)
              and not isinstance(entry['size'], bool) and entry['size'] >= 0,
              '%s.size' % part)
         need(isinstance(entry.get('sha512'), str)
              and _SHA512.match(entry['sha512']), '%s.sha512' % part)
-        need(entry.get('file') == fixed if fixed else
+        need(entry.get('file') == prefix if prefix == PLAN_FILE else
              isinstance(entry.get('file'), str)
-             and entry['file'].startswith(IMAGE_PREFIX)
+             and entry['file'].startswith(prefix)
              and valid_name(entry['file']), '%s.file' % part)
-    need(isinstance(marker['image'].get('id'), str), 'image.id')
+        if prefix != PLAN_FILE:
+            need(isinstance(entry.get('id'), str) and entry['id'],
+                 '%s.id' % part)
+            need(isinstance(entry.get('image_id', ''), str),
+                 '%s.image_id' % part)
+
+    need(isinstance(marker, dict), 'not a JSON object')
+    version = marker.get('version')
+    need(version in MARKER_VERSIONS, 'version %r, expected one of %s' % (
+        version, ', '.join(str(v) for v in MARKER_VERSIONS)))
+    for key in ('migration_id', 'server_id'):
+        need(isinstance(marker.get(key), str) and marker[key], key)
+    entry_ok(marker.get('plan'), 'plan', PLAN_FILE)
+    if marker.get('image') is not None or version == 1:
+        entry_ok(marker.get('image'), 'image', IMAGE_PREFIX)
+    volumes = marker.get('volumes', [])
+    need(isinstance(volumes, list) and (version == 2 or not volumes),
+         'volumes')
+    for number, entry in enumerate(volumes):
+        entry_ok(entry, 'volumes[%d]' % number, VOLUME_PREFIX)
+    files = [e['file'] for e in volumes]
+    ids = [e['id'] for e in volumes]
+    need(len(set(files)) == len(files) and len(set(ids)) == len(ids),
+         'a volume or file named twice')
+
+
+def _entries(marker):
+    """The marker's file entries: the image's (if any), then the
+    volumes'."""
+    return ([marker['image']] if marker.get('image') else []) + list(
+        marker.get('volumes') or [])
 
 
 def read_marker(root, name):
@@ -277,30 +353,31 @@ def read_item(root, name):
     :raises ItemError: anything else wrong (the message says what).
     """
     marker = read_marker(root, name)
+    sizes = {}
     with _item_dir(root, name) as dir_fd:
-        try:
-            data = _read_small(dir_fd, PLAN_FILE)
-        except FileNotFoundError:
-            raise ItemError('%s: the marker is there but %s is missing.'
-                            % (name, PLAN_FILE))
-        try:
-            image_fd = _open_regular(dir_fd, marker['image']['file'])
-        except FileNotFoundError:
-            raise ItemError('%s: the marker is there but %s is missing.'
-                            % (name, marker['image']['file']))
-        image_size = os.fstat(image_fd).st_size
-        os.close(image_fd)
+        for wanted in [PLAN_FILE] + [e['file'] for e in _entries(marker)]:
+            try:
+                if wanted == PLAN_FILE:
+                    data = _read_small(dir_fd, PLAN_FILE)
+                    continue
+                fd = _open_regular(dir_fd, wanted)
+            except FileNotFoundError:
+                raise ItemError('%s: the marker is there but %s is missing.'
+                                % (name, wanted))
+            sizes[wanted] = os.fstat(fd).st_size
+            os.close(fd)
     want = marker['plan']
     if len(data) != want['size'] or \
             hashlib.sha512(data).hexdigest() != want['sha512']:
         raise ItemError('%s: %s has %d bytes and another sha512 than the '
                         'marker says (%d bytes); it is truncated or damaged.'
                         % (name, PLAN_FILE, len(data), want['size']))
-    if image_size != marker['image']['size']:
-        raise ItemError('%s: %s has %d bytes, the marker says %d; it is '
-                        'truncated or damaged.' % (
-                            name, marker['image']['file'], image_size,
-                            marker['image']['size']))
+    for entry in _entries(marker):
+        if sizes[entry['file']] != entry['size']:
+            raise ItemError('%s: %s has %d bytes, the marker says %d; it is '
+                            'truncated or damaged.' % (
+                                name, entry['file'], sizes[entry['file']],
+                                entry['size']))
     try:
         plan = model.Plan.from_dict(json.loads(data))
     except ValueError as exc:  # PlanError is a ValueError, as is bad JSON
@@ -308,9 +385,23 @@ def read_item(root, name):
     if [s.id for s in plan.servers] != [marker['server_id']]:
         raise ItemError('%s: the plan must hold exactly the server %s of the '
                         'marker.' % (name, marker['server_id']))
-    if [i.id for i in plan.images] != [marker['image']['id']]:
+    image_ids = [marker['image']['id']] if marker.get('image') else []
+    if [i.id for i in plan.images] != image_ids:
         raise ItemError('%s: the plan must hold exactly the image %s of the '
-                        'marker.' % (name, marker['image']['id']))
+                        'marker.' % (name, image_ids[0] if image_ids
+                                     else '(none)'))
+    server = plan.servers[0]
+    if (server.boot_source == 'volume') == bool(image_ids):
+        raise ItemError('%s: the server boots from %s but the item %s an '
+                        'image.' % (name, server.boot_source, 'holds'
+                                    if image_ids else 'does not hold'))
+    planned = sorted(a.volume_id for a in server.volumes)
+    carried = sorted(e['id'] for e in marker.get('volumes') or ())
+    if planned != carried:
+        raise ItemError('%s: the plan gives the server the volumes %s, the '
+                        'marker carries %s.' % (
+                            name, ', '.join(planned) or 'none',
+                            ', '.join(carried) or 'none'))
     return Item(root, name, marker, plan)
 
 

@@ -10,6 +10,8 @@ mount:
   directory itself;
 * file operations run as the bed's user, never through sudo (see
   :meth:`LocalShareNfsDriver.do_setup`);
+* volumes of a multi-attach type are accepted (the backend reports
+  ``multiattach``), so a test can build one;
 * connections are ``driver_volume_type: 'local'`` with the ``device_path``
   of the volume's active file, so os-brick's LocalConnector attaches them
   (in nova-compute, in cinder-backup, in cinder-volume for image uploads)
@@ -73,3 +75,13 @@ class LocalShareNfsDriver(nfs.NfsDriver):
                                            data['name'])
         info['driver_volume_type'] = self.driver_volume_type
         return info
+
+    def _update_volume_stats(self):
+        # Multi-attach: Cinder's scheduler places a volume of a type with
+        # ``multiattach='<is> True'`` only on a backend that reports it.  A
+        # file on the share can be opened by any number of guests (the bed's
+        # Nova driver says it supports multi-attach, as Nova's fake driver
+        # does), so the bed can hold such volumes; what a real NFS backend
+        # would need to share them safely is not the bed's concern.
+        super()._update_volume_stats()
+        self._stats['multiattach'] = True

@@ -117,8 +117,6 @@ class Prechecks:
 
     def servers(self):
         for server in self.plan.servers:
-            if self.dest is None:
-                self._no_volumes_in_handoff(server)
             if self.source is not None:
                 try:
                     current = self.source.compute.get_server(server.id)
@@ -419,16 +417,6 @@ class Prechecks:
                          'destination' % (wanted, max(limit - used, 0), limit))
 
     # -- volumes --------------------------------------------------------------
-
-    def _no_volumes_in_handoff(self, server):
-        """migrate --handoff carries no volumes yet: refuse, do not drop."""
-        for attachment in server.volumes:
-            volume = self.plan.by_id('volumes', attachment.volume_id)
-            self.add('server', server.name, server.id,
-                     "has the volume '%s' (%s, %d GiB); --handoff and the "
-                     'Receiver do not carry volumes yet: migrate this server '
-                     'with --dest-cloud' % (volume.name or volume.id,
-                                            volume.id, volume.size))
 
     def _volumes_to_move(self):
         """The plan's volumes whose server is not already migrated."""

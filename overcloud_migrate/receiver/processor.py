@@ -8,7 +8,8 @@
    the one ``migrate`` runs): a server already at the destination is done;
    prechecks (any problem fails the item before anything is created); the
    network world (one item at a time: two items of one migration share
-   networks); then upload the image from the item's file, boot, verify
+   networks); then upload the image from the item's file, each volume
+   from its file (a destination image, then the volume), boot, verify
    (the workflow's TaskFlow flow, persisted in the Receiver's journal, so a
    restart runs only the unfinished task and every task finds its earlier
    effect).
@@ -78,8 +79,9 @@ class Processor:
         except OSError as exc:
             LOG.warning('%s cannot be read: %s', name, exc)
             return None
-        LOG.info('%s: server %s (%s), %d bytes', name, item.server.name,
-                 item.server.id, item.size)
+        LOG.info('%s: server %s (%s), %d bytes, %d volume%s', name,
+                 item.server.name, item.server.id, item.total_bytes,
+                 len(item.volumes), '' if len(item.volumes) == 1 else 's')
         handoff.write_status(self.root, name, self._status(
             item, 'processing'))
         try:

@@ -53,15 +53,18 @@ class ReceiverRun(command.Command):
     sizes and sha512 and the plan itself, prechecks the destination
     (nothing is created when a check fails), rebuilds the server's network
     world (networks, subnets, routers, security groups, ports with their
-    fixed IPs and MAC addresses, floating IPs), uploads the image verifying
-    its size and sha512 (a mismatch deletes it), boots the server and
-    verifies it is ACTIVE on its fixed IPs. It then writes status.json into
+    fixed IPs and MAC addresses, floating IPs), uploads the image and each
+    volume's file verifying size and sha512 (a mismatch deletes it),
+    creates the volumes from them (with the volume types the source
+    mapped), boots the server with the same block device mapping and
+    verifies it is ACTIVE on its fixed IPs with its volumes attached in
+    order. It then writes status.json into
     the item (state and reason, for the source side) and moves the item to
     done/ or failed/ under the watch directory.
 
     Every step finds its earlier effect again (journal, tags, image
     properties), so an item interrupted by a crash is finished at the next
-    start without a duplicate image, port or server. On SIGTERM/SIGINT the
+    start without a duplicate image, volume, port or server. On SIGTERM/SIGINT the
     receiver takes no new item, lets the items in flight finish and exits
     0; a second signal exits at once and leaves them to the next start.
     """

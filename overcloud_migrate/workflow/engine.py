@@ -19,6 +19,7 @@ from taskflow.persistence import models
 from overcloud_migrate import journal as journal_mod
 from overcloud_migrate.workflow import images as image_tasks
 from overcloud_migrate.workflow import tasks
+from overcloud_migrate.workflow import volume_handoff
 from overcloud_migrate.workflow import volumes
 from overcloud_migrate.workflow import warm
 
@@ -86,32 +87,52 @@ def server_flow(ctx):
     if ctx.warm == warm.CUTOVER:
         return warm.cutover_flow(ctx)
     flow = linear_flow.Flow('server-%s' % ctx.server.id)
+    image_booted = ctx.server.boot_source != 'volume'
     if ctx.item is not None:
-        # The Receiver: the image is already in a handoff item.
-        flow.add(image_tasks.UploadImage(ctx), tasks.BootServer(ctx),
-                 tasks.Verify(ctx))
+        # The Receiver: the image and the volumes are in a handoff item.
+        if image_booted:
+            flow.add(image_tasks.UploadImage(ctx))
+        _add_volumes(flow, ctx, volume_handoff.IN_THE_RECEIVER)
+        flow.add(tasks.BootServer(ctx), tasks.Verify(ctx))
+        _add_volumes(flow, ctx, None, after_boot=True)
         return flow
     if ctx.handoff:
         # migrate --handoff: the Receiver does the rest at the destination.
-        flow.add(tasks.StopSource(ctx), tasks.Snapshot(ctx),
-                 image_tasks.HandOff(ctx))
+        flow.add(tasks.StopSource(ctx))
+        if image_booted:
+            flow.add(tasks.Snapshot(ctx))
+        _add_volumes(flow, ctx, volume_handoff.AT_THE_SOURCE)
+        flow.add(image_tasks.HandOff(ctx))
+        if ctx.server.volumes:
+            flow.add(volumes.CleanVolumes(ctx))
         return flow
     flow.add(tasks.StopSource(ctx))
-    if ctx.server.boot_source != 'volume':
+    if image_booted:
         flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
-    if ctx.server.volumes:
-        flow.add(*(warm.share_tasks(ctx) if ctx.volume_shares
-                   else volumes.volume_tasks(ctx)))
+    _add_volumes(flow, ctx, None)
     flow.add(tasks.BootServer(ctx), tasks.Verify(ctx))
-    if ctx.server.volumes:
-        flow.add(volumes.VerifyVolumes(ctx),
-                 warm.ForgetSyncs(ctx) if ctx.volume_shares
-                 else volumes.CleanVolumes(ctx))
-    if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':
+    _add_volumes(flow, ctx, None, after_boot=True)
+    if not ctx.keep_source_snapshots and image_booted:
         flow.add(tasks.CleanSourceSnapshots(ctx))
     if ctx.delete_source:
         flow.add(tasks.DeleteSource(ctx))
     return flow
+
+
+def _add_volumes(flow, ctx, steps, after_boot=False):
+    """The volume tasks of ``ctx.server`` (``steps`` of each volume), or,
+    ``after_boot``, their check and clean-up; nothing without volumes."""
+    if not ctx.server.volumes:
+        return
+    if after_boot:
+        flow.add(volumes.VerifyVolumes(ctx),
+                 warm.ForgetSyncs(ctx) if ctx.volume_shares
+                 else volumes.CleanVolumes(ctx))
+    elif ctx.volume_shares and steps is None:
+        # the transport reaches both Cinder shares: one sync round each
+        flow.add(*warm.share_tasks(ctx))
+    else:
+        flow.add(*volumes.volume_tasks(ctx, steps))
 
 
 def run_servers(contexts, journal_url, migration_id, parallel=1,

@@ -193,9 +193,10 @@ def _mark_migrated(job, todo):
         found[server.id] = existing.id
         if job.warm or job.settings.volume_shares:
             warm.forget(server_context(job, server, {}))
-        elif server.volumes and job.source is not None:
+        elif server.volumes:
             # A run killed after the boot: what its volumes' copy left
-            # (snapshots, temporary volumes, images) goes now.
+            # (snapshots, temporary volumes, images; the Receiver: its
+            # destination images) goes now.
             volumes.clean_temporaries(server_context(job, server, {}),
                                       [a.volume_id for a in server.volumes])
     return found

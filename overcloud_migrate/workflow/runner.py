@@ -285,6 +285,9 @@ class Run:
             self.plan, None, self.journal, self.source_key, self.dest_key,
             False, source=self.source)
         problems.servers()
+        # the source side of the volumes' copy (the Receiver checks the
+        # destination's room)
+        problems.source_volume_quota()
         if problems.problems:
             raise PrecheckFailed(problems.problems)
         if self.options.dry_run:

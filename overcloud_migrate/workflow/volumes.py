@@ -560,12 +560,17 @@ class CleanVolumes(tasks.Phase):
 
 
 def clean_temporaries(ctx, volume_ids):
-    """What the data path of ``volume_ids`` left on the way (idempotent)."""
+    """What the data path of ``volume_ids`` left on the way (idempotent):
+    the destination images, and the source snapshots, temporary volumes
+    and images; a side the context has no connection to (``migrate
+    --handoff`` has no destination, the Receiver no source) is skipped."""
     source, dest, migration_id = ctx.source, ctx.dest, ctx.migration_id
     wanted = set(volume_ids)
-    for image in tasks.marked_images(dest, migration_id):
+    for image in tasks.marked_images(dest, migration_id) if dest else ():
         if (image.properties or {}).get(PROP_SOURCE_VOLUME) in wanted:
             dest.image.delete_image(image, ignore_missing=True)
+    if source is None:
+        return
     for volume_id in volume_ids:
         delete_images(source, source_images(source, migration_id, volume_id))
     for volume in marked_volumes(source, migration_id,
@@ -578,11 +583,12 @@ def clean_temporaries(ctx, volume_ids):
             delete_snapshot(source, snapshot, ctx.timeout)
 
 
-def volume_tasks(ctx):
-    """The five tasks of each volume of ``ctx.server``, volume by volume."""
+def volume_tasks(ctx, steps=None):
+    """The tasks of each volume of ``ctx.server``, volume by volume:
+    ``steps`` (task classes, in order) or the cold path's five."""
     found = []
     for attachment in ctx.server.volumes:
-        for cls in (SnapshotVolume, CloneVolume, UploadVolume,
-                    TransferVolumeImage, CreateVolume):
+        for cls in steps or (SnapshotVolume, CloneVolume, UploadVolume,
+                             TransferVolumeImage, CreateVolume):
             found.append(cls(ctx, attachment.volume_id))
     return found

@@ -19,10 +19,10 @@ import re
 import subprocess
 import sysconfig
 
-import openstack
 import pytest
 
 from overcloud_devcloud import scenario
+from tests.functional import helpers
 
 BIN = sysconfig.get_path('scripts')
 #: sets the destination's Cinder quotas, and cleans and counts every
@@ -30,7 +30,6 @@ BIN = sysconfig.get_path('scripts')
 #: use the bed meanwhile (their in-flight snapshots carry the same marker)
 BED_ACCESS = 'exclusive'
 OPENSTACK = os.path.join(BIN, 'openstack')
-DEVCLOUD = os.path.join(BIN, 'overcloud-devcloud')
 PREFIX = 'mv'
 SERVERS = ['%s-db' % PREFIX, '%s-app' % PREFIX]
 GOLD = 'mv-gold'
@@ -41,26 +40,9 @@ MARK = 'om_migration'
 
 @pytest.fixture(scope='module')
 def clouds(devcloud):
-    src = openstack.connect(cloud='devcloud-a')
-    dst = openstack.connect(cloud='devcloud-b')
-    for conn in (src, dst):
-        _clean(conn)
-    if dst.block_storage.find_type(GOLD) is None:
-        dst.block_storage.create_type(name=GOLD)
-    project = scenario.build(src, PREFIX, volumes=True, wait=WAIT)
-    # Data the guests wrote: some blocks of every volume.
-    for tier in ('db', 'app'):
-        for volume in project.volumes[tier]:
-            subprocess.run([DEVCLOUD, 'guest', 'write',
-                            project.servers[tier].id, '--volume', volume.id,
-                            '--percent', '3', '--seed', volume.name or 'x'],
-                           check=True, capture_output=True, timeout=300)
-    yield src, dst, project, devcloud.layout
-    for conn in (dst, src):
-        _clean(conn)
-    gold = dst.block_storage.find_type(GOLD)
-    if gold is not None:
-        dst.block_storage.delete_type(gold)
+    with helpers.volume_project(devcloud.layout, PREFIX, GOLD, _clean,
+                                WAIT) as found:
+        yield found
 
 
 def _clean(conn):
@@ -80,27 +62,7 @@ def _clean(conn):
 
 
 def _delete_volume(conn, volume):
-    storage = conn.block_storage
-    volume = storage.get_volume(volume)
-    if volume.status == 'in-use' and not volume.attachments:
-        storage.reset_volume_status(volume, status='available',
-                                    attach_status='detached',
-                                    migration_status=None)
-    storage.delete_volume(volume, ignore_missing=True, cascade=True)
-    storage.wait_for_delete(volume, wait=WAIT)
-
-
-def active_file(layout, cloud, volume_id):
-    """The file a volume's bytes are read from: after an in-use snapshot
-    (and its merge) Cinder's NFS driver may keep them in an overlay that
-    its ``.info`` file names; else the base file."""
-    base = layout.volume_file(cloud, volume_id)
-    info = base.with_name(base.name + '.info')
-    if info.exists():
-        active = json.loads(info.read_text()).get('active')
-        if active:
-            return base.with_name(active)
-    return base
+    helpers.delete_volume(conn, volume, WAIT)
 
 
 def run(journal, *args, fault=None):
@@ -334,35 +296,10 @@ def test_volumes_move_byte_identical_through_a_kill_in_every_phase(
 
     addresses = {'db': ['10.10.2.20'], 'app': ['10.10.2.10']}
     for tier in ('db', 'app'):
-        dest_server = dst.compute.get_server(
-            servers['%s-%s' % (PREFIX, tier)]['Destination ID'])
-        assert dest_server.status == 'ACTIVE'
-        assert sorted(a['addr'] for v in dest_server.addresses.values()
-                      for a in v if a['OS-EXT-IPS:type'] == 'fixed') == \
-            addresses[tier]
-        attached = sorted(dst.compute.volume_attachments(dest_server),
-                          key=lambda a: (len(a.device or ''), a.device or ''))
-        sources = project.volumes[tier]
-        assert [a.volume_id for a in attached] == [
-            copies[v.id][0].id for v in sources]
-        for source, attachment in zip(sources, attached):
-            copy = dst.block_storage.get_volume(attachment.volume_id)
-            assert copy.size == source.size
-            assert bool(copy.is_bootable) == bool(source.is_bootable)
-            assert copy.volume_type == (GOLD if source.volume_type == 'fast'
-                                        else source.volume_type)
-            assert (copy.name or '') == (source.name or '')
-            assert {k: v for k, v in copy.metadata.items()
-                    if not k.startswith('om_')} == source.metadata
-            # The bytes, compared on the two shares.
-            compare = subprocess.run(
-                ['qemu-img', 'compare', '-U',
-                 str(active_file(layout, 'devcloud-a', source.id)),
-                 str(active_file(layout, 'devcloud-b', copy.id))],
-                capture_output=True, text=True,
-                cwd=str(layout.volume_share('devcloud-a')))
-            assert compare.returncode == 0, (source.name, compare.stdout,
-                                             compare.stderr)
+        dest_server = helpers.check_copy_with_volumes(
+            dst, layout, servers['%s-%s' % (PREFIX, tier)]['Destination ID'],
+            addresses[tier], project.volumes[tier],
+            {v: found[0].id for v, found in copies.items()}, {'fast': GOLD})
         if tier == 'db':
             assert dest_server.image in (None, '', {}) or \
                 not dest_server.image.get('id')

@@ -79,3 +79,24 @@ def test_the_driver_maps_the_share_to_its_directory(tmp_path):
     driver._ensure_share_mounted(share)
     assert (tmp_path / 'volumes').is_dir()
     assert driver.driver_volume_type == 'local'
+
+
+def test_the_driver_reports_multiattach_so_such_volumes_can_be_made():
+    """Cinder's scheduler places a volume of a multi-attach type only on a
+    backend whose stats say ``multiattach``."""
+    from unittest import mock
+
+    from cinder.volume.drivers import nfs
+
+    from overcloud_devcloud import cinder_nfs
+
+    def stats(driver):
+        driver._stats = {'volume_backend_name': 'nfs'}
+
+    driver = cinder_nfs.LocalShareNfsDriver.__new__(
+        cinder_nfs.LocalShareNfsDriver)
+    with mock.patch.object(nfs.NfsDriver, '_update_volume_stats',
+                           autospec=True, side_effect=stats):
+        driver._update_volume_stats()
+    assert driver._stats == {'volume_backend_name': 'nfs',
+                             'multiattach': True}

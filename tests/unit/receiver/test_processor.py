@@ -58,3 +58,15 @@ def test_a_damaged_item_fails_with_its_reason_and_no_cloud_call(
     # what the marker says is kept for the source side
     assert status['server_id'] == 'v1' and status['migration_id'] == 'm1'
     assert processor.journal.migrations() == []
+
+
+def test_a_volume_item_with_a_truncated_volume_fails_with_no_cloud_call(
+        processor):
+    root = pathlib.Path(processor.root)
+    item = test_handoff.write_volume_item(root)
+    (item / 'volume-data.qcow2').write_bytes(b'cut')
+    assert processor.process('m1-v1') == 'failed'
+    status = json.loads((root / 'failed' / 'm1-v1' / 'status.json')
+                        .read_text())
+    assert 'volume-data.qcow2 has 3 bytes' in status['reason']
+    assert processor.journal.migrations() == []
