@@ -445,13 +445,7 @@ class DtnTransport(base.Transport):
                 if progress is not None:
                     progress(current.get('bytes_done') or 0, count)
 
-            try:
-                done = client.wait_transfer(row['id'], timeout=timeout,
-                                            interval=self.poll_interval,
-                                            progress=report)
-            except dtn_client.WaitTimeout:
-                self._cancel(client, row['id'])
-                raise
+            done = self._follow(client, row['id'], timeout, report)
         except dtn_client.DTNClientError as exc:
             raise base.TransportError(
                 'DTN %s to DTN %s (through %s): %s'
@@ -472,6 +466,16 @@ class DtnTransport(base.Transport):
                          'run.', row['id'])
                 return row
         return None
+
+    def _follow(self, client, transfer_id, timeout, report):
+        """Wait for a transfer or sync; cancel it when the wait times out."""
+        try:
+            return client.wait_transfer(transfer_id, timeout=timeout,
+                                        interval=self.poll_interval,
+                                        progress=report)
+        except dtn_client.WaitTimeout:
+            self._cancel(client, transfer_id)
+            raise
 
     @staticmethod
     def _cancel(client, transfer_id):
@@ -562,14 +566,8 @@ class DtnTransport(base.Transport):
                     progress(current.get('bytes_done') or 0,
                              current.get('size'))
 
-            try:
-                done = client.wait_transfer(row['id'],
-                                            timeout=self.transfer_timeout,
-                                            interval=self.poll_interval,
-                                            progress=report)
-            except dtn_client.WaitTimeout:
-                self._cancel(client, row['id'])
-                raise
+            done = self._follow(client, row['id'], self.transfer_timeout,
+                                report)
         except dtn_client.DTNClientError as exc:
             raise base.TransportError(
                 'Syncing %s into %s:%s (through %s): %s'

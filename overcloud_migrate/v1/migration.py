@@ -180,54 +180,15 @@ class _CloudsCommand(command.Command):
         return journal, record, source, source_id, dest, dest_id
 
 
-class ResumeMigration(report.ReportThenFail, command.Lister,
-                      _CloudsCommand):
-    """Finish an interrupted migration without redoing finished steps.
-
-    Every step finds its earlier effect (network resources by tag, the
-    snapshot and the destination image by their properties, the server by
-    its tag), so nothing is created twice.
-    """
+class _RecordedRun(report.ReportThenFail, command.Lister, _CloudsCommand):
+    """Shared: run a recorded migration further (resume, sync, cutover)
+    with the options its journal holds; the report as `migrate` prints
+    it, a non-zero exit when a server failed."""
 
     def get_parser(self, prog_name):
         return _CloudsCommand.get_parser(self, prog_name)
 
-    def take_action(self, parsed_args):
-        try:
-            journal, record, source, source_id, dest, dest_id = \
-                self._open(parsed_args)
-            if record.state in journal_mod.FINISHED:
-                raise exceptions.CommandError(
-                    'Migration %s is %s: nothing to resume.'
-                    % (record.id, record.state))
-            saved = json.loads(record.options or '{}')
-            run_options = runner.Options(**{
-                k: v for k, v in saved.items()
-                if k in runner.Options.__dataclass_fields__})
-            run = runner.Run(runner.load_plan(record), source, dest,
-                             source_id, dest_id, journal, run_options,
-                             progress=progress.say)
-            outcome = run.resume(record.id)
-        except om_exceptions.OvercloudMigrateError as exc:
-            raise exceptions.CommandError(str(exc))
-        self.outcome = outcome
-        return (constants.MIGRATE_COLUMNS,
-                columns.migrate_rows(outcome.records))
-
-
-class _WarmStep(report.ReportThenFail, command.Lister, _CloudsCommand):
-    """Shared: a step of a warm migration, on some or all of its servers."""
-
-    def get_parser(self, prog_name):
-        parser = _CloudsCommand.get_parser(self, prog_name)
-        parser.add_argument(
-            '--server', metavar='<server>', action='append', default=[],
-            dest='servers',
-            help='Only this server of the migration (name or ID; repeat for '
-                 'more; default: every server not cut over yet)')
-        return parser
-
-    def step(self, run, migration_id, servers):
+    def step(self, run, record, parsed_args):
         raise NotImplementedError
 
     def take_action(self, parsed_args):
@@ -242,12 +203,41 @@ class _WarmStep(report.ReportThenFail, command.Lister, _CloudsCommand):
                              source_id, dest_id, journal, run_options,
                              progress=progress.say,
                              progress_bar=progress.bar_factory())
-            outcome = self.step(run, record.id, parsed_args.servers)
+            outcome = self.step(run, record, parsed_args)
         except om_exceptions.OvercloudMigrateError as exc:
             raise exceptions.CommandError(str(exc))
         self.outcome = outcome
         return (constants.MIGRATE_COLUMNS,
                 columns.migrate_rows(outcome.records))
+
+
+class ResumeMigration(_RecordedRun):
+    """Finish an interrupted migration without redoing finished steps.
+
+    Every step finds its earlier effect (network resources by tag, the
+    snapshot and the destination image by their properties, the server by
+    its tag), so nothing is created twice.
+    """
+
+    def step(self, run, record, parsed_args):
+        if record.state in journal_mod.FINISHED:
+            raise exceptions.CommandError(
+                'Migration %s is %s: nothing to resume.'
+                % (record.id, record.state))
+        return run.resume(record.id)
+
+
+class _WarmStep(_RecordedRun):
+    """Shared: a step of a warm migration, on some or all of its servers."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--server', metavar='<server>', action='append', default=[],
+            dest='servers',
+            help='Only this server of the migration (name or ID; repeat for '
+                 'more; default: every server not cut over yet)')
+        return parser
 
 
 class SyncMigration(_WarmStep):
@@ -259,8 +249,8 @@ class SyncMigration(_WarmStep):
     stops the migration with a sentence naming the change.
     """
 
-    def step(self, run, migration_id, servers):
-        return run.sync(migration_id, servers)
+    def step(self, run, record, parsed_args):
+        return run.sync(record.id, parsed_args.servers)
 
 
 class CutoverMigration(_WarmStep):
@@ -273,8 +263,8 @@ class CutoverMigration(_WarmStep):
     another try. Refused for a server that never finished a sync round.
     """
 
-    def step(self, run, migration_id, servers):
-        return run.cutover(migration_id, servers)
+    def step(self, run, record, parsed_args):
+        return run.cutover(record.id, parsed_args.servers)
 
 
 class AbortMigration(command.Command):
