@@ -203,9 +203,12 @@ class PrepareVolume(volumes.VolumePhase):
             self.refuse(
                 'has %d snapshot%s at the source (%s): on a file share its '
                 'data then live in a chain of files that a sync does not '
-                'read; delete them, or migrate it without --warm.' % (
+                'read; delete them, or migrate it %s.' % (
                     len(snapshots), '' if len(snapshots) == 1 else 's',
-                    ', '.join(snapshots)))
+                    ', '.join(snapshots),
+                    'without --warm' if ctx.warm else
+                    'without --dtn-source-volumes and --dtn-dest-volumes '
+                    '(through the Cinder and Glance APIs)'))
         return self.detached_copy()
 
     def detached_copy(self):
