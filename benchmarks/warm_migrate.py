@@ -17,9 +17,15 @@ size, filled with random bytes (``overcloud-devcloud guest write --percent
 
 cold
     ``openstack overcloud migrate --transport dtn --dtn-mover builtin``
-    without the Cinder shares: stop, in-use snapshot, temporary volume,
-    upload to the source Glance, staged on the source DTN, across the link,
-    into the destination Glance, volume from the image, boot;
+    with the Cinder shares (our fastest cold path): stop, an empty volume
+    at the destination, one DTN round moves every block across the link
+    into it, boot;
+cold-api (only at --api-sizes)
+    the same without the shares, through Cinder's and Glance's APIs: stop,
+    in-use snapshot, temporary volume, upload to the source Glance (random
+    data does not shrink in qcow2, so it is uploaded again raw), staged on
+    the source DTN, across the link, into the destination Glance, volume
+    from the image, boot;
 warm
     ``migrate --warm`` (the first sync round while it runs), a guest write
     of --changed-mib MiB, ``migration sync`` (a second round), another guest
@@ -176,8 +182,9 @@ def overcloud(journal, *args):
                           capture_output=True, text=True, env=env,
                           timeout=TIMEOUT)
     if done.returncode:
-        raise SystemExit('openstack overcloud %s failed:\n%s'
-                         % (' '.join(args[:2]), done.stderr[-3000:]))
+        raise SystemExit('openstack overcloud %s failed (journal %s):\n%s\n%s'
+                         % (' '.join(args[:2]), journal, done.stdout[-3000:],
+                            done.stderr[-3000:]))
     return done.stdout
 
 
@@ -200,7 +207,10 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix='warm-bench-',
                                      dir=args.workdir)
         os.chmod(self.work, 0o755)
-        self.journal = 'sqlite:///%s' % os.path.join(self.work, 'j.sqlite')
+        # kept after the run: `openstack overcloud migration show` reads it
+        self.journal = 'sqlite:///%s' % os.path.join(
+            args.workdir or tempfile.gettempdir(),
+            'warm-bench-%d.sqlite' % os.getpid())
 
     # -- the world ---------------------------------------------------------
 
@@ -261,10 +271,10 @@ class Bench:
                                       '-f', 'json'))
         return listed[-1]['ID']
 
-    def cold(self, server):
+    def cold(self, server, shares=True):
         out = overcloud(self.journal, 'migrate', server.name,
                         '--dest-cloud', 'devcloud-b', '-f', 'json',
-                        *self.dtn_options(False))
+                        *self.dtn_options(shares))
         row = self.row(out)
         overcloud(self.journal, 'migration', 'rollback', self.migration())
         return {'downtime': row['Downtime'], 'phases': row['Phases']}
@@ -317,6 +327,8 @@ class Bench:
                     percent = 100.0 * changed_bytes / (size * GIB)
                     results[size] = {'cold': self.cold(server),
                                      'warm': self.warm(server, percent)}
+                    if size in args.api_sizes:
+                        results[size]['cold-api'] = self.cold(server, False)
                 finally:
                     self.drop_server(server)
                 self.report_size(size, results[size])
@@ -342,6 +354,11 @@ class Bench:
                   warm['changed'], warm['crossed'] / warm['changed']))
         self.phases('cold', cold['phases'])
         self.phases('warm', warm['phases'])
+        api = result.get('cold-api')
+        if api:
+            print('  cold through the APIs: downtime %.1f s, warm/that %.2f'
+                  % (api['downtime'], warm['downtime'] / api['downtime']))
+            self.phases('api', api['phases'])
         sys.stdout.flush()
 
     def report(self, results):
@@ -387,6 +404,11 @@ def main(argv=None):
                         help='MiB the guest changes after the last round '
                              '(and between the two rounds) at every size '
                              '(default: 82, 2%% of 4 GiB)')
+    parser.add_argument('--api-sizes', default='4',
+                        type=lambda v: [int(x) for x in v.split(',') if x],
+                        help='Sizes (GiB) at which the cold migration '
+                             'through the APIs runs too (default: 4; empty: '
+                             'none)')
     parser.add_argument('--rate', default='1gbit',
                         help='tc tbf rate of the link (default: 1gbit)')
     parser.add_argument('--workdir', default=None,

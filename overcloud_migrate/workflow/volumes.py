@@ -67,6 +67,7 @@ from overcloud_migrate.workflow.volume_marks import (  # noqa: F401
     marked_snapshots,
     root_copy_key,
     root_volume,
+    GIB,
     marked_volumes,
     markers,
     result_name,
@@ -319,14 +320,37 @@ class UploadVolume(VolumePhase):
         if usable:
             image_id = usable[0].id
         else:
-            self.say_volume('uploading to a %s image' % DISK_FORMAT)
-            try:
-                reply = conn.block_storage.upload_volume_to_image(
-                    upload_from, name, disk_format=DISK_FORMAT,
-                    container_format='bare')
-            except sdk_exc.SDKException as exc:
-                self.fail('Uploading ' + self.label, exc)
-            image_id = reply['image_id']
+            image_id = self._upload(upload_from, name, DISK_FORMAT)
+        image = self._settled_image(image_id, upload_from)
+        if image.disk_format != 'raw' and \
+                (image.size or 0) > self.volume.size * GIB:
+            # Data that does not compress: qcow2's own tables make the
+            # image larger than the volume, and Cinder refuses to make a
+            # volume of that size from it.  A raw image is the volume's
+            # size exactly.
+            self.say_volume('the %s image is larger than the volume (%d '
+                            'bytes): uploading it raw' % (image.disk_format,
+                                                         image.size))
+            delete_images(conn, [image])
+            image = self._settled_image(
+                self._upload(upload_from, name, 'raw'), upload_from)
+        return image.id
+
+    def _upload(self, upload_from, name, disk_format):
+        """Ask Cinder to upload the volume; the new image's ID."""
+        self.say_volume('uploading to a %s image' % disk_format)
+        try:
+            reply = self.ctx.source.block_storage.upload_volume_to_image(
+                upload_from, name, disk_format=disk_format,
+                container_format='bare')
+        except sdk_exc.SDKException as exc:
+            self.fail('Uploading ' + self.label, exc)
+        return reply['image_id']
+
+    def _settled_image(self, image_id, upload_from):
+        """The image once active and marked, the volume let go."""
+        ctx = self.ctx
+        conn = ctx.source
         try:
             conn.image.update_image(image_id, **{
                 PROP_MIGRATION: ctx.migration_id,
@@ -351,7 +375,7 @@ class UploadVolume(VolumePhase):
                         '(%s) is %s.' % (upload_from, settled.status
                                          if settled else 'gone'))
         self.source_volume()
-        return image.id
+        return image
 
     def revert(self, *args, **kwargs):
         ctx = self.ctx
