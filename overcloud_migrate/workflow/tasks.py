@@ -16,8 +16,9 @@ verify) at the destination use the same tasks.
 Test hook: ``OVERCLOUD_MIGRATE_FAULT`` may hold ``kill:before:<task>`` or
 ``kill:after:<task>`` (the process dies with exit status 137 at that point,
 as with kill -9; the tasks are stop, snapshot, transfer, handoff, upload,
-boot, verify, clean-source, delete-source) and ``transfer:corrupt`` (see
-transports.base).
+boot, verify, clean-source, delete-source, the volume phases, and warm
+migration's check-source, volume-prepare, root-snapshot, sync, final-sync
+and forget-syncs) and ``transfer:corrupt`` (see transports.base).
 """
 
 import dataclasses
