@@ -243,6 +243,25 @@ class Bench:
         guest_write(server.id, 100, 'fill', block_size=4 * MIB)
         return server
 
+    def clean(self):
+        """What this benchmark (or an interrupted run of it) left in
+        either cloud: servers, their volumes, ports and the network."""
+        for conn in (self.dst, self.src):
+            for server in list(conn.compute.servers()):
+                if server.name.startswith(PREFIX):
+                    conn.compute.delete_server(server)
+                    conn.compute.wait_for_delete(server, wait=TIMEOUT)
+            for volume in list(conn.block_storage.volumes()):
+                if (volume.metadata or {}).get('om_migration') and \
+                        volume.status == 'available' and \
+                        (volume.name or '').startswith(PREFIX):
+                    conn.block_storage.delete_volume(volume)
+            network = conn.network.find_network(PREFIX + '-net')
+            if network is not None:
+                for port in list(conn.network.ports(network_id=network.id)):
+                    conn.network.delete_port(port)
+                conn.network.delete_network(network)
+
     def drop_server(self, server):
         self.src.compute.delete_server(server, ignore_missing=True)
         self.src.compute.wait_for_delete(server, wait=TIMEOUT)
@@ -303,6 +322,7 @@ class Bench:
         data_token = os.path.join(self.work, 'data-token')
         with open(data_token, 'w') as handle:
             handle.write(secrets.token_urlsafe(24) + '\n')
+        self.clean()
         self.link = Link(args.rate)
         self.sites = []
         try:
@@ -337,6 +357,7 @@ class Bench:
             for site in self.sites:
                 site.stop()
             self.link.close()
+            self.clean()
             shutil.rmtree(self.work, ignore_errors=True)
 
     @staticmethod
