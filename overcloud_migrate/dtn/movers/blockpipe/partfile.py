@@ -5,6 +5,16 @@ directory, itself reached from the export root one component at a time with
 ``O_NOFOLLOW`` (:func:`overcloud_migrate.dtn.paths.split_beneath`): a
 directory swapped for a symlink after the path check leads nowhere.
 
+Writes: the chunk data goes to the disk with ``O_DIRECT`` (a second
+descriptor of the same open ``.part``, :func:`_open_direct`) wherever
+offset, length and buffer are block-aligned, which is every byte but the
+file's unaligned tail: no copy into the page cache, and no page-cache
+writeback for the receiving process to pay for (on an ext4 disk a
+buffered write plus its later ``fdatasync`` cost it about ten times the
+CPU of the same write with ``O_DIRECT``).  Where ``O_DIRECT`` is refused
+(some file systems), writes are buffered and their writeback is started
+at once.
+
 Durability: ``<name>.part.state`` lists the chunks known good.  A chunk
 enters it only after its data went through ``fdatasync``; that happens in
 :meth:`Incoming.flush_state`, which the receiver calls from a background
@@ -14,6 +24,7 @@ fsyncs the file, renames it and fsyncs the directory: what a commit reports
 is on disk.
 """
 
+import ctypes
 import errno
 import json
 import logging
@@ -37,6 +48,44 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
 LOG = logging.getLogger(__name__)
 
 _SYNC_FILE_RANGE_WRITE = 2
+#: O_DIRECT needs offsets, lengths and buffer addresses aligned to the
+#: device's logical block: a page is a multiple of every such block
+DIRECT_ALIGN = 4096
+
+
+def _open_direct(fd):
+    """A second descriptor of the file ``fd`` with O_DIRECT, or None.
+
+    Reopened through ``/proc/self/fd`` (the same inode, whatever its name
+    points to by now) and checked to be that inode.
+    """
+    flag = getattr(os, 'O_DIRECT', 0)
+    if not flag:
+        return None
+    try:
+        direct = os.open('/proc/self/fd/%d' % fd,
+                         os.O_WRONLY | os.O_CLOEXEC | flag)
+    except OSError:
+        return None
+    mine, theirs = os.fstat(fd), os.fstat(direct)
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        os.close(direct)
+        return None
+    return direct
+
+
+def _address(view):
+    """Address of a writable buffer's first byte; None if not known."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(view))
+    except (TypeError, ValueError):
+        return None
+
+
+def _pwrite_all(fd, data, offset):
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
 
 
 def _start_writeback(fd, offset, length):
@@ -54,7 +103,8 @@ def _start_writeback(fd, offset, length):
 class Incoming:
     """One destination file being written (shared by its connections)."""
 
-    def __init__(self, root, relative, size, chunk_size, identity):
+    def __init__(self, root, relative, size, chunk_size, identity,
+                 direct_io=True):
         self.root = root
         self.relative = relative
         self.final = posixpath.join(root, relative)   # for messages only
@@ -70,6 +120,8 @@ class Incoming:
         self.refs = 0
         self.fd = None
         self.dir_fd = None
+        self.direct_io = direct_io
+        self.direct_fd = None     # the .part again, with O_DIRECT
         self.name = None
         self.good = bytearray(self.nchunks)
         self.finished = False     # committed, failed or discarded
@@ -108,6 +160,8 @@ class Incoming:
             os.ftruncate(self.fd, 0)
             os.ftruncate(self.fd, self.size)
             self.flush_state(force=True)
+        if self.direct_io:
+            self.direct_fd = _open_direct(self.fd)
 
     def allocated(self):
         """Bytes the .part holds on disk now (for a resume's quota)."""
@@ -186,11 +240,36 @@ class Incoming:
         # while the holder copies; waiting here sleeps instead.
         with self.write_lock:
             for offset, part in parts:
-                done = 0
-                while done < len(part):
-                    done += os.pwrite(self.fd, part[done:], offset + done)
-        for offset, part in parts:
-            _start_writeback(self.fd, offset, len(part))
+                self._write_part(offset, part)
+
+    def _write_part(self, offset, part):
+        """The aligned bulk with O_DIRECT, whatever is left buffered."""
+        direct = 0
+        if (self.direct_fd is not None and offset % DIRECT_ALIGN == 0
+                and len(part) >= DIRECT_ALIGN):
+            address = _address(part)
+            if address is not None and address % DIRECT_ALIGN == 0:
+                direct = len(part) - len(part) % DIRECT_ALIGN
+        if direct:
+            try:
+                _pwrite_all(self.direct_fd, part[:direct], offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # This file system takes O_DIRECT opens but not these
+                # writes: buffered from now on (the range is rewritten).
+                LOG.info('%s: O_DIRECT writes refused (%s); buffered from '
+                         'now on', self.part, exc)
+                self._close_direct()
+                direct = 0
+        if direct < len(part):
+            _pwrite_all(self.fd, part[direct:], offset + direct)
+            _start_writeback(self.fd, offset + direct, len(part) - direct)
+
+    def _close_direct(self):
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
+            self.direct_fd = None
 
     def mark_good(self, index):
         with self.lock:
@@ -226,6 +305,7 @@ class Incoming:
         os.fsync(self.dir_fd)
 
     def close_fd(self):
+        self._close_direct()
         for attr in ('fd', 'dir_fd'):
             fd = getattr(self, attr)
             if fd is not None:
