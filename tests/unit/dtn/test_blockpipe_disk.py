@@ -3,7 +3,11 @@ the aligned bulk, buffered for the rest, and durable before it says so."""
 
 import errno
 import fcntl
+import json
 import os
+import stat
+import threading
+import time
 
 import pytest
 
@@ -119,3 +123,93 @@ def test_a_failing_direct_write_fails_the_transfer_cleanly(tmp_path, dest,
                            match='Input/output error'):
             _send(source, recv, rel='random.bin', retries=0)
     assert sorted(p.name for p in dest.iterdir()) == []
+def test_journal_lists_only_synced_chunks_and_commit_syncs_first(
+        tmp_path, dest, monkeypatch):
+    """Durability with O_DIRECT as before: a chunk enters the resume
+    journal only after an fdatasync that began after its data was written,
+    and the commit answers only after fsync of the file, then its rename,
+    then fsync of the directory."""
+    lock = threading.Lock()
+    written = set()          # chunks whose data write has returned
+    synced = set()           # chunks covered by a completed fdatasync
+    unsynced_in_journal = []
+    journaled = [0]
+    events = []
+    real_pwrite, real_fdatasync = os.pwrite, os.fdatasync
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def pwrite(fd, data, offset):
+        n = real_pwrite(fd, data, offset)
+        with lock:
+            written.add(offset // CHUNK)
+        return n
+
+    def fdatasync(fd):
+        with lock:
+            covered = set(written)
+        real_fdatasync(fd)
+        with lock:
+            synced.update(covered)
+
+    def fsync(fd):
+        real_fsync(fd)
+        kind = 'dir' if stat.S_ISDIR(os.fstat(fd).st_mode) else 'file'
+        events.append(('fsync', kind))
+
+    def replace(src, dst, **kwargs):
+        real_replace(src, dst, **kwargs)
+        events.append(('replace', dst))
+        if dst.endswith('.part.state'):
+            body = json.loads((dest / dst).read_text())
+            good = partfile._decode_bitmap(body['good'], 16)
+            journaled.append(sum(good))
+            with lock:
+                unsynced_in_journal.extend(
+                    i for i in range(16) if good[i] and i not in synced)
+
+    monkeypatch.setattr(os, 'pwrite', pwrite)
+    monkeypatch.setattr(os, 'fdatasync', fdatasync)
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    source = tmp_path / 'random.bin'
+    source.write_bytes(os.urandom(16 * CHUNK))
+    # stop after some chunks: the journal is saved with chunks in it
+    with _receiver(dest) as recv:
+        with pytest.raises(base.MoverError, match='lost'):
+            _send(source, recv, rel='random.bin', streams=3,
+                  faults=blockpipe.Faults(stop_after_acks=7))
+        # the receiver notices the sender went away and saves its journal
+        deadline = time.monotonic() + 30
+        while recv._transfers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _send(source, recv, rel='random.bin', streams=3)
+    assert max(journaled) >= 7        # the journal did list chunks
+    assert unsynced_in_journal == []
+    assert (dest / 'random.bin').read_bytes() == source.read_bytes()
+    assert events[-3:] == [('fsync', 'file'), ('replace', 'random.bin'),
+                           ('fsync', 'dir')]
+
+
+def test_a_chunk_written_again_takes_no_more_quota(tmp_path):
+    """A resent chunk (lost acknowledgement, resumed sender) overwrites its
+    own blocks: the quota counts what the file holds, so the transfer goes
+    on; data beyond the declared amount is still refused."""
+    chunk = 1024 * 1024
+    incoming = partfile.Incoming(str(tmp_path), 'disk.img', 64 * chunk,
+                                 chunk, 'id-1')
+    incoming.open()
+    try:
+        incoming.quota = 4 * chunk
+        block = memoryview(os.urandom(chunk))
+        for _ in range(5):
+            incoming.write([(0, block)])
+        for index in range(1, 4):
+            incoming.write([(index * chunk, block)])
+        with pytest.raises(OSError) as raised:
+            for index in range(4, 8):
+                incoming.write([(index * chunk, block)])
+        assert raised.value.errno == errno.EDQUOT
+        assert incoming.allocated() <= 4 * chunk + chunk + \
+            partfile._QUOTA_SLACK
+    finally:
+        incoming.close_fd()

@@ -51,6 +51,8 @@ _SYNC_FILE_RANGE_WRITE = 2
 #: O_DIRECT needs offsets, lengths and buffer addresses aligned to the
 #: device's logical block: a page is a multiple of every such block
 DIRECT_ALIGN = 4096
+#: room above the declared data a file may take (file system rounding)
+_QUOTA_SLACK = 1024 * 1024
 
 
 def _open_direct(fd):
@@ -129,7 +131,7 @@ class Incoming:
         self.closing = False      # last connection gone, state being saved
         self.last_flush = time.monotonic()
         self.dirty = False
-        self.written = 0          # data bytes written (checked against quota)
+        self.written = 0          # data bytes written (resent ones again)
         self.quota = None
 
     @property
@@ -228,17 +230,26 @@ class Incoming:
         self.last_flush = now
 
     def write(self, parts):
-        """Write [(offset, buffer)] of one chunk; OSError on failure."""
+        """Write [(offset, buffer)] of one chunk; OSError on failure.
+
+        The quota is checked against what the file holds on disk, not a
+        count of bytes received: a chunk sent again (its acknowledgement
+        was lost, or a resumed sender re-sends what was in flight) lands on
+        its own blocks and takes no more room.  The slack of one chunk
+        covers that double count and the file system's rounding.
+        """
         size = sum(len(part) for _, part in parts)
-        with self.lock:
-            if self.quota is not None and self.written + size > self.quota:
-                raise OSError(errno.EDQUOT, 'the sender declared %d data '
-                              'bytes and sent more' % self.quota)
-            self.written += size
         # One writer per file at a time: the kernel takes the inode lock
         # for each buffered write anyway, and its waiters spin on the CPU
         # while the holder copies; waiting here sleeps instead.
         with self.write_lock:
+            if self.quota is not None:
+                limit = self.quota + self.chunk_size + _QUOTA_SLACK
+                if self.allocated() + size > limit:
+                    raise OSError(errno.EDQUOT, 'the sender declared %d data '
+                                  'bytes and sent more' % self.quota)
+            with self.lock:
+                self.written += size
             for offset, part in parts:
                 self._write_part(offset, part)
 
