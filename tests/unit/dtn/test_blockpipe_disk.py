@@ -13,6 +13,7 @@ import pytest
 
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers import blockpipe
+from overcloud_migrate.dtn.movers.blockpipe import direct as direct_io
 from overcloud_migrate.dtn.movers.blockpipe import partfile
 
 from tests.unit.dtn.test_blockpipe import (
@@ -34,7 +35,7 @@ def dest(tmp_path):
     root.mkdir()
     probe = root / 'probe'
     fd = os.open(probe, os.O_RDWR | os.O_CREAT)
-    direct = partfile._open_direct(fd)
+    direct = direct_io.open_direct(fd)
     os.close(fd)
     probe.unlink()
     if direct is None:
@@ -68,7 +69,7 @@ def test_aligned_chunk_data_bypasses_the_page_cache(image, dest, writes):
     assert (dest / 'out' / 'disk.img').read_bytes() == image.read_bytes()
     direct = [(offset, n) for d, offset, n in writes if d]
     buffered = [(offset, n) for d, offset, n in writes if not d]
-    align = partfile.DIRECT_ALIGN
+    align = direct_io.ALIGN
     assert all(offset % align == 0 and n % align == 0 for offset, n in direct)
     # only the file's unaligned tail (77 bytes) went through the page cache
     tail = SIZE - SIZE % align
@@ -213,3 +214,81 @@ def test_a_chunk_written_again_takes_no_more_quota(tmp_path):
             partfile._QUOTA_SLACK
     finally:
         incoming.close_fd()
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every preadv: (with O_DIRECT?, offset, bytes asked)."""
+    seen = []
+    real = os.preadv
+
+    def preadv(fd, buffers, offset, *args):
+        seen.append((_has_direct(fd), offset, sum(len(b) for b in buffers)))
+        return real(fd, buffers, offset, *args)
+
+    monkeypatch.setattr(os, 'preadv', preadv)
+    return seen
+
+
+def test_sender_reads_chunks_with_o_direct_and_still_skips_zeros(
+        image, dest, reads):
+    with _receiver(dest) as recv:
+        result = _send(image, recv, streams=2)
+    assert (dest / 'out' / 'disk.img').read_bytes() == image.read_bytes()
+    assert result.bytes_on_wire == DATA       # zero blocks found in memory
+    direct = [(offset, n) for d, offset, n in reads if d]
+    assert direct
+    assert all(offset % direct_io.ALIGN == 0 and n % direct_io.ALIGN == 0
+               for offset, n in direct)
+
+
+@pytest.mark.parametrize('kwargs', [{'direct_io': False},
+                                    {'chunk_hash': False},
+                                    {'chunk_size': 100_000}])
+def test_sender_without_o_direct_reads(image, dest, reads, kwargs):
+    """Turned off, without the chunk hash (sendfile), or chunks whose
+    starts O_DIRECT cannot take: read the ordinary way, same result."""
+    with _receiver(dest) as recv:
+        result = _send(image, recv, streams=2, **kwargs)
+    assert (dest / 'out' / 'disk.img').read_bytes() == image.read_bytes()
+    assert result.bytes_on_wire == DATA
+    if 'chunk_size' not in kwargs:
+        assert not any(d for d, _, _ in reads)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_direct_chunk_read_finds_the_segments_data_segments_finds(
+        tmp_path, seed):
+    import random
+    rnd = random.Random(seed)
+    size = rnd.randrange(1, 3 * 1024 * 1024)
+    layout = []
+    for _ in range(rnd.randrange(1, 8)):
+        offset = rnd.randrange(0, size)
+        length = rnd.randrange(1, min(size - offset, 700 * 1024) + 1)
+        layout.append((offset, length, rnd.choice(['random', 'zeros'])))
+    path = _write_image(tmp_path / 'f', layout, size)
+    content = path.read_bytes()
+    chunk = rnd.choice([64 * 1024, 256 * 1024, 1024 * 1024])
+    fd = os.open(path, os.O_RDONLY)
+    dfd = direct_io.open_direct(fd, os.O_RDONLY)
+    if dfd is None:
+        os.close(fd)
+        pytest.skip('this file system refuses O_DIRECT')
+    buf = direct_io.AlignedBuffer(chunk)
+    try:
+        extents = blockpipe.data_extents(fd, size)
+        for start in range(0, size, chunk):
+            end = min(size, start + chunk)
+            from overcloud_migrate.dtn.movers.blockpipe.extents import _clip
+            segments = direct_io.read_chunk(dfd, buf, start,
+                                            _clip(extents, start, end))
+            assert segments == blockpipe.data_segments(fd, start, end)
+            for offset, length in segments:
+                assert bytes(buf.view[offset - start:offset - start
+                                      + length]) == \
+                    content[offset:offset + length]
+    finally:
+        buf.release()
+        os.close(dfd)
+        os.close(fd)

@@ -6,7 +6,7 @@ directory, itself reached from the export root one component at a time with
 directory swapped for a symlink after the path check leads nowhere.
 
 Writes: the chunk data goes to the disk with ``O_DIRECT`` (a second
-descriptor of the same open ``.part``, :func:`_open_direct`) wherever
+descriptor of the same open ``.part``, :func:`.direct.open_direct`) wherever
 offset, length and buffer are block-aligned, which is every byte but the
 file's unaligned tail: no copy into the page cache, and no page-cache
 writeback for the receiving process to pay for (on an ext4 disk a
@@ -24,7 +24,6 @@ fsyncs the file, renames it and fsyncs the directory: what a commit reports
 is on disk.
 """
 
-import ctypes
 import errno
 import json
 import logging
@@ -37,6 +36,7 @@ import time
 import zlib
 
 from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn.movers.blockpipe import direct as _direct
 from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     ProtocolError,
@@ -48,40 +48,8 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
 LOG = logging.getLogger(__name__)
 
 _SYNC_FILE_RANGE_WRITE = 2
-#: O_DIRECT needs offsets, lengths and buffer addresses aligned to the
-#: device's logical block: a page is a multiple of every such block
-DIRECT_ALIGN = 4096
 #: room above the declared data a file may take (file system rounding)
 _QUOTA_SLACK = 1024 * 1024
-
-
-def _open_direct(fd):
-    """A second descriptor of the file ``fd`` with O_DIRECT, or None.
-
-    Reopened through ``/proc/self/fd`` (the same inode, whatever its name
-    points to by now) and checked to be that inode.
-    """
-    flag = getattr(os, 'O_DIRECT', 0)
-    if not flag:
-        return None
-    try:
-        direct = os.open('/proc/self/fd/%d' % fd,
-                         os.O_WRONLY | os.O_CLOEXEC | flag)
-    except OSError:
-        return None
-    mine, theirs = os.fstat(fd), os.fstat(direct)
-    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
-        os.close(direct)
-        return None
-    return direct
-
-
-def _address(view):
-    """Address of a writable buffer's first byte; None if not known."""
-    try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(view))
-    except (TypeError, ValueError):
-        return None
 
 
 def _pwrite_all(fd, data, offset):
@@ -163,7 +131,7 @@ class Incoming:
             os.ftruncate(self.fd, self.size)
             self.flush_state(force=True)
         if self.direct_io:
-            self.direct_fd = _open_direct(self.fd)
+            self.direct_fd = _direct.open_direct(self.fd)
 
     def allocated(self):
         """Bytes the .part holds on disk now (for a resume's quota)."""
@@ -256,11 +224,12 @@ class Incoming:
     def _write_part(self, offset, part):
         """The aligned bulk with O_DIRECT, whatever is left buffered."""
         direct = 0
-        if (self.direct_fd is not None and offset % DIRECT_ALIGN == 0
-                and len(part) >= DIRECT_ALIGN):
-            address = _address(part)
-            if address is not None and address % DIRECT_ALIGN == 0:
-                direct = len(part) - len(part) % DIRECT_ALIGN
+        align = _direct.ALIGN
+        if (self.direct_fd is not None and offset % align == 0
+                and len(part) >= align):
+            address = _direct.address(part)
+            if address is not None and address % align == 0:
+                direct = len(part) - len(part) % align
         if direct:
             try:
                 _pwrite_all(self.direct_fd, part[:direct], offset)
@@ -292,13 +261,16 @@ class Incoming:
             return self.nchunks - sum(self.good)
 
     def remove_partial(self):
-        if self.dir_fd is None:
-            return
-        for name in self._names():
-            try:
-                os.unlink(name, dir_fd=self.dir_fd)
-            except FileNotFoundError:
-                pass
+        # Under the save lock: a journal save that is under way must not
+        # write its state file back after the removal.
+        with self.save_lock:
+            if self.dir_fd is None:
+                return
+            for name in self._names():
+                try:
+                    os.unlink(name, dir_fd=self.dir_fd)
+                except FileNotFoundError:
+                    pass
 
     def commit(self):
         """fsync, rename to the final name, fsync the directory."""

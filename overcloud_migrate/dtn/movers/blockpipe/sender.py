@@ -33,11 +33,13 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _describe_oserror,
     _quiet_close,
     _set_timeouts)
+from overcloud_migrate.dtn.movers.blockpipe import direct
 from overcloud_migrate.dtn.movers.blockpipe import session
 from overcloud_migrate.dtn.movers.blockpipe.outbound import (
     _BackgroundSha256,
     _connect)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _clip,
     data_extents,
     data_segments)
 
@@ -66,7 +68,7 @@ class _Sender:
     def __init__(self, source_path, host, port, dest_path, key, streams,
                  chunk_size, verify_sha256, progress, cancel, timeout,
                  retries, keep_partial, faults, chunk_hash=True,
-                 source_root=None):
+                 source_root=None, direct_io=True):
         self.source_path = str(source_path)
         self.host = host
         self.port = port
@@ -83,6 +85,8 @@ class _Sender:
         self.source_root = source_root
         self.faults = faults or Faults()
         self.chunk_hash = chunk_hash
+        self.direct_io = direct_io
+        self.direct_fd = None
         self._corrupt = set(self.faults.corrupt_chunks)
         self._break = set(self.faults.break_chunks)
         self.where = '%s:%s' % (host, port)
@@ -172,8 +176,13 @@ class _Sender:
             self.mtime = st.st_mtime_ns
             self.fd = fd
             self.extents = data_extents(fd, self.size)
+            if self.direct_io:
+                self.direct_fd = direct.open_direct(fd, os.O_RDONLY)
             return self._run()
         finally:
+            if self.direct_fd is not None:
+                os.close(self.direct_fd)
+                self.direct_fd = None
             os.close(fd)
 
     def _identity(self):
@@ -437,10 +446,18 @@ class _Sender:
         buffer = getattr(self._local, 'buffer', None)
         if buffer is None:
             buffer = self._local.buffer = bytearray(_READ_SIZE)
-        # The segment table goes out first, so find the zero blocks now: a
-        # probe of each block, the whole block only if the probe is zeros.
-        segments = data_segments(self.fd, start, end, buffer=buffer,
-                                 probe=True, extents=self.extents)
+        loaded = None
+        if (self.direct_fd is not None and self.chunk_hash
+                and index not in self._corrupt and index not in self._break):
+            loaded = self._load_direct(start, end)
+        if loaded is not None:
+            segments = loaded
+        else:
+            # The segment table goes out first, so find the zero blocks
+            # now: a probe of each block, the whole block only if the
+            # probe is zeros.
+            segments = data_segments(self.fd, start, end, buffer=buffer,
+                                     probe=True, extents=self.extents)
         head = _CHUNK.pack(index, len(segments))
         table = b''.join(_SEG.pack(off, length) for off, length in segments)
         sock = stream.sock
@@ -466,6 +483,12 @@ class _Sender:
                 else:
                     self._sendfile(sock, off, length)
                 self._count(length)
+        elif loaded is not None:
+            view = self._local.direct.view
+            for off, length in segments:
+                self._send_loaded(sock, view[off - start:off - start + length],
+                                  tag)
+                self._count(length)
         else:
             view = memoryview(buffer)
             try:
@@ -476,6 +499,28 @@ class _Sender:
             finally:
                 view.release()
         sock.sendall(tag.finish(head + table))
+
+    def _load_direct(self, start, end):
+        """Read the chunk's data into this thread's aligned buffer with
+        O_DIRECT; its segments, or None to read it the ordinary way."""
+        buf = getattr(self._local, 'direct', None)
+        if buf is None:
+            buf = self._local.direct = direct.AlignedBuffer(self.chunk_size)
+        try:
+            return direct.read_chunk(self.direct_fd, buf, start,
+                                     _clip(self.extents, start, end))
+        except direct.Unaligned:
+            return None
+
+    @staticmethod
+    def _send_loaded(sock, data, hasher):
+        """Tag and send a segment already in memory, a piece at a time
+        (the tag reads the piece, the socket copies it while it is still
+        in the CPU cache)."""
+        for at in range(0, len(data), _READ_SIZE):
+            with data[at:at + _READ_SIZE] as piece:
+                hasher.update(piece)
+                sock.sendall(piece)
 
     def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
         """Read a segment once, piece by piece: hash each piece and send
@@ -551,7 +596,8 @@ class _Sender:
 def send(source_path, host, port, dest_path, token, streams=4,
          chunk_size=DEFAULT_CHUNK_SIZE, verify_sha256=False, progress=None,
          cancel=None, *, timeout=DEFAULT_TIMEOUT, retries=3,
-         keep_partial=True, chunk_hash=True, faults=None, source_root=None):
+         keep_partial=True, chunk_hash=True, faults=None, source_root=None,
+         direct_io=True):
     """Send one file to the :class:`Receiver` at ``host:port``.
 
     ``dest_path`` is relative to the receiver's tree.  ``progress(bytes)`` is
@@ -568,7 +614,10 @@ def send(source_path, host, port, dest_path, token, streams=4,
     network, and to measure what the tag costs.  ``faults``
     is for tests only (see :class:`Faults`).  With ``source_root`` (the
     export root holding ``source_path``) the file is opened one component
-    at a time from the root, no symlink followed.
+    at a time from the root, no symlink followed.  ``direct_io`` (with the
+    chunk hash on): read the source with O_DIRECT where the file system
+    allows, straight into the buffer that is tagged and sent (no page
+    cache in between; on a disk it halves the sender's CPU).
     """
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError('chunk_size must be within %d..%d bytes'
@@ -576,5 +625,6 @@ def send(source_path, host, port, dest_path, token, streams=4,
     sender = _Sender(source_path, host, port, dest_path, _as_key(token),
                      streams, chunk_size, verify_sha256, progress, cancel,
                      timeout, retries, keep_partial, faults,
-                     chunk_hash=chunk_hash, source_root=source_root)
+                     chunk_hash=chunk_hash, source_root=source_root,
+                     direct_io=direct_io)
     return sender.run()
