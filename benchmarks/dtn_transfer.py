@@ -616,12 +616,14 @@ def scenario(label, hosts, servers, bench, paths, methods, runs, size):
         for dataset in DATASETS:
             for method in methods:
                 if method == 'dd' and dataset == 'random':
-                    for label, flags in DD.items():
+                    for dd_label, flags in DD.items():
                         try:
-                            figures.setdefault((label, 'random'), []).append(
-                                dd_write(paths['random'], bench.dest, flags))
+                            figures.setdefault((dd_label, 'random'),
+                                               []).append(dd_write(
+                                                   paths['random'],
+                                                   bench.dest, flags))
                         except RuntimeError as exc:
-                            failures.append('%s: %s' % (label, exc))
+                            failures.append('%s: %s' % (dd_label, exc))
                 if method in ('iperf3', 'dd'):
                     continue
                 name = '%s.%s.%d' % (dataset, method, run)

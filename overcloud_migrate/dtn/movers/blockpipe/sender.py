@@ -2,7 +2,6 @@
 a shared chunk queue) and :func:`probe`."""
 
 import collections
-import errno
 import hashlib
 import logging
 import os
@@ -34,14 +33,13 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _quiet_close,
     _set_timeouts)
 from overcloud_migrate.dtn.movers.blockpipe import direct
+from overcloud_migrate.dtn.movers.blockpipe import outbound
 from overcloud_migrate.dtn.movers.blockpipe import session
 from overcloud_migrate.dtn.movers.blockpipe.outbound import (
     _BackgroundSha256,
     _connect)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
-    _clip,
-    data_extents,
-    data_segments)
+    data_extents)
 
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +61,7 @@ class _Stream:
         self.reader = None
 
 
-class _Sender:
+class _Sender(outbound.ChunkReading):
 
     def __init__(self, source_path, host, port, dest_path, key, streams,
                  chunk_size, verify_sha256, progress, cancel, timeout,
@@ -429,6 +427,15 @@ class _Sender:
             index = self._next(stream)
             if index is None:
                 return
+            # Read the chunk before waiting for the window: the disk works
+            # while the receiver still handles the chunks in flight.
+            try:
+                prepared = self._prepare_chunk(index)
+            except BaseException:
+                with self.cv:
+                    self._requeue(index)
+                    self.cv.notify_all()
+                raise
             while not stream.window.acquire(timeout=0.1):
                 if stream.broken.is_set() or self.stopped:
                     break
@@ -438,26 +445,14 @@ class _Sender:
                     self.cv.notify_all()
                     raise _LinkBroken()
                 stream.pending[index] = True
-            self._send_chunk(stream, index)
+            self._send_chunk(stream, index, prepared)
 
-    def _send_chunk(self, stream, index):
+    def _send_chunk(self, stream, index, prepared):
         start = index * self.chunk_size
-        end = start + self._chunk_len(index)
+        segments, loaded = prepared
         buffer = getattr(self._local, 'buffer', None)
         if buffer is None:
             buffer = self._local.buffer = bytearray(_READ_SIZE)
-        loaded = None
-        if (self.direct_fd is not None and self.chunk_hash
-                and index not in self._corrupt and index not in self._break):
-            loaded = self._load_direct(start, end)
-        if loaded is not None:
-            segments = loaded
-        else:
-            # The segment table goes out first, so find the zero blocks
-            # now: a probe of each block, the whole block only if the
-            # probe is zeros.
-            segments = data_segments(self.fd, start, end, buffer=buffer,
-                                     probe=True, extents=self.extents)
         head = _CHUNK.pack(index, len(segments))
         table = b''.join(_SEG.pack(off, length) for off, length in segments)
         sock = stream.sock
@@ -483,7 +478,7 @@ class _Sender:
                 else:
                     self._sendfile(sock, off, length)
                 self._count(length)
-        elif loaded is not None:
+        elif loaded:
             view = self._local.direct.view
             for off, length in segments:
                 self._send_loaded(sock, view[off - start:off - start + length],
@@ -499,68 +494,6 @@ class _Sender:
             finally:
                 view.release()
         sock.sendall(tag.finish(head + table))
-
-    def _load_direct(self, start, end):
-        """Read the chunk's data into this thread's aligned buffer with
-        O_DIRECT; its segments, or None to read it the ordinary way."""
-        buf = getattr(self._local, 'direct', None)
-        if buf is None:
-            buf = self._local.direct = direct.AlignedBuffer(self.chunk_size)
-        try:
-            return direct.read_chunk(self.direct_fd, buf, start,
-                                     _clip(self.extents, start, end))
-        except direct.Unaligned:
-            return None
-
-    @staticmethod
-    def _send_loaded(sock, data, hasher):
-        """Tag and send a segment already in memory, a piece at a time
-        (the tag reads the piece, the socket copies it while it is still
-        in the CPU cache)."""
-        for at in range(0, len(data), _READ_SIZE):
-            with data[at:at + _READ_SIZE] as piece:
-                hasher.update(piece)
-                sock.sendall(piece)
-
-    def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
-        """Read a segment once, piece by piece: hash each piece and send
-        that same buffer while it is still in the CPU cache.
-
-        What is hashed is exactly what goes out, and the page cache is read
-        once (reading to hash, then sendfile, read it twice).
-        """
-        fd = self.fd
-        end = offset + length
-        size = len(view)
-        while offset < end:
-            n = min(size, end - offset)
-            with view[:n] as piece:
-                if os.preadv(fd, [piece], offset) != n:
-                    raise OSError(errno.EIO, 'the file shrank while being '
-                                  'sent')
-                hasher.update(piece)
-                if corrupt:
-                    data = bytearray(piece)
-                    data[0] ^= 0xFF
-                    sock.sendall(data)
-                    corrupt = False
-                else:
-                    sock.sendall(piece)
-            offset += n
-
-    def _sendfile(self, sock, offset, length):
-        sent = 0
-        while sent < length:
-            try:
-                n = os.sendfile(sock.fileno(), self.fd, offset + sent,
-                                length - sent)
-            except BlockingIOError:
-                raise socket.timeout('send timed out after %ss'
-                                     % self.timeout) from None
-            if n == 0:
-                raise EOFError('connection closed while sending')
-            sent += n
-        return sent
 
     def _count(self, n):
         with self.cv:
