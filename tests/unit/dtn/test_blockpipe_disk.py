@@ -292,3 +292,25 @@ def test_direct_chunk_read_finds_the_segments_data_segments_finds(
         buf.release()
         os.close(dfd)
         os.close(fd)
+
+
+def test_sender_reads_written_zeros_through_the_page_cache(tmp_path, dest,
+                                                           reads):
+    """Chunks of mostly written zeros (a VM image's free space): after
+    the first, the sender probes them through the page cache (read-ahead,
+    zero blocks skipped unread) instead of reading every byte with
+    O_DIRECT; data-heavy chunks go back to O_DIRECT."""
+    chunk = 1024 * 1024       # a zero block (128 KiB) of data is 1/8 of it
+    layout = [(0, 16 * chunk, 'zeros')]
+    layout += [(n * chunk, 4096, 'random') for n in range(16)]
+    layout += [(16 * chunk, 8 * chunk, 'random')]
+    source = _write_image(tmp_path / 'vm.img', layout, 24 * chunk)
+    with _receiver(dest) as recv:
+        _send(source, recv, rel='vm.img', streams=1, chunk_size=chunk)
+    assert (dest / 'vm.img').read_bytes() == source.read_bytes()
+    direct = {offset // chunk for d, offset, _ in reads if d}
+    buffered = {offset // chunk for d, offset, _ in reads if not d
+                and offset < 24 * chunk}
+    assert direct & set(range(16)) == {0}       # one zero-heavy chunk only
+    assert set(range(1, 16)) <= buffered
+    assert set(range(17, 24)) <= direct         # data again: O_DIRECT

@@ -122,28 +122,53 @@ class _BackgroundSha256:
         return self._digest
 
 
+#: a chunk whose data is less than this share of its allocated bytes
+#: sends the next chunks through the page cache (see ChunkReading)
+ZERO_HEAVY_SHARE = 0.5
+
+
 class ChunkReading:
     """How a chunk's bytes leave the source file (mixed into the sender,
     which holds ``fd``, ``direct_fd``, ``extents``, ``chunk_size``,
     ``chunk_hash``, the fault sets and a thread-local ``_local``)."""
 
+    #: the last chunk held mostly written zeros (see _prepare_chunk)
+    _zero_heavy = False
+
     def _prepare_chunk(self, index):
         """(segments, loaded): the chunk's data segments, and whether its
-        data is in this thread's O_DIRECT buffer already."""
+        data is in this thread's O_DIRECT buffer already.
+
+        O_DIRECT reads every allocated byte, zeros too, one synchronous
+        read at a time; the page cache reads ahead while the probe skips
+        the zero blocks.  So after a chunk that held less data than
+        ZERO_HEAVY_SHARE of its allocated bytes (a VM image's written
+        zeros), the next chunks go through the page cache, until one
+        holds more data again.
+        """
         start = index * self.chunk_size
         end = start + self._chunk_len(index)
+        allocated = sum(hi - lo for lo, hi in _clip(self.extents, start, end))
+        segments = None
+        loaded = False
         if (self.direct_fd is not None and self.chunk_hash
+                and not self._zero_heavy
                 and index not in self._corrupt and index not in self._break):
             segments = self._load_direct(start, end)
-            if segments is not None:
-                return segments, True
-        buffer = getattr(self._local, 'buffer', None)
-        if buffer is None:
-            buffer = self._local.buffer = bytearray(_READ_SIZE)
-        # The segment table goes out first, so find the zero blocks now: a
-        # probe of each block, the whole block only if the probe is zeros.
-        return data_segments(self.fd, start, end, buffer=buffer, probe=True,
-                             extents=self.extents), False
+            loaded = segments is not None
+        if segments is None:
+            buffer = getattr(self._local, 'buffer', None)
+            if buffer is None:
+                buffer = self._local.buffer = bytearray(_READ_SIZE)
+            # The segment table goes out first, so find the zero blocks
+            # now: a probe of each block, the whole block only if the
+            # probe is zeros.
+            segments = data_segments(self.fd, start, end, buffer=buffer,
+                                     probe=True, extents=self.extents)
+        if allocated:
+            data = sum(length for _, length in segments)
+            self._zero_heavy = data < allocated * ZERO_HEAVY_SHARE
+        return segments, loaded
 
     def _load_direct(self, start, end):
         """Read the chunk's data into this thread's aligned buffer with
