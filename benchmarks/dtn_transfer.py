@@ -20,8 +20,13 @@ commands) per GiB of logical size.  Three data sets:
 * vm-holes  -- a VM-like image: a quarter data, the rest holes (sparse);
 * vm-zeros  -- the same image with its zeros written out.
 
-``builtin-nohash`` is the builtin mover with its per-chunk xxh3 turned off
-(what the hash costs).  ``--baseline DIR`` adds ``builtin-baseline``: the
+``builtin-nohash`` is the builtin mover with the data left out of its
+per-chunk Poly1305 tag (what the tag costs; it sends with sendfile).
+``builtin-pagecache`` is the builtin mover with O_DIRECT off on both ends
+(reads and writes through the page cache, as before 2026-12-06).  ``dd``
+measures the disk alone in every run: dd of the random set to the
+destination directory, 8 MiB blocks, with O_DIRECT and through the page
+cache, both until fdatasync.  ``--baseline DIR`` adds ``builtin-baseline``: the
 builtin mover (hash on) from another copy of the code, e.g.
 ``git archive <rev> overcloud_migrate | tar -x -C DIR``, to compare a
 change side by side under the same load.  Each method moves each file
@@ -60,7 +65,7 @@ HERE = pathlib.Path(__file__).resolve()
 REPO = HERE.parent.parent
 DATASETS = ('random', 'vm-holes', 'vm-zeros')
 METHODS = ('gridftp', 'scp', 'rsync-daemon', 'rsync-local', 'builtin',
-           'builtin-nohash')
+           'builtin-nohash', 'builtin-pagecache', 'dd')
 TOOLS = {
     'gridftp': [('globus-gridftp-server', 'globus-gridftp-server-progs'),
                 ('globus-url-copy', 'globus-gass-copy-progs')],
@@ -71,6 +76,8 @@ TOOLS = {
     'builtin': [],
     'builtin-nohash': [],
     'builtin-baseline': [],
+    'builtin-pagecache': [],
+    'dd': [('dd', 'coreutils')],
     'iperf3': [('iperf3', 'iperf3')],
 }
 SBIN = ('/usr/sbin', '/sbin')
@@ -169,7 +176,9 @@ def serve_receiver(args):
         return path
 
     token = pathlib.Path(args.token_file).read_text().strip()
-    receiver = blockpipe.Receiver(args.host, args.port, resolve, token)
+    extra = {'direct_io': False} if args.page_cache else {}
+    receiver = blockpipe.Receiver(args.host, args.port, resolve, token,
+                                  **extra)
     receiver.start()
     print('ready %d' % receiver.port, flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
@@ -191,7 +200,8 @@ def serve_sender(args):
             result = blockpipe.send(request['source'], request['host'],
                                     request['port'], request['dest'], token,
                                     streams=request['streams'],
-                                    chunk_hash=request['chunk_hash'])
+                                    chunk_hash=request['chunk_hash'],
+                                    **request.get('extra', {}))
             reply = {'seconds': result.seconds,
                      'bytes_on_wire': result.bytes_on_wire}
         except Exception as exc:
@@ -417,9 +427,11 @@ class Servers:
         self._wait_port('dst', self.hosts.dst_addr, port, 'rsyncd')
         self.ports['rsyncd'] = port
 
-    def receiver(self, dest, name='builtin', code_root=None):
+    def receiver(self, dest, name='builtin', code_root=None,
+                 page_cache=False):
         port = self.hosts.port('dst')
         extra = ['--code-root', str(code_root)] if code_root else []
+        extra += ['--page-cache'] if page_cache else []
         proc = self._start('dst', [
             sys.executable, str(HERE), '--serve-receiver', '--root', str(dest),
             '--host', self.hosts.dst_addr, '--port', str(port),
@@ -518,15 +530,21 @@ class Bench:
         elif method == 'rsync-local':
             seconds, _ = self._timed([which('rsync'), '-S', '-W', str(source),
                                       str(target)])
-        elif method in ('builtin', 'builtin-nohash', 'builtin-baseline'):
+        elif method in ('builtin', 'builtin-nohash', 'builtin-baseline',
+                        'builtin-pagecache'):
             # The source DTN service is a long-running process: time the
             # request to it, not a Python start-up.
             which_code = ('builtin-baseline' if method == 'builtin-baseline'
                           else 'builtin')
+            port = self.servers.ports[which_code]
+            extra = {}
+            if method == 'builtin-pagecache':
+                port = self.servers.ports['builtin-pagecache']
+                extra = {'direct_io': False}
             start = time.monotonic()
             result = self.servers.send({
                 'source': str(source), 'host': h.dst_addr,
-                'port': self.servers.ports[which_code], 'dest': name,
+                'port': port, 'dest': name, 'extra': extra,
                 'streams': self.streams,
                 'chunk_hash': method != 'builtin-nohash'}, which_code)
             seconds = time.monotonic() - start
@@ -544,6 +562,26 @@ class Bench:
             '-P', str(self.streams), '-l', '1M', '-J'])
         report = json.loads(out)
         return report['end']['sum_received']['bits_per_second'] / 8 / 1e6
+
+
+DD = {'dd write, O_DIRECT': ['oflag=direct', 'conv=fdatasync'],
+      'dd write, page cache': ['conv=fdatasync']}
+
+
+def dd_write(source, dest, flags):
+    """The disk's own write rate: dd of the random data set to ``dest``
+    (8 MiB blocks, until fdatasync), MB/s."""
+    target = dest / 'dd.out'
+    drop_cached(source)
+    start = time.monotonic()
+    done = subprocess.run([which('dd'), 'if=%s' % source, 'of=%s' % target,
+                           'bs=8M'] + flags, capture_output=True)
+    seconds = time.monotonic() - start
+    size = os.stat(source).st_size
+    target.unlink(missing_ok=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr.decode(errors='replace')[-300:])
+    return size / 1e6 / seconds
 
 
 def identical(a, b):
@@ -577,7 +615,16 @@ def scenario(label, hosts, servers, bench, paths, methods, runs, size):
                 failures.append('iperf3: %s' % exc)
         for dataset in DATASETS:
             for method in methods:
-                if method == 'iperf3':
+                if method == 'dd' and dataset == 'random':
+                    for dd_label, flags in DD.items():
+                        try:
+                            figures.setdefault((dd_label, 'random'),
+                                               []).append(dd_write(
+                                                   paths['random'],
+                                                   bench.dest, flags))
+                        except RuntimeError as exc:
+                            failures.append('%s: %s' % (dd_label, exc))
+                if method in ('iperf3', 'dd'):
                     continue
                 name = '%s.%s.%d' % (dataset, method, run)
                 target = bench.dest / name
@@ -622,7 +669,7 @@ def print_table(title, figures, alloc, failures, methods, size, runs):
     print()
     print('== %s: %d MiB files, median of %d run(s), MB/s = 10^6 bytes of '
           'logical size per second (wall clock)' % (title, size // MIB, runs))
-    rows = [m for m in methods if m != 'iperf3']
+    rows = [m for m in methods if m not in ('iperf3', 'dd')]
     if 'builtin' in rows:
         rows += ['builtin MB on the wire']
     width = 24
@@ -644,9 +691,14 @@ def print_table(title, figures, alloc, failures, methods, size, runs):
         wire_row = method == 'builtin MB on the wire'
         print('%-*s %10s %10s %10s   %s' % (width, method, *cells,
                                             '' if wire_row else sizes))
+    for label in DD:
+        value = median(figures, (label, 'random'))
+        if value is not None:
+            print('%-*s %10.0f   (the disk alone, same run)' % (width, label,
+                                                                value))
     print()
     print('CPU seconds per GiB moved (both ends, user + system; median):')
-    for method in [m for m in methods if m != 'iperf3']:
+    for method in [m for m in methods if m not in ('iperf3', 'dd')]:
         cells = []
         for dataset in DATASETS:
             value = median(figures, ('cpu', method, dataset))
@@ -733,6 +785,8 @@ def main():
                         help='tc tbf rate for --netns; repeatable '
                              '(default: 1gbit and 10gbit)')
     # hidden helper modes (the builtin mover's ends, in child processes)
+    parser.add_argument('--page-cache', action='store_true',
+                        help=argparse.SUPPRESS)
     parser.add_argument('--serve-receiver', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--serve-sender', action='store_true',
@@ -808,9 +862,11 @@ def main():
             servers.sshd()
         if 'rsync-daemon' in methods:
             servers.rsyncd(dest)
-        if 'builtin' in methods or 'builtin-nohash' in methods:
+        if {'builtin', 'builtin-nohash', 'builtin-pagecache'} & set(methods):
             servers.receiver(dest)
             servers.sender()
+        if 'builtin-pagecache' in methods:
+            servers.receiver(dest, 'builtin-pagecache', page_cache=True)
         if 'builtin-baseline' in methods:
             code_root = pathlib.Path(args.baseline).resolve()
             servers.receiver(dest, 'builtin-baseline', code_root)

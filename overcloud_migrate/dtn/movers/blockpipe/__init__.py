@@ -16,16 +16,20 @@ Design, in the order a byte meets it:
   and not at all for a file with all its blocks allocated) and never read.
   All-zero blocks (128 KiB) are found by a probe of each block's first
   bytes (the whole block is read only when those are zeros) and are not
-  sent either.  The data left is read once, through a small buffer that
-  stays in the CPU cache: each piece is hashed and that same buffer is
-  sent, so what is hashed is exactly what goes out.  With the chunk hash
-  off nothing needs reading in Python and the data goes out with
-  ``sendfile``.
+  sent either.  The data left is read once, with ``O_DIRECT`` where the
+  file system allows (:mod:`.direct`): the whole chunk straight from the
+  device into an aligned buffer, zero blocks found there; each piece of it
+  is tagged and that same buffer is sent, so what is tagged is exactly
+  what goes out (elsewhere, through a small buffer, piece by piece).  With
+  the chunk hash off nothing needs reading in Python and the data goes out
+  with ``sendfile``.
 * Every chunk carries a Poly1305 tag of its data, header and segment table
   under a one-time key of this connection (:mod:`.session`): a keyed MAC,
   not only a checksum.  The receiver buffers the chunk (feeding each piece
   to the MAC as it arrives, while it is still in the CPU cache), checks the
-  tag and only then writes it,
+  tag and only then writes it (with ``O_DIRECT`` from that page-aligned
+  buffer where the file system allows: no page-cache copy or writeback
+  for the receiver to pay),
   so a bad chunk never touches the disk (or, with ``use_splice``, splices it
   to the file, checks it there and punches it out again if bad); it answers
   with a negative acknowledgement and the sender sends that chunk again.

@@ -8,6 +8,7 @@ readable; nothing here is used on its own.
 import errno
 import fcntl
 import hmac
+import mmap
 import os
 
 from overcloud_migrate.dtn.movers.blockpipe import session
@@ -116,6 +117,7 @@ class Link:
         self.pipe = None
         self.pipe_size = 0
         self._buffer = None
+        self._map = None
         self._scratch = None
         if use_splice:
             self.pipe = os.pipe2(os.O_CLOEXEC)
@@ -131,11 +133,21 @@ class Link:
         return self._scratch
 
     def buffer(self):
+        """The chunk buffer: page-aligned (anonymous memory), so that the
+        file can take it with O_DIRECT."""
         if self._buffer is None:
-            self._buffer = memoryview(bytearray(self.chunk_size))
+            self._map = mmap.mmap(-1, max(self.chunk_size, 1))
+            self._buffer = memoryview(self._map)
         return self._buffer
 
     def close(self):
+        if self._buffer is not None:
+            try:
+                self._buffer.release()
+                self._map.close()
+            except BufferError:       # a slice still alive: the GC frees it
+                pass
+            self._buffer = self._map = None
         if self.pipe is not None:
             for fd in self.pipe:
                 os.close(fd)

@@ -1,15 +1,23 @@
 """The sender's helpers: an authenticated connection to a receiver, the
-data port probe and the source's sha256 computed in the background."""
+data port probe, the source's sha256 computed in the background, and
+reading a chunk's data and sending it (:class:`ChunkReading`, a mixin of
+the sender)."""
 
+import errno
 import hashlib
 import os
 import socket
 import threading
 
 from overcloud_migrate.dtn.movers import base
+from overcloud_migrate.dtn.movers.blockpipe import direct
 from overcloud_migrate.dtn.movers.blockpipe import session
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _clip,
+    data_segments)
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     ProtocolError,
+    _READ_SIZE,
     _as_key,
     _describe_oserror,
     _keepalive,
@@ -112,3 +120,115 @@ class _BackgroundSha256:
             raise base.MoverError('cannot hash %s: %s' % (
                 self._path, _describe_oserror(self._error)))
         return self._digest
+
+
+#: a chunk whose data is less than this share of its allocated bytes
+#: sends the next chunks through the page cache (see ChunkReading)
+ZERO_HEAVY_SHARE = 0.5
+
+
+class ChunkReading:
+    """How a chunk's bytes leave the source file (mixed into the sender,
+    which holds ``fd``, ``direct_fd``, ``extents``, ``chunk_size``,
+    ``chunk_hash``, the fault sets and a thread-local ``_local``)."""
+
+    #: the last chunk held mostly written zeros (see _prepare_chunk)
+    _zero_heavy = False
+
+    def _prepare_chunk(self, index):
+        """(segments, loaded): the chunk's data segments, and whether its
+        data is in this thread's O_DIRECT buffer already.
+
+        O_DIRECT reads every allocated byte, zeros too, one synchronous
+        read at a time; the page cache reads ahead while the probe skips
+        the zero blocks.  So after a chunk that held less data than
+        ZERO_HEAVY_SHARE of its allocated bytes (a VM image's written
+        zeros), the next chunks go through the page cache, until one
+        holds more data again.
+        """
+        start = index * self.chunk_size
+        end = start + self._chunk_len(index)
+        allocated = sum(hi - lo for lo, hi in _clip(self.extents, start, end))
+        segments = None
+        loaded = False
+        if (self.direct_fd is not None and self.chunk_hash
+                and not self._zero_heavy
+                and index not in self._corrupt and index not in self._break):
+            segments = self._load_direct(start, end)
+            loaded = segments is not None
+        if segments is None:
+            buffer = getattr(self._local, 'buffer', None)
+            if buffer is None:
+                buffer = self._local.buffer = bytearray(_READ_SIZE)
+            # The segment table goes out first, so find the zero blocks
+            # now: a probe of each block, the whole block only if the
+            # probe is zeros.
+            segments = data_segments(self.fd, start, end, buffer=buffer,
+                                     probe=True, extents=self.extents)
+        if allocated:
+            data = sum(length for _, length in segments)
+            self._zero_heavy = data < allocated * ZERO_HEAVY_SHARE
+        return segments, loaded
+
+    def _load_direct(self, start, end):
+        """Read the chunk's data into this thread's aligned buffer with
+        O_DIRECT; its segments, or None to read it the ordinary way."""
+        buf = getattr(self._local, 'direct', None)
+        if buf is None:
+            buf = self._local.direct = direct.AlignedBuffer(self.chunk_size)
+        try:
+            return direct.read_chunk(self.direct_fd, buf, start,
+                                     _clip(self.extents, start, end))
+        except direct.Unaligned:
+            return None
+
+    @staticmethod
+    def _send_loaded(sock, data, hasher):
+        """Tag and send a segment already in memory, a piece at a time
+        (the tag reads the piece, the socket copies it while it is still
+        in the CPU cache)."""
+        for at in range(0, len(data), _READ_SIZE):
+            with data[at:at + _READ_SIZE] as piece:
+                hasher.update(piece)
+                sock.sendall(piece)
+
+    def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
+        """Read a segment once, piece by piece: hash each piece and send
+        that same buffer while it is still in the CPU cache.
+
+        What is hashed is exactly what goes out, and the page cache is read
+        once (reading to hash, then sendfile, read it twice).
+        """
+        fd = self.fd
+        end = offset + length
+        size = len(view)
+        while offset < end:
+            n = min(size, end - offset)
+            with view[:n] as piece:
+                if os.preadv(fd, [piece], offset) != n:
+                    raise OSError(errno.EIO, 'the file shrank while being '
+                                  'sent')
+                hasher.update(piece)
+                if corrupt:
+                    data = bytearray(piece)
+                    data[0] ^= 0xFF
+                    sock.sendall(data)
+                    corrupt = False
+                else:
+                    sock.sendall(piece)
+            offset += n
+
+    def _sendfile(self, sock, offset, length):
+        sent = 0
+        while sent < length:
+            try:
+                n = os.sendfile(sock.fileno(), self.fd, offset + sent,
+                                length - sent)
+            except BlockingIOError:
+                raise socket.timeout('send timed out after %ss'
+                                     % self.timeout) from None
+            if n == 0:
+                raise EOFError('connection closed while sending')
+            sent += n
+        return sent
+

@@ -5,6 +5,16 @@ directory, itself reached from the export root one component at a time with
 ``O_NOFOLLOW`` (:func:`overcloud_migrate.dtn.paths.split_beneath`): a
 directory swapped for a symlink after the path check leads nowhere.
 
+Writes: the chunk data goes to the disk with ``O_DIRECT`` (a second
+descriptor of the same open ``.part``, :func:`.direct.open_direct`) wherever
+offset, length and buffer are block-aligned, which is every byte but the
+file's unaligned tail: no copy into the page cache, and no page-cache
+writeback for the receiving process to pay for (on an ext4 disk a
+buffered write plus its later ``fdatasync`` cost it about ten times the
+CPU of the same write with ``O_DIRECT``).  Where ``O_DIRECT`` is refused
+(some file systems), writes are buffered and their writeback is started
+at once.
+
 Durability: ``<name>.part.state`` lists the chunks known good.  A chunk
 enters it only after its data went through ``fdatasync``; that happens in
 :meth:`Incoming.flush_state`, which the receiver calls from a background
@@ -26,6 +36,7 @@ import time
 import zlib
 
 from overcloud_migrate.dtn import paths
+from overcloud_migrate.dtn.movers.blockpipe import direct as _direct
 from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     ProtocolError,
@@ -37,6 +48,14 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
 LOG = logging.getLogger(__name__)
 
 _SYNC_FILE_RANGE_WRITE = 2
+#: room above the declared data a file may take (file system rounding)
+_QUOTA_SLACK = 1024 * 1024
+
+
+def _pwrite_all(fd, data, offset):
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
 
 
 def _start_writeback(fd, offset, length):
@@ -54,7 +73,8 @@ def _start_writeback(fd, offset, length):
 class Incoming:
     """One destination file being written (shared by its connections)."""
 
-    def __init__(self, root, relative, size, chunk_size, identity):
+    def __init__(self, root, relative, size, chunk_size, identity,
+                 direct_io=True):
         self.root = root
         self.relative = relative
         self.final = posixpath.join(root, relative)   # for messages only
@@ -70,6 +90,8 @@ class Incoming:
         self.refs = 0
         self.fd = None
         self.dir_fd = None
+        self.direct_io = direct_io
+        self.direct_fd = None     # the .part again, with O_DIRECT
         self.name = None
         self.good = bytearray(self.nchunks)
         self.finished = False     # committed, failed or discarded
@@ -77,7 +99,7 @@ class Incoming:
         self.closing = False      # last connection gone, state being saved
         self.last_flush = time.monotonic()
         self.dirty = False
-        self.written = 0          # data bytes written (checked against quota)
+        self.written = 0          # data bytes written (resent ones again)
         self.quota = None
 
     @property
@@ -108,6 +130,8 @@ class Incoming:
             os.ftruncate(self.fd, 0)
             os.ftruncate(self.fd, self.size)
             self.flush_state(force=True)
+        if self.direct_io:
+            self.direct_fd = _direct.open_direct(self.fd)
 
     def allocated(self):
         """Bytes the .part holds on disk now (for a resume's quota)."""
@@ -174,23 +198,58 @@ class Incoming:
         self.last_flush = now
 
     def write(self, parts):
-        """Write [(offset, buffer)] of one chunk; OSError on failure."""
+        """Write [(offset, buffer)] of one chunk; OSError on failure.
+
+        The quota is checked against what the file holds on disk, not a
+        count of bytes received: a chunk sent again (its acknowledgement
+        was lost, or a resumed sender re-sends what was in flight) lands on
+        its own blocks and takes no more room.  The slack of one chunk
+        covers that double count and the file system's rounding.
+        """
         size = sum(len(part) for _, part in parts)
-        with self.lock:
-            if self.quota is not None and self.written + size > self.quota:
-                raise OSError(errno.EDQUOT, 'the sender declared %d data '
-                              'bytes and sent more' % self.quota)
-            self.written += size
         # One writer per file at a time: the kernel takes the inode lock
         # for each buffered write anyway, and its waiters spin on the CPU
         # while the holder copies; waiting here sleeps instead.
         with self.write_lock:
+            if self.quota is not None:
+                limit = self.quota + self.chunk_size + _QUOTA_SLACK
+                if self.allocated() + size > limit:
+                    raise OSError(errno.EDQUOT, 'the sender declared %d data '
+                                  'bytes and sent more' % self.quota)
+            with self.lock:
+                self.written += size
             for offset, part in parts:
-                done = 0
-                while done < len(part):
-                    done += os.pwrite(self.fd, part[done:], offset + done)
-        for offset, part in parts:
-            _start_writeback(self.fd, offset, len(part))
+                self._write_part(offset, part)
+
+    def _write_part(self, offset, part):
+        """The aligned bulk with O_DIRECT, whatever is left buffered."""
+        direct = 0
+        align = _direct.ALIGN
+        if (self.direct_fd is not None and offset % align == 0
+                and len(part) >= align):
+            address = _direct.address(part)
+            if address is not None and address % align == 0:
+                direct = len(part) - len(part) % align
+        if direct:
+            try:
+                _pwrite_all(self.direct_fd, part[:direct], offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # This file system takes O_DIRECT opens but not these
+                # writes: buffered from now on (the range is rewritten).
+                LOG.info('%s: O_DIRECT writes refused (%s); buffered from '
+                         'now on', self.part, exc)
+                self._close_direct()
+                direct = 0
+        if direct < len(part):
+            _pwrite_all(self.fd, part[direct:], offset + direct)
+            _start_writeback(self.fd, offset + direct, len(part) - direct)
+
+    def _close_direct(self):
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
+            self.direct_fd = None
 
     def mark_good(self, index):
         with self.lock:
@@ -202,13 +261,16 @@ class Incoming:
             return self.nchunks - sum(self.good)
 
     def remove_partial(self):
-        if self.dir_fd is None:
-            return
-        for name in self._names():
-            try:
-                os.unlink(name, dir_fd=self.dir_fd)
-            except FileNotFoundError:
-                pass
+        # Under the save lock: a journal save that is under way must not
+        # write its state file back after the removal.
+        with self.save_lock:
+            if self.dir_fd is None:
+                return
+            for name in self._names():
+                try:
+                    os.unlink(name, dir_fd=self.dir_fd)
+                except FileNotFoundError:
+                    pass
 
     def commit(self):
         """fsync, rename to the final name, fsync the directory."""
@@ -226,6 +288,7 @@ class Incoming:
         os.fsync(self.dir_fd)
 
     def close_fd(self):
+        self._close_direct()
         for attr in ('fd', 'dir_fd'):
             fd = getattr(self, attr)
             if fd is not None:

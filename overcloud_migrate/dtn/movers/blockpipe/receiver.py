@@ -76,7 +76,7 @@ class Receiver(inbound.ChunkWriting):
                  use_splice=False, handshake_timeout=HANDSHAKE_TIMEOUT,
                  max_pending_per_peer=MAX_PENDING_PER_PEER,
                  max_file_size=MAX_FILE_SIZE, free_space=None,
-                 peer_allowed=None):
+                 peer_allowed=None, direct_io=True):
         self.host = host
         self._requested_port = port
         self._resolve_path = resolve_path
@@ -95,6 +95,9 @@ class Receiver(inbound.ChunkWriting):
         # -> pipe -> file and check in place (one copy less, but on the
         # tmpfs test machines it cost more CPU than it saved).
         self._splice = bool(use_splice) and hasattr(os, 'splice')
+        # direct_io: chunks checked in memory go to the disk with O_DIRECT
+        # where the file system takes it (see partfile); False: buffered.
+        self.direct_io = bool(direct_io)
         self._listener = None
         self._selector = None
         self._thread = None
@@ -365,7 +368,7 @@ class Receiver(inbound.ChunkWriting):
                 incoming.refs += 1
                 return incoming
             incoming = partfile.Incoming(root, relative, size, chunk_size,
-                                         identity)
+                                         identity, direct_io=self.direct_io)
             try:
                 incoming.open()
                 self._check_space(incoming, data_bytes)

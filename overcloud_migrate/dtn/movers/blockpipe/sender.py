@@ -2,7 +2,6 @@
 a shared chunk queue) and :func:`probe`."""
 
 import collections
-import errno
 import hashlib
 import logging
 import os
@@ -33,13 +32,14 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _describe_oserror,
     _quiet_close,
     _set_timeouts)
+from overcloud_migrate.dtn.movers.blockpipe import direct
+from overcloud_migrate.dtn.movers.blockpipe import outbound
 from overcloud_migrate.dtn.movers.blockpipe import session
 from overcloud_migrate.dtn.movers.blockpipe.outbound import (
     _BackgroundSha256,
     _connect)
 from overcloud_migrate.dtn.movers.blockpipe.extents import (
-    data_extents,
-    data_segments)
+    data_extents)
 
 
 LOG = logging.getLogger(__name__)
@@ -61,12 +61,12 @@ class _Stream:
         self.reader = None
 
 
-class _Sender:
+class _Sender(outbound.ChunkReading):
 
     def __init__(self, source_path, host, port, dest_path, key, streams,
                  chunk_size, verify_sha256, progress, cancel, timeout,
                  retries, keep_partial, faults, chunk_hash=True,
-                 source_root=None):
+                 source_root=None, direct_io=True):
         self.source_path = str(source_path)
         self.host = host
         self.port = port
@@ -83,6 +83,8 @@ class _Sender:
         self.source_root = source_root
         self.faults = faults or Faults()
         self.chunk_hash = chunk_hash
+        self.direct_io = direct_io
+        self.direct_fd = None
         self._corrupt = set(self.faults.corrupt_chunks)
         self._break = set(self.faults.break_chunks)
         self.where = '%s:%s' % (host, port)
@@ -172,8 +174,13 @@ class _Sender:
             self.mtime = st.st_mtime_ns
             self.fd = fd
             self.extents = data_extents(fd, self.size)
+            if self.direct_io:
+                self.direct_fd = direct.open_direct(fd, os.O_RDONLY)
             return self._run()
         finally:
+            if self.direct_fd is not None:
+                os.close(self.direct_fd)
+                self.direct_fd = None
             os.close(fd)
 
     def _identity(self):
@@ -420,6 +427,15 @@ class _Sender:
             index = self._next(stream)
             if index is None:
                 return
+            # Read the chunk before waiting for the window: the disk works
+            # while the receiver still handles the chunks in flight.
+            try:
+                prepared = self._prepare_chunk(index)
+            except BaseException:
+                with self.cv:
+                    self._requeue(index)
+                    self.cv.notify_all()
+                raise
             while not stream.window.acquire(timeout=0.1):
                 if stream.broken.is_set() or self.stopped:
                     break
@@ -429,18 +445,14 @@ class _Sender:
                     self.cv.notify_all()
                     raise _LinkBroken()
                 stream.pending[index] = True
-            self._send_chunk(stream, index)
+            self._send_chunk(stream, index, prepared)
 
-    def _send_chunk(self, stream, index):
+    def _send_chunk(self, stream, index, prepared):
         start = index * self.chunk_size
-        end = start + self._chunk_len(index)
+        segments, loaded = prepared
         buffer = getattr(self._local, 'buffer', None)
         if buffer is None:
             buffer = self._local.buffer = bytearray(_READ_SIZE)
-        # The segment table goes out first, so find the zero blocks now: a
-        # probe of each block, the whole block only if the probe is zeros.
-        segments = data_segments(self.fd, start, end, buffer=buffer,
-                                 probe=True, extents=self.extents)
         head = _CHUNK.pack(index, len(segments))
         table = b''.join(_SEG.pack(off, length) for off, length in segments)
         sock = stream.sock
@@ -466,6 +478,12 @@ class _Sender:
                 else:
                     self._sendfile(sock, off, length)
                 self._count(length)
+        elif loaded:
+            view = self._local.direct.view
+            for off, length in segments:
+                self._send_loaded(sock, view[off - start:off - start + length],
+                                  tag)
+                self._count(length)
         else:
             view = memoryview(buffer)
             try:
@@ -476,46 +494,6 @@ class _Sender:
             finally:
                 view.release()
         sock.sendall(tag.finish(head + table))
-
-    def _send_hashed(self, sock, offset, length, hasher, view, corrupt):
-        """Read a segment once, piece by piece: hash each piece and send
-        that same buffer while it is still in the CPU cache.
-
-        What is hashed is exactly what goes out, and the page cache is read
-        once (reading to hash, then sendfile, read it twice).
-        """
-        fd = self.fd
-        end = offset + length
-        size = len(view)
-        while offset < end:
-            n = min(size, end - offset)
-            with view[:n] as piece:
-                if os.preadv(fd, [piece], offset) != n:
-                    raise OSError(errno.EIO, 'the file shrank while being '
-                                  'sent')
-                hasher.update(piece)
-                if corrupt:
-                    data = bytearray(piece)
-                    data[0] ^= 0xFF
-                    sock.sendall(data)
-                    corrupt = False
-                else:
-                    sock.sendall(piece)
-            offset += n
-
-    def _sendfile(self, sock, offset, length):
-        sent = 0
-        while sent < length:
-            try:
-                n = os.sendfile(sock.fileno(), self.fd, offset + sent,
-                                length - sent)
-            except BlockingIOError:
-                raise socket.timeout('send timed out after %ss'
-                                     % self.timeout) from None
-            if n == 0:
-                raise EOFError('connection closed while sending')
-            sent += n
-        return sent
 
     def _count(self, n):
         with self.cv:
@@ -551,7 +529,8 @@ class _Sender:
 def send(source_path, host, port, dest_path, token, streams=4,
          chunk_size=DEFAULT_CHUNK_SIZE, verify_sha256=False, progress=None,
          cancel=None, *, timeout=DEFAULT_TIMEOUT, retries=3,
-         keep_partial=True, chunk_hash=True, faults=None, source_root=None):
+         keep_partial=True, chunk_hash=True, faults=None, source_root=None,
+         direct_io=True):
     """Send one file to the :class:`Receiver` at ``host:port``.
 
     ``dest_path`` is relative to the receiver's tree.  ``progress(bytes)`` is
@@ -568,7 +547,10 @@ def send(source_path, host, port, dest_path, token, streams=4,
     network, and to measure what the tag costs.  ``faults``
     is for tests only (see :class:`Faults`).  With ``source_root`` (the
     export root holding ``source_path``) the file is opened one component
-    at a time from the root, no symlink followed.
+    at a time from the root, no symlink followed.  ``direct_io`` (with the
+    chunk hash on): read the source with O_DIRECT where the file system
+    allows, straight into the buffer that is tagged and sent (no page
+    cache in between; on a disk it halves the sender's CPU).
     """
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError('chunk_size must be within %d..%d bytes'
@@ -576,5 +558,6 @@ def send(source_path, host, port, dest_path, token, streams=4,
     sender = _Sender(source_path, host, port, dest_path, _as_key(token),
                      streams, chunk_size, verify_sha256, progress, cancel,
                      timeout, retries, keep_partial, faults,
-                     chunk_hash=chunk_hash, source_root=source_root)
+                     chunk_hash=chunk_hash, source_root=source_root,
+                     direct_io=direct_io)
     return sender.run()
