@@ -296,7 +296,7 @@ class Bench:
                         *self.dtn_options(shares))
         row = self.row(out)
         overcloud(self.journal, 'migration', 'rollback', self.migration())
-        return {'downtime': row['Downtime'], 'phases': row['Phases']}
+        return {'downtime': row['Downtime (s)'], 'phases': row['Phases']}
 
     def warm(self, server, changed_percent):
         overcloud(self.journal, 'migrate', server.name, '--dest-cloud',
@@ -312,7 +312,7 @@ class Bench:
         crossed = self.link.sent() - before
         row = self.row(out)
         overcloud(self.journal, 'migration', 'rollback', migration)
-        return {'downtime': row['Downtime'], 'phases': row['Phases'],
+        return {'downtime': row['Downtime (s)'], 'phases': row['Phases'],
                 'changed': written['bytes_changed'], 'crossed': crossed}
 
     # -- the run -----------------------------------------------------------
