@@ -55,6 +55,8 @@ _ACTIVE = ('queued', 'running')
 _PROBE_PREFIX = '.overcloud-migrate-probe-'
 #: a volume's file on a Cinder NFS/RemoteFS share (its volume_name_template)
 VOLUME_FILE = 'volume-%s'
+#: seconds between two looks at a running sync round
+SYNC_POLL = 0.1
 #: the staged file must be readable by the DTN's GridFTP server, which
 #: often runs as another user (``nobody`` for anonymous ftp://)
 _STAGED_MODE = 0o644
@@ -467,12 +469,13 @@ class DtnTransport(base.Transport):
                 return row
         return None
 
-    def _follow(self, client, transfer_id, timeout, report):
+    def _follow(self, client, transfer_id, timeout, report, interval=None):
         """Wait for a transfer or sync; cancel it when the wait times out."""
         try:
-            return client.wait_transfer(transfer_id, timeout=timeout,
-                                        interval=self.poll_interval,
-                                        progress=report)
+            return client.wait_transfer(
+                transfer_id, timeout=timeout,
+                interval=self.poll_interval if interval is None else interval,
+                progress=report)
         except dtn_client.WaitTimeout:
             self._cancel(client, transfer_id)
             raise
@@ -566,8 +569,11 @@ class DtnTransport(base.Transport):
                     progress(current.get('bytes_done') or 0,
                              current.get('size'))
 
+            # A cut-over's round takes seconds and is downtime: its end is
+            # looked for more often than a transfer's.
             done = self._follow(client, row['id'], self.transfer_timeout,
-                                report)
+                                report, interval=min(self.poll_interval,
+                                                     SYNC_POLL))
         except dtn_client.DTNClientError as exc:
             raise base.TransportError(
                 'Syncing %s into %s:%s (through %s): %s'

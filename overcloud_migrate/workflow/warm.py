@@ -390,26 +390,40 @@ def round_tasks(ctx):
 
 
 def share_tasks(ctx):
-    """A cold migration's volumes through the shares: after the stop,
-    each copy made empty, then one round (the first: every non-zero
-    block)."""
-    found = []
-    if volumes.root_copy_key(ctx):
-        found += [PrepareRoot(ctx), SnapshotRoot(ctx), SyncRoot(ctx)]
-    return (found
-            + [PrepareVolume(ctx, a.volume_id) for a in ctx.server.volumes]
-            + [SyncVolume(ctx, a.volume_id) for a in ctx.server.volumes])
+    """A cold migration's volumes through the shares (after the stop),
+    and a sync round's: each copy found or made empty, then a round (the
+    first: every non-zero block)."""
+    return prepare_tasks(ctx) + sync_tasks(ctx)
+
+
+def prepare_tasks(ctx):
+    """Each volume's destination copy (and the root disk's), found or
+    made."""
+    found = [PrepareRoot(ctx)] if volumes.root_copy_key(ctx) else []
+    return found + [PrepareVolume(ctx, a.volume_id)
+                    for a in ctx.server.volumes]
+
+
+def sync_tasks(ctx):
+    """A round of each volume (and of the root disk, from a snapshot)."""
+    found = [SnapshotRoot(ctx), SyncRoot(ctx)] \
+        if volumes.root_copy_key(ctx) else []
+    return found + [SyncVolume(ctx, a.volume_id)
+                    for a in ctx.server.volumes]
 
 
 def cutover_flow(ctx):
     """The cut-over of one server (a TaskFlow flow)."""
     flow = linear_flow.Flow('cutover-%s' % ctx.server.id)
-    flow.add(CheckSource(ctx), tasks.StopSource(ctx))
+    # The copies exist since the first round: finding them again is done
+    # while the server still runs, outside the downtime.
+    flow.add(CheckSource(ctx), *prepare_tasks(ctx))
+    flow.add(tasks.StopSource(ctx))
     if ctx.server.boot_source != 'volume' and \
             not volumes.root_copy_key(ctx):
         # The root disk is not a volume: it moves cold, as a snapshot.
         flow.add(tasks.Snapshot(ctx), image_tasks.TransferImage(ctx))
-    flow.add(*share_tasks(ctx))
+    flow.add(*sync_tasks(ctx))
     flow.add(tasks.BootServer(ctx), tasks.Verify(ctx),
              volumes.VerifyVolumes(ctx), ForgetSyncs(ctx))
     if not ctx.keep_source_snapshots and ctx.server.boot_source != 'volume':

@@ -239,7 +239,10 @@ def test_the_cutover_stops_then_moves_the_last_changes_and_boots():
     from overcloud_migrate.workflow import engine
     flow = engine.server_flow(_ctx('volume', warm='cutover'))
     names = [t.name for t in flow]
-    assert names[:2] == ['check-source:s1', 'stop:s1']
+    # the copies are found again before the stop (outside the downtime)
+    assert names[:5] == ['check-source:s1', 'volume-prepare:s1:root',
+                         'volume-prepare:s1:data', 'volume-prepare:s1:log',
+                         'stop:s1']
     assert names[5:8] == ['final-sync:s1:root', 'final-sync:s1:data',
                           'final-sync:s1:log']
     assert names[8:] == ['boot:s1', 'verify:s1', 'verify-volumes:s1',
@@ -251,8 +254,7 @@ def test_an_image_booted_server_moves_its_root_cold_at_the_cutover():
     from overcloud_migrate.workflow import engine
     names = [t.name for t in engine.server_flow(
         _ctx('image', warm='cutover'))]
-    assert names[:4] == ['check-source:s1', 'stop:s1', 'snapshot:s1',
-                         'transfer:s1']
+    assert names[3:6] == ['stop:s1', 'snapshot:s1', 'transfer:s1']
     assert names[-1] == 'clean-source:s1'
 
 
@@ -263,7 +265,8 @@ def test_dest_boot_volume_syncs_the_root_from_a_snapshot_and_boots_it():
     flow = list(engine.server_flow(ctx))
     names = [t.name for t in flow]
     assert 'transfer:s1' not in names and 'snapshot:s1' not in names
-    assert names[2:5] == ['volume-prepare:s1:root-s1', 'root-snapshot:s1',
+    assert names[1] == 'volume-prepare:s1:root-s1'
+    assert names[4:7] == ['stop:s1', 'root-snapshot:s1',
                           'final-sync:s1:root-s1']
     boot = next(t for t in flow if t.name == 'boot:s1')
     assert set(boot.requires) == {'volume_dest:root-s1', 'volume_dest:data',
