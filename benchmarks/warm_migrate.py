@@ -33,7 +33,12 @@ warm
     cutover``: stop, a last round (only the changed blocks cross), boot
     from the synced volume;
 
-each rolled back after it (the source server runs again).  Printed: every
+each rolled back after it (the source server runs again).  Then, for each
+--image-sizes GiB, a server booted from a raw image of random bytes moves
+cold (Nova snapshot, staged, across the link, into the destination
+Glance, boot) and warm with ``--dest-boot-volume`` (rounds from Nova
+snapshots the source DTN reads in the Glance store; the cut-over stops it,
+snapshots it, syncs the root volume and boots from it); target <= 0.4.  Printed: every
 phase's seconds for both flows, the downtime (source stopped -> copy
 ACTIVE, from the journal) and warm/cold; the bytes that crossed the link
 during the cut-over against the bytes changed after the last round; and,
@@ -132,9 +137,10 @@ class Dtn:
     """One overcloud-dtn-api service (in the namespace for site B)."""
 
     def __init__(self, name, host, export, share, work, data_token,
-                 namespace=None):
+                 namespace=None, images=None):
         self.name, self.host, self.export, self.share = name, host, export, \
             share
+        self.images = images
         self.token = secrets.token_urlsafe(24)
         self.token_file = os.path.join(work, name + '.token')
         with open(self.token_file, 'w') as handle:
@@ -143,7 +149,9 @@ class Dtn:
         argv = [os.path.join(BIN, 'overcloud-dtn-api'), '--host', host,
                 '--port', '22641' if namespace else '0', '--node-name', name,
                 '--export', 'data=%s' % export, '--export',
-                'volumes=%s' % share, '--data-port', str(self.data_port),
+                'volumes=%s' % share] + (
+                    ['--export', 'images=%s' % images] if images else []) + [
+                '--data-port', str(self.data_port),
                 '--data-token-file', data_token, '--token-file',
                 self.token_file, '--database-url',
                 'sqlite:///%s' % os.path.join(work, name + '.sqlite')]
@@ -256,11 +264,38 @@ class Bench:
                         volume.status == 'available' and \
                         (volume.name or '').startswith(PREFIX):
                     conn.block_storage.delete_volume(volume)
+            for image in list(conn.image.images(
+                    owner=conn.current_project_id)):
+                if (image.name or '').startswith(PREFIX + '-image'):
+                    conn.image.delete_image(image, ignore_missing=True)
             network = conn.network.find_network(PREFIX + '-net')
             if network is not None:
                 for port in list(conn.network.ports(network_id=network.id)):
                     conn.network.delete_port(port)
                 conn.network.delete_network(network)
+
+    def image_server(self, size_gib):
+        """A server booted from a raw image of ``size_gib`` GiB of random
+        bytes (its root disk is that image's copy on the compute host)."""
+        src = self.src
+        path = os.path.join(self.work, 'image.raw')
+        with open(path, 'wb') as handle:
+            for _ in range(size_gib * GIB // (4 * MIB)):
+                handle.write(os.urandom(4 * MIB))
+        with open(path, 'rb') as data:
+            image = src.image.create_image(
+                name='%s-image-%d' % (PREFIX, size_gib), disk_format='raw',
+                container_format='bare', data=data, wait=True)
+        os.unlink(path)
+        flavor = src.compute.find_flavor('m1.small', ignore_missing=False)
+        port = src.network.create_port(network_id=self.network().id,
+                                       name='%s-port' % PREFIX)
+        server = src.compute.create_server(
+            name='%s-image-%d' % (PREFIX, size_gib), flavor_id=flavor.id,
+            image_id=image.id, networks=[{'port': port.id}])
+        server = src.compute.wait_for_server(server, wait=TIMEOUT,
+                                             interval=0.5)
+        return server, image
 
     def drop_server(self, server):
         self.src.compute.delete_server(server, ignore_missing=True)
@@ -279,7 +314,8 @@ class Bench:
                    '--dtn-mover', 'builtin', '--timeout', '3000']
         if shares:
             options += ['--dtn-source-volumes', a.share,
-                        '--dtn-dest-volumes', b.share]
+                        '--dtn-dest-volumes', b.share,
+                        '--dtn-source-images', a.images]
         return options
 
     def row(self, out):
@@ -298,10 +334,10 @@ class Bench:
         overcloud(self.journal, 'migration', 'rollback', self.migration())
         return {'downtime': row['Downtime (s)'], 'phases': row['Phases']}
 
-    def warm(self, server, changed_percent):
+    def warm(self, server, changed_percent, *extra):
         overcloud(self.journal, 'migrate', server.name, '--dest-cloud',
                   'devcloud-b', '--warm', '-f', 'json',
-                  *self.dtn_options(True))
+                  *self.dtn_options(True), *extra)
         migration = self.migration()
         guest_write(server.id, changed_percent, 'between')
         overcloud(self.journal, 'migration', 'sync', migration, '-f', 'json')
@@ -334,7 +370,9 @@ class Bench:
                 os.chmod(export, 0o777)
                 self.sites.append(Dtn(
                     name, host, export, str(self.layout.volume_share(cloud)),
-                    self.work, data_token, namespace))
+                    self.work, data_token, namespace,
+                    images=None if namespace else str(
+                        self.layout.image_store(cloud))))
             a, b = self.sites
             dtn_client.DTNClient(a.url, token=a.token).add_node(
                 'site-b', DST_ADDR, {'data': b.export, 'volumes': b.share},
@@ -353,6 +391,20 @@ class Bench:
                     self.drop_server(server)
                 self.report_size(size, results[size])
             self.report(results)
+            for size in args.image_sizes:
+                server, image = self.image_server(size)
+                try:
+                    percent = 100.0 * changed_bytes / (size * GIB)
+                    result = {'cold': self.cold(server, False),
+                              'warm': self.warm(server, percent,
+                                                '--dest-boot-volume')}
+                finally:
+                    self.drop_server(server)
+                    self.src.image.delete_image(image, ignore_missing=True)
+                print('\nimage-booted server (%d GiB raw image of random '
+                      'data), cold through Glance against warm with '
+                      '--dest-boot-volume (target <= 0.4):' % size)
+                self.report_size(size, result)
         finally:
             for site in self.sites:
                 site.stop()
@@ -430,6 +482,11 @@ def main(argv=None):
                         help='Sizes (GiB) at which the cold migration '
                              'through the APIs runs too (default: 4; empty: '
                              'none)')
+    parser.add_argument('--image-sizes', default='4',
+                        type=lambda v: [int(x) for x in v.split(',') if x],
+                        help='Sizes (GiB) of the image-booted server moved '
+                             'cold and warm with --dest-boot-volume '
+                             '(default: 4; empty: none)')
     parser.add_argument('--rate', default='1gbit',
                         help='tc tbf rate of the link (default: 1gbit)')
     parser.add_argument('--workdir', default=None,
