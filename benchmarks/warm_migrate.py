@@ -470,7 +470,7 @@ def main(argv=None):
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', default='2,4,8',
-                        type=lambda v: [int(x) for x in v.split(',')],
+                        type=lambda v: [int(x) for x in v.split(',') if x],
                         help='Volume sizes in GiB, comma-separated '
                              '(default: 2,4,8)')
     parser.add_argument('--changed-mib', type=int, default=82,
