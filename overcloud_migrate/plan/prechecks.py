@@ -333,8 +333,14 @@ class Prechecks:
             return
         net = self.dest.network
         project = self.replicator.dest_project
+        # A migration's own subnets do not count: tagged, or on a network
+        # it made (another migration running now may have created a subnet
+        # and not yet tagged it; its network was tagged before).
+        ours = {n.id for n in net.networks(project_id=project)
+                if replicate.MARK_TAG in (n.tags or [])}
         existing = [s for s in net.subnets(project_id=project)
-                    if replicate.MARK_TAG not in (s.tags or [])]
+                    if replicate.MARK_TAG not in (s.tags or [])
+                    and s.network_id not in ours]
         for subnet in self.plan.subnets:
             network = self.plan.by_id('networks', subnet.network_id)
             if self.replicator.network_mapping(network) is not None:
