@@ -103,6 +103,31 @@ class _DtnCommand:
         return dtn_endpoint.make_client(self.app, parsed_args)
 
 
+def _add_run_options(parser, what):
+    """--streams, --wait and --timeout of a transfer or a sync round."""
+    parser.add_argument(
+        '--streams', metavar='<count>', type=int, default=4,
+        help='Parallel data streams, 1 to %d (default: 4)' % MAX_STREAMS)
+    parser.add_argument(
+        '--wait', action='store_true',
+        help='Wait until the %s ends; fail if it fails' % what)
+    parser.add_argument(
+        '--timeout', metavar='<seconds>', type=float, default=3600.0,
+        help='Give up waiting after this many seconds (default: 3600)')
+
+
+def _check_run(parsed_args):
+    """The locations, streams and timeout of a transfer or a sync round."""
+    _check_location(parsed_args.source, 'source')
+    _check_location(parsed_args.dest, 'destination')
+    if not 1 <= parsed_args.streams <= MAX_STREAMS:
+        raise exceptions.CommandError(
+            '--streams must be from 1 to %d, not %d.'
+            % (MAX_STREAMS, parsed_args.streams))
+    if parsed_args.timeout <= 0:
+        raise exceptions.CommandError('--timeout must be positive.')
+
+
 class TransferDtn(_DtnCommand, command.ShowOne):
     """Transfer one file between two DTNs."""
 
@@ -117,29 +142,14 @@ class TransferDtn(_DtnCommand, command.ShowOne):
             help='Destination file, same forms; a path ending in / keeps '
                  'the source\'s file name')
         parser.add_argument(
-            '--streams', metavar='<count>', type=int, default=4,
-            help='Parallel data streams, 1 to %d (default: 4)' % MAX_STREAMS)
-        parser.add_argument(
             '--mover', metavar='<name>', default=None,
             help='Mover to use, e.g. gridftp or builtin (default: the '
                  'service\'s default, gridftp)')
-        parser.add_argument(
-            '--wait', action='store_true',
-            help='Wait until the transfer ends; fail if it fails')
-        parser.add_argument(
-            '--timeout', metavar='<seconds>', type=float, default=3600.0,
-            help='Give up waiting after this many seconds (default: 3600)')
+        _add_run_options(parser, 'transfer')
         return self.add_dtn_options(parser)
 
     def take_action(self, parsed_args):
-        _check_location(parsed_args.source, 'source')
-        _check_location(parsed_args.dest, 'destination')
-        if not 1 <= parsed_args.streams <= MAX_STREAMS:
-            raise exceptions.CommandError(
-                '--streams must be from 1 to %d, not %d.'
-                % (MAX_STREAMS, parsed_args.streams))
-        if parsed_args.timeout <= 0:
-            raise exceptions.CommandError('--timeout must be positive.')
+        _check_run(parsed_args)
         client = self.dtn(parsed_args)
         row = _call(client.start_transfer, parsed_args.source,
                     parsed_args.dest, mover=parsed_args.mover,
@@ -188,27 +198,12 @@ class SyncDtn(TransferDtn):
             '--key', metavar='<key>', required=True,
             help='Names the sync across its rounds (1-128 letters, digits, '
                  '".", "_" or "-"; e.g. the volume id)')
-        parser.add_argument(
-            '--streams', metavar='<count>', type=int, default=4,
-            help='Parallel data streams, 1 to %d (default: 4)' % MAX_STREAMS)
-        parser.add_argument(
-            '--wait', action='store_true',
-            help='Wait until the round ends; fail if it fails')
-        parser.add_argument(
-            '--timeout', metavar='<seconds>', type=float, default=3600.0,
-            help='Give up waiting after this many seconds (default: 3600)')
+        _add_run_options(parser, 'round')
         return self.add_dtn_options(parser)
 
     def take_action(self, parsed_args):
-        _check_location(parsed_args.source, 'source')
-        _check_location(parsed_args.dest, 'destination')
+        _check_run(parsed_args)
         _check_key(parsed_args.key)
-        if not 1 <= parsed_args.streams <= MAX_STREAMS:
-            raise exceptions.CommandError(
-                '--streams must be from 1 to %d, not %d.'
-                % (MAX_STREAMS, parsed_args.streams))
-        if parsed_args.timeout <= 0:
-            raise exceptions.CommandError('--timeout must be positive.')
         client = self.dtn(parsed_args)
         row = _call(client.start_sync, parsed_args.source, parsed_args.dest,
                     parsed_args.key, streams=parsed_args.streams)
