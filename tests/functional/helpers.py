@@ -24,7 +24,7 @@ DEVCLOUD = os.path.join(sysconfig.get_path('scripts'), 'overcloud-devcloud')
 OWN_ENV = ('OVERCLOUD_MIGRATE_FAULT', 'OVERCLOUD_MIGRATE_JOURNAL_URL',
            'OVERCLOUD_MIGRATE_DTN_TOKEN')
 #: a bound on one command (not a timed assertion)
-COMMAND_TIMEOUT = 900
+COMMAND_TIMEOUT = 780  # under pytest.ini's 900, to report first
 #: seconds between two looks at a server or an image the tests wait for
 #: (openstacksdk's default is 2)
 POLL = 0.5
@@ -57,8 +57,18 @@ def overcloud(*args, journal=None, cloud='devcloud-a', fault=None, env=None,
         environ['OVERCLOUD_MIGRATE_FAULT'] = fault
     environ.update(env or {})
     argv = [OPENSTACK] + (['--os-cloud', cloud] if cloud else [])
-    result = subprocess.run(argv + ['overcloud', *args], capture_output=True,
-                            text=True, env=environ, timeout=timeout)
+    try:
+        result = subprocess.run(argv + ['overcloud', *args],
+                                capture_output=True, text=True, env=environ,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        # Say where the command was when it was killed.
+        err = exc.stderr or b''
+        if isinstance(err, bytes):
+            err = err.decode(errors='replace')
+        raise AssertionError('openstack overcloud %s ran over %s s; its '
+                             'stderr ended with:\n%s'
+                             % (' '.join(args), timeout, err[-4000:]))
     return result.returncode, result.stdout, result.stderr
 
 
