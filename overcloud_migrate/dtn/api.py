@@ -242,8 +242,9 @@ def _start_transfer(source_value, dest_value, mover_name, streams):
     return row, source_node, source, dest_node, dest
 
 
-def _start_sync(source_value, dest_value, key, streams):
-    """Validate a sync round, then start it; the transfer row."""
+def _start_sync(source_value, dest_value, key, streams, raw=False):
+    """Validate a sync round, then start it; the transfer row.  ``raw``:
+    the source must be a raw disk (not a disk image container)."""
     if not isinstance(key, str) or not re.match(constants.SYNC_KEY_PATTERN,
                                                 key):
         raise ApiError(400, 'The sync key %r is not valid (1-128 letters, '
@@ -269,6 +270,13 @@ def _start_sync(source_value, dest_value, key, streams):
         raise ApiError(503, 'This DTN has no data token (--data-token-file): '
                        'a sync cannot authenticate to the destination.')
     size = os.path.getsize(source.path)
+    if raw:
+        container = _container_of(source)
+        if container:
+            raise ApiError(400, 'The source %s is a %s image, not a raw '
+                           'disk: a sync copies its bytes as they are, so '
+                           'the destination would not boot (nothing '
+                           'written).' % (source.path, container))
     if dest_node['local']:
         try:
             fd = paths.open_beneath(dest.root, dest.relative)
@@ -297,6 +305,28 @@ def _start_sync(source_value, dest_value, key, streams):
     return _syncs().start(_manager(), _store(), request, key,
                           source_node['name'], source.path,
                           dest_node['name'], dest.path, size, peer)
+
+
+#: leading bytes of the disk image containers a raw sync refuses
+_CONTAINERS = ((b'QFI\xfb', 'qcow2'), (b'KDMV', 'VMDK'),
+               (b'vhdxfile', 'VHDX'))
+
+
+def _container_of(location):
+    """The container format ``location``'s file starts as, or None."""
+    try:
+        fd = paths.open_beneath(location.root, location.relative)
+    except OSError as exc:
+        raise ApiError(400, 'Cannot open the source %s: %s'
+                       % (location.path, exc.strerror or exc))
+    try:
+        head = os.pread(fd, 8, 0)
+    finally:
+        os.close(fd)
+    for magic, name in _CONTAINERS:
+        if head.startswith(magic):
+            return name
+    return None
 
 
 def _syncs():
@@ -548,11 +578,15 @@ def v1_cancel_transfer(transfer_id):
 @bp_v1.post('/syncs')
 def v1_start_sync():
     cfg = _config()
-    body = _json_body(allowed=('source', 'dest', 'key', 'streams'),
+    body = _json_body(allowed=('source', 'dest', 'key', 'streams', 'raw'),
                       required=('source', 'dest', 'key'))
     streams = _int_field(body, 'streams', cfg.default_streams, 1,
                          transfers.MAX_STREAMS)
-    row = _start_sync(body['source'], body['dest'], body['key'], streams)
+    raw = body.get('raw', False)
+    if not isinstance(raw, bool):
+        raise ApiError(400, 'The field raw must be true or false.')
+    row = _start_sync(body['source'], body['dest'], body['key'], streams,
+                      raw=raw)
     response = flask.jsonify({'sync': row})
     response.status_code = 202
     response.headers['Location'] = '/v1/transfers/%s' % row['id']

@@ -172,14 +172,17 @@ class DTNClient:
             time.sleep(interval)
 
     # syncs (rounds of a delta copy; followed like transfers)
-    def start_sync(self, source, dest, key, streams=None):
+    def start_sync(self, source, dest, key, streams=None, raw=False):
         """``POST /v1/syncs``: start one round of the sync ``key`` from
         ``source`` (``node:path`` on this DTN) into ``dest`` (an existing
         file at least as large); the transfer row (``mode`` "sync").  Follow
-        it with :meth:`wait_transfer`."""
+        it with :meth:`wait_transfer`.  ``raw``: the DTN refuses a source
+        that is a disk image container (qcow2, ...)."""
         body = {'source': source, 'dest': dest, 'key': key}
         if streams:
             body['streams'] = streams
+        if raw:
+            body['raw'] = True
         return self._call('POST', '/v1/syncs', json=body)['sync']
 
     def forget_sync(self, key):

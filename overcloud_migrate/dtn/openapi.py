@@ -127,7 +127,12 @@ _DOCUMENT = {
                     'key': {'type': 'string',
                             'pattern': '^[A-Za-z0-9._-]{1,128}$'},
                     'streams': {'type': 'integer', 'minimum': 1,
-                                'maximum': 64, 'default': 4}}},
+                                'maximum': 64, 'default': 4},
+                    'raw': {'type': 'boolean', 'default': False,
+                            'description': 'refuse a source that starts '
+                                           'as a disk image container '
+                                           '(qcow2, VMDK, VHDX): it must '
+                                           'be a raw disk'}}},
             'SyncAnswer': {'type': 'object', 'properties': {
                 'sync': {'$ref': '#/components/schemas/Transfer'}}},
             'TransferAnswer': {'type': 'object', 'properties': {

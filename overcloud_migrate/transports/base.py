@@ -199,6 +199,21 @@ class Transport(abc.ABC):
         raise PreflightError('The %s transport cannot move deltas.'
                              % self.name)
 
+    def reads_disks(self):
+        """True when this driver, as configured, reads an image-booted
+        server's root disk in the source Nova instance store
+        (:meth:`sync_disk`), so no snapshot is needed."""
+        return False
+
+    def sync_disk(self, server_id: str, host: str, dest_volume_id: str,
+                  key: str, progress: ProgressCallback) -> SyncResult:
+        """As :meth:`sync_volume`, from the root disk file of server
+        ``server_id`` on compute host ``host`` (running during a round,
+        stopped at the cut-over) into a destination volume at least as
+        large."""
+        raise PreflightError('The %s transport cannot read root disks.'
+                             % self.name)
+
     def forget_sync(self, key: str):
         """Drop what both ends keep for ``key`` (idempotent)."""
 

@@ -38,6 +38,7 @@ file names.
 import logging
 import os
 import posixpath
+import re
 import tempfile
 import time
 
@@ -178,6 +179,17 @@ class DtnTransport(base.Transport):
                       'file per image, named by its ID) as the source DTN '
                       'names it; the snapshots of each round are read there '
                       '(required with --dest-boot-volume)'),
+        base.Opt('source_disks', metavar='<template>',
+                 help='Warm migration with --dest-boot-volume: where the '
+                      'source DTN reads an image-booted server\'s root disk '
+                      'in the source Nova instance store (shared with the '
+                      'compute hosts), a path template with {server} (the '
+                      'server ID) and optionally {host} (its compute host), '
+                      'e.g. /nova/instances/{server}/disk; raw disks only '
+                      '(libvirt images_type raw or flat). Replaces the Nova '
+                      'snapshot of each round: the rounds read the running '
+                      'disk, the cut-over the stopped one (instead of '
+                      '--dtn-source-images)'),
         base.Opt('keep', switch=True,
                  help='Keep the staged copies on both DTNs after a verified '
                       'upload (default: remove them)'),
@@ -189,7 +201,8 @@ class DtnTransport(base.Transport):
                  dest_path=None, source_token_file=None,
                  dest_token_file=None, source_node=None, dest_node=None,
                  mover=None, streams=None, keep=False, source_volumes=None,
-                 dest_volumes=None, source_images=None, transfer_timeout=3600,
+                 dest_volumes=None, source_images=None, source_disks=None,
+                 transfer_timeout=3600,
                  request_timeout=30.0, poll_interval=0.5, probe=True,
                  **options):
         super().__init__(
@@ -200,7 +213,8 @@ class DtnTransport(base.Transport):
             dest_token_file=dest_token_file, source_node=source_node,
             dest_node=dest_node, mover=mover, streams=streams, keep=keep,
             source_volumes=source_volumes, dest_volumes=dest_volumes,
-            source_images=source_images, transfer_timeout=transfer_timeout,
+            source_images=source_images, source_disks=source_disks,
+            transfer_timeout=transfer_timeout,
             request_timeout=request_timeout, poll_interval=poll_interval,
             probe=probe, **options)
         self.source = _Side('source', source_endpoint, source_token_file,
@@ -215,6 +229,7 @@ class DtnTransport(base.Transport):
         self.source.volumes = source_volumes
         self.dest.volumes = dest_volumes
         self.source.images = source_images
+        self.source.disks = source_disks
         self.transfer_timeout = float(transfer_timeout)
         self.request_timeout = float(request_timeout)
         self.poll_interval = float(poll_interval)
@@ -494,27 +509,35 @@ class DtnTransport(base.Transport):
     def reaches_volumes(self):
         return bool(self.source.volumes and self.dest.volumes)
 
+    def reads_disks(self):
+        return bool(self.source.disks)
+
     def check_deltas(self, images=False):
         """Both Cinder shares (and with ``images`` the source Glance
-        store) are named, absolute and inside their DTN's exports, and the
-        source DTN service can run syncs."""
+        store or Nova instance store) are named, absolute and inside their
+        DTN's exports, and the source DTN service can run syncs."""
+        roots = self.source.images or self.source.disks
         missing = [flag for flag, value in (
             ('--dtn-source-volumes', self.source.volumes),
             ('--dtn-dest-volumes', self.dest.volumes),
-            ('--dtn-source-images', self.source.images if images else '-'),
+            ('--dtn-source-disks or --dtn-source-images',
+             roots if images else '-'),
         ) if not value]
         if missing:
             raise base.PreflightError(
                 'Warm migration with the dtn transport needs %s: the Cinder '
                 'share of each site (and for --dest-boot-volume the source '
-                'Glance store) as its DTN names it.'
+                'Nova instance store or Glance store) as its DTN names it.'
                 % ' and '.join(missing))
         for path, what in ((self.source.volumes, 'source Cinder share'),
                            (self.dest.volumes, 'destination Cinder share'),
-                           (self.source.images, 'source Glance store')):
+                           (self.source.images, 'source Glance store'),
+                           (self.source.disks, 'source disk template')):
             if path and not posixpath.isabs(path):
                 raise base.PreflightError('The %s %r is not an absolute path.'
                                           % (what, path))
+        if self.source.disks:
+            disk_path(self.source.disks, '0', 'host')   # the template's form
         self._discover()
         info = self._info(self.source)
         if 'sync' not in (info.get('features') or ()):
@@ -544,8 +567,20 @@ class DtnTransport(base.Transport):
                            VOLUME_FILE % dest_volume_id),
             key, progress, 'image %s' % image_id)
 
-    def _sync(self, src, dst, key, progress, what):
-        """One round of ``key`` from ``src`` into ``dst`` (locations)."""
+    def sync_disk(self, server_id, host, dest_volume_id, key, progress):
+        if not (self.source.node and self.dest.node):
+            self._discover()
+        return self._sync(
+            {'node': self.source.node,
+             'path': disk_path(self.source.disks, server_id, host)},
+            self._location(self.dest, self.dest.volumes,
+                           VOLUME_FILE % dest_volume_id),
+            key, progress, 'the root disk of server %s' % server_id,
+            raw=True)
+
+    def _sync(self, src, dst, key, progress, what, raw=False):
+        """One round of ``key`` from ``src`` into ``dst`` (locations);
+        ``raw``: the source must be a raw disk."""
         client = self.source.client(self.request_timeout)
         start = time.monotonic()
         try:
@@ -562,7 +597,8 @@ class DtnTransport(base.Transport):
                             interval=self.poll_interval)
                     except dtn_client.TransferFailed:
                         pass
-            row = client.start_sync(src, dst, key=key, streams=self.streams)
+            row = client.start_sync(src, dst, key=key, streams=self.streams,
+                                    raw=raw)
 
             def report(current):
                 if progress is not None:
@@ -593,6 +629,32 @@ class DtnTransport(base.Transport):
             raise base.TransportError('The DTNs could not drop the sync '
                                       'state of %s: %s.'
                                       % (key, _lower_first(exc)))
+
+
+#: what {server} and {host} of --dtn-source-disks may stand for
+_DISK_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$')
+_DISK_FIELD = re.compile(r'{([^{}]*)}')
+
+
+def disk_path(template, server_id, host):
+    """The path ``template`` (of --dtn-source-disks) gives for the root
+    disk of server ``server_id`` on compute host ``host``."""
+    fields = set(_DISK_FIELD.findall(template))
+    if 'server' not in fields or not fields <= {'server', 'host'}:
+        raise base.PreflightError(
+            'The source disk template %r must hold {server} and may hold '
+            '{host}, nothing else in braces.' % template)
+    values = {'server': server_id, 'host': host}
+    for field in fields:
+        value = values[field]
+        if not value or not _DISK_NAME.match(value):
+            raise base.TransportError(
+                'The %s %r cannot name a disk file of the source instance '
+                'store (template %s).' % (field, value, template))
+    path = template
+    for field in fields:
+        path = path.replace('{%s}' % field, values[field])
+    return posixpath.normpath(path)
 
 
 def _remove(path):

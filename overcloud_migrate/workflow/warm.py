@@ -363,6 +363,35 @@ class SyncRoot(SyncVolume):
         return self.journal_round(result, volume_dest)
 
 
+class SyncDisk(SyncVolume):
+    """One round: the root disk's volume in step with the server's disk
+    file in the source instance store, read by the transport (running
+    during a round, stopped at the cut-over); no snapshot is made."""
+
+    def __init__(self, context):
+        key = volumes.root_copy_key(context)
+        self.phase = FINAL_PHASE if context.warm == CUTOVER else SYNC_PHASE
+        volumes.VolumePhase.__init__(self, context, key)
+        self.volume = volumes.root_volume(context)
+
+    def run(self, volume_dest):
+        ctx = self.ctx
+        try:
+            host = ctx.source.compute.get_server(ctx.server.id).compute_host
+        except sdk_exc.SDKException as exc:
+            self.fail('Finding the compute host of the root disk', exc)
+        self.say_volume('%s round from the disk on %s: only changed blocks '
+                        'cross' % ('the last' if ctx.warm == CUTOVER
+                                   else 'a sync', host or 'its host'))
+        try:
+            result = ctx.transport.sync_disk(
+                ctx.server.id, host, volume_dest,
+                sync_key(ctx.migration_id, self.volume_id), self.progress())
+        except transport_base.TransportError as exc:
+            self.fail('Syncing ' + self.label, exc)
+        return self.journal_round(result, volume_dest)
+
+
 class ForgetSyncs(tasks.Phase):
     """After verify: the transport drops the rounds' signatures."""
 
@@ -405,9 +434,12 @@ def prepare_tasks(ctx):
 
 
 def sync_tasks(ctx):
-    """A round of each volume (and of the root disk, from a snapshot)."""
-    found = [SnapshotRoot(ctx), SyncRoot(ctx)] \
-        if volumes.root_copy_key(ctx) else []
+    """A round of each volume (and of the root disk: from its file in the
+    instance store where the transport reads it, else from a snapshot)."""
+    found = []
+    if volumes.root_copy_key(ctx):
+        found = [SyncDisk(ctx)] if ctx.transport.reads_disks() else \
+            [SnapshotRoot(ctx), SyncRoot(ctx)]
     return found + [SyncVolume(ctx, a.volume_id)
                     for a in ctx.server.volumes]
 

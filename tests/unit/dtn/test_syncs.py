@@ -249,6 +249,37 @@ def test_a_smaller_destination_is_refused_and_nothing_written(pair):
     assert not a.signatures() and not b.signatures()
 
 
+@pytest.mark.parametrize('magic, name', [
+    (b'QFI\xfb\x00\x00\x00\x03', 'qcow2'), (b'KDMV', 'VMDK')])
+def test_a_raw_sync_refuses_a_disk_image_container(pair, magic, name):
+    a, b = pair
+    source = _image(a.export / 'disk', SIZE, DATA_BLOCKS)
+    with open(source, 'r+b') as fh:
+        fh.write(magic)
+    dest = _image(b.export / 'vol.img', SIZE, [1], seed=3)
+    before = _bytes(dest)
+    with pytest.raises(dtn_client.DTNClientError) as caught:
+        a.client.start_sync('a:%s' % source, 'b:%s' % dest, 'vol-1',
+                            raw=True)
+    assert 'is a %s image, not a raw disk' % name in str(caught.value)
+    assert str(source) in str(caught.value)
+    assert _bytes(dest) == before
+    assert not a.signatures() and not b.signatures()
+    # The same bytes without ``raw``: a file is a file.
+    _sync(a, source, dest)
+    assert _bytes(dest) == _bytes(source)
+
+
+def test_a_raw_sync_of_a_raw_disk_runs(pair):
+    a, b = pair
+    source = _image(a.export / 'disk', SIZE, DATA_BLOCKS)
+    dest = _empty(b.export / 'vol.img', SIZE)
+    row = a.client.start_sync('a:%s' % source, 'b:%s' % dest, 'vol-1',
+                              raw=True)
+    a.client.wait_transfer(row['id'], timeout=120, interval=0.05)
+    assert _bytes(dest) == _bytes(source)
+
+
 def test_a_larger_destination_gets_the_source_and_keeps_its_tail(pair):
     """A raw disk into a volume rounded up to whole GiB."""
     a, b = pair

@@ -313,3 +313,33 @@ def test_tokens_never_reach_the_logs_or_the_options(sites, image,
     for token in (TOKEN_A, TOKEN_B):
         assert token not in caplog.text
         assert token not in repr(transport.options)
+
+
+def test_a_root_disk_path_comes_from_the_template_and_safe_names_only():
+    template = '/nova/{host}/instances/{server}/disk'
+    assert dtn_transport.disk_path(template, 'ab-12', 'compute-1.lab') == \
+        '/nova/compute-1.lab/instances/ab-12/disk'
+    for server, host in (('../x', 'h'), ('s', '..'), ('s', 'a/b'),
+                         ('s', None)):
+        with pytest.raises(base.TransportError, match='cannot name a disk'):
+            dtn_transport.disk_path(template, server, host)
+    for bad in ('/nova/instances/disk', '/nova/{server}/{name}'):
+        with pytest.raises(base.PreflightError, match='must hold {server}'):
+            dtn_transport.disk_path(bad, 's', 'h')
+
+
+def test_warm_roots_need_the_instance_store_or_the_glance_store(sites):
+    shares = dict(source_volumes='/v', dest_volumes='/w')
+    with pytest.raises(base.PreflightError,
+                       match='needs --dtn-source-disks or '
+                             '--dtn-source-images'):
+        driver(sites, **shares).check_deltas(images=True)
+    with pytest.raises(base.PreflightError, match='must hold {server}'):
+        driver(sites, source_disks='/nova/disk', **shares).check_deltas(
+            images=True)
+    with pytest.raises(base.PreflightError, match='not an absolute path'):
+        driver(sites, source_disks='nova/{server}',
+               **shares).check_deltas(images=True)
+    assert driver(sites, source_disks='/nova/{server}', **shares) \
+        .reads_disks()
+    assert not driver(sites, **shares).reads_disks()

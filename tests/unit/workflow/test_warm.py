@@ -261,7 +261,8 @@ def test_an_image_booted_server_moves_its_root_cold_at_the_cutover():
 def test_dest_boot_volume_syncs_the_root_from_a_snapshot_and_boots_it():
     from overcloud_migrate.workflow import engine
     from overcloud_migrate.workflow import volumes
-    ctx = _ctx('image', warm='cutover', dest_boot_volume=True)
+    ctx = _ctx('image', warm='cutover', dest_boot_volume=True,
+               transport=Deltas())
     flow = list(engine.server_flow(ctx))
     names = [t.name for t in flow]
     assert 'transfer:s1' not in names and 'snapshot:s1' not in names
@@ -280,6 +281,59 @@ def test_dest_boot_volume_syncs_the_root_from_a_snapshot_and_boots_it():
     assert [(m['uuid'], m['boot_index'], m['source_type'])
             for m in mapping] == [('R', 0, 'volume'), ('D', -1, 'volume'),
                                   ('L', -1, 'volume')]
+
+
+class DiskReader(Deltas):
+    """Reads root disks in the source instance store."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def reads_disks(self):
+        return True
+
+    def sync_disk(self, server_id, host, dest_volume_id, key, progress):
+        self.calls.append((server_id, host, dest_volume_id, key))
+        return transport_base.SyncResult(size=8, bytes=4, changed_bytes=4,
+                                         repaired_bytes=0, seconds=0.5,
+                                         round=2)
+
+
+def test_a_transport_reading_disks_needs_no_snapshot_of_the_root():
+    from overcloud_migrate.workflow import engine
+    ctx = _ctx('image', warm='cutover', dest_boot_volume=True,
+               transport=DiskReader())
+    names = [t.name for t in engine.server_flow(ctx)]
+    assert 'root-snapshot:s1' not in names and 'snapshot:s1' not in names
+    assert names[4:6] == ['stop:s1', 'final-sync:s1:root-s1']
+    ctx = _ctx('image', warm='sync', dest_boot_volume=True,
+               transport=DiskReader())
+    names = [t.name for t in warm.round_tasks(ctx)]
+    assert names == ['check-source:s1', 'volume-prepare:s1:root-s1',
+                     'volume-prepare:s1:data', 'volume-prepare:s1:log',
+                     'sync:s1:root-s1', 'sync:s1:data', 'sync:s1:log']
+
+
+def test_a_disk_round_reads_the_host_now_and_journals_the_round(journal):
+    from unittest import mock
+    migration = journal.start('src', 'dst', {})
+    journal.add_server(migration, 's1', 'web', 0)
+    ctx = _ctx('image', warm='sync', dest_boot_volume=True,
+               transport=DiskReader(), journal=journal,
+               migration_id=migration, progress_bar=None)
+    ctx.source = mock.Mock()
+    ctx.source.compute.get_server.return_value = mock.Mock(
+        compute_host='compute-2')
+    task = next(t for t in warm.sync_tasks(ctx) if isinstance(
+        t, warm.SyncDisk))
+    assert task.execute(**{'volume_dest:root-s1': 'dest-vol'}) == 'dest-vol'
+    assert ctx.transport.calls == [
+        ('s1', 'compute-2', 'dest-vol', warm.sync_key(migration,
+                                                      'root-s1'))]
+    [row] = journal.rounds(migration)
+    assert (row.volume_id, row.round, row.changed_bytes) == (
+        'root-s1', 2, 4)
 
 
 def test_a_cold_move_through_the_shares_syncs_once_and_makes_nothing():
