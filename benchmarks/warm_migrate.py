@@ -36,9 +36,13 @@ warm
 each rolled back after it (the source server runs again).  Then, for each
 --image-sizes GiB, a server booted from a raw image of random bytes moves
 cold (Nova snapshot, staged, across the link, into the destination
-Glance, boot) and warm with ``--dest-boot-volume`` (rounds from Nova
-snapshots the source DTN reads in the Glance store; the cut-over stops it,
-snapshots it, syncs the root volume and boots from it); target <= 0.4.  Printed: every
+Glance, boot) and warm with ``--dest-boot-volume`` twice: the source DTN
+reading the root disk file in the compute host's instance store
+(``--dtn-source-disks``: no snapshot; the cut-over stops the server, syncs
+the root volume from the stopped disk and boots from it; target <= 0.4),
+and reading a Nova snapshot of each round in the Glance store
+(``--dtn-source-images``: the cut-over snapshots the stopped server
+first).  Printed: every
 phase's seconds for both flows, the downtime (source stopped -> copy
 ACTIVE, from the journal) and warm/cold; the bytes that crossed the link
 during the cut-over against the bytes changed after the last round; and,
@@ -137,7 +141,7 @@ class Dtn:
     """One overcloud-dtn-api service (in the namespace for site B)."""
 
     def __init__(self, name, host, export, share, work, data_token,
-                 namespace=None, images=None):
+                 namespace=None, images=None, disks=()):
         self.name, self.host, self.export, self.share = name, host, export, \
             share
         self.images = images
@@ -151,6 +155,8 @@ class Dtn:
                 '--export', 'data=%s' % export, '--export',
                 'volumes=%s' % share] + (
                     ['--export', 'images=%s' % images] if images else []) + [
+                    part for index, path in enumerate(disks)
+                    for part in ('--export', 'disks%d=%s' % (index, path))] + [
                 '--data-port', str(self.data_port),
                 '--data-token-file', data_token, '--token-file',
                 self.token_file, '--database-url',
@@ -318,6 +324,13 @@ class Bench:
                         '--dtn-source-images', a.images]
         return options
 
+    def disks(self, server):
+        """--dtn-source-disks for ``server``: the disk files of devcloud's
+        compute hosts are <instances of the host>/<server ID>.disk."""
+        host = self.src.compute.get_server(server.id).compute_host
+        return ['--dtn-source-disks', os.path.join(str(
+            self.layout.instances_dir('devcloud-a', host)), '{server}.disk')]
+
     def row(self, out):
         return next(r for r in json.loads(out) if r['Type'] == 'server')
 
@@ -339,9 +352,10 @@ class Bench:
                   'devcloud-b', '--warm', '-f', 'json',
                   *self.dtn_options(True), *extra)
         migration = self.migration()
-        guest_write(server.id, changed_percent, 'between')
+        # seeds of this migration's own: each run changes other blocks
+        guest_write(server.id, changed_percent, 'between-' + migration)
         overcloud(self.journal, 'migration', 'sync', migration, '-f', 'json')
-        written = guest_write(server.id, changed_percent, 'after')
+        written = guest_write(server.id, changed_percent, 'after-' + migration)
         before = self.link.sent()
         out = overcloud(self.journal, 'migration', 'cutover', migration,
                         '-f', 'json')
@@ -372,7 +386,10 @@ class Bench:
                     name, host, export, str(self.layout.volume_share(cloud)),
                     self.work, data_token, namespace,
                     images=None if namespace else str(
-                        self.layout.image_store(cloud))))
+                        self.layout.image_store(cloud)),
+                    disks=() if namespace else [
+                        str(self.layout.instances_dir(cloud, host))
+                        for host in layout_mod.compute_hosts(cloud)]))
             a, b = self.sites
             dtn_client.DTNClient(a.url, token=a.token).add_node(
                 'site-b', DST_ADDR, {'data': b.export, 'volumes': b.share},
@@ -397,14 +414,26 @@ class Bench:
                     percent = 100.0 * changed_bytes / (size * GIB)
                     result = {'cold': self.cold(server, False),
                               'warm': self.warm(server, percent,
-                                                '--dest-boot-volume')}
+                                                '--dest-boot-volume',
+                                                *self.disks(server))}
+                    snapshots = self.warm(server, percent,
+                                          '--dest-boot-volume')
                 finally:
                     self.drop_server(server)
                     self.src.image.delete_image(image, ignore_missing=True)
                 print('\nimage-booted server (%d GiB raw image of random '
                       'data), cold through Glance against warm with '
-                      '--dest-boot-volume (target <= 0.4):' % size)
+                      '--dest-boot-volume, the source DTN reading the root '
+                      'disk in the instance store (--dtn-source-disks; '
+                      'target <= 0.4):' % size)
                 self.report_size(size, result)
+                print('  warm from a Nova snapshot each round '
+                      '(--dtn-source-images): downtime %.1f s, warm/cold '
+                      '%.2f, cut-over link bytes / changed %.2f' % (
+                          snapshots['downtime'], snapshots['downtime']
+                          / result['cold']['downtime'],
+                          snapshots['crossed'] / snapshots['changed']))
+                self.phases('snap', snapshots['phases'])
         finally:
             for site in self.sites:
                 site.stop()
