@@ -24,6 +24,7 @@ import openstack
 import pytest
 
 from overcloud_devcloud import guest
+from overcloud_devcloud import layout as layout_mod
 from overcloud_devcloud import scenario
 from tests.functional import helpers
 from tests.functional import test_dtn_gridftp as dtn_bed
@@ -96,11 +97,16 @@ def dtns(bed):
             site = dtn_bed.Site(name, export, dtn_bed._free_port())
             site.volumes = str(layout.volume_share(cloud))
             site.images = str(layout.image_store(cloud))
+            # the Nova instance store of each compute host
+            site.disks = {host: str(layout.instances_dir(cloud, host))
+                          for host in layout_mod.compute_hosts(cloud)}
             site.token = secrets.token_urlsafe(24)
             site.data_port = dtn_bed._free_port()
             dtn_bed.start_dtn(procs, site, base, extra=[
                 '--export', 'volumes=%s' % site.volumes,
                 '--export', 'images=%s' % site.images,
+                *[part for index, path in enumerate(site.disks.values())
+                  for part in ('--export', 'disks%d=%s' % (index, path))],
                 '--data-port', str(site.data_port),
                 '--data-token-file', data_token])
             site.token_file = os.path.join(base, name + '.token')
@@ -385,25 +391,55 @@ def test_an_image_booted_server_boots_from_a_synced_root_volume(
     assert status(src, app.id) == 'ACTIVE'
 
 
-def test_rollback_after_a_sync_leaves_the_source_running(bed, dtns,
-                                                         journal):
-    """mw-web has no volume: --dest-boot-volume syncs its root disk."""
-    src, dst, project, _layout = bed
+def test_a_root_disk_read_in_the_instance_store_needs_no_snapshot(
+        bed, dtns, journal):
+    """mw-web has no volume: --dest-boot-volume with --dtn-source-disks
+    syncs its root disk from the disk file the compute host keeps, running
+    in the rounds, stopped at the cut-over; no snapshot is ever made.
+    Rollback after a round leaves the source running; a cut-over after
+    guest writes boots on the source's final bytes."""
+    src, dst, project, layout = bed
     a, b = dtns
     web = project.servers['web']
-    code, out, err = migrate_warm(journal, a, b, 'mw-web',
-                                  '--dest-boot-volume')
+    host = src.compute.get_server(web.id).compute_host
+    disks = ('--dest-boot-volume', '--dtn-source-disks',
+             os.path.join(a.disks[host], '{server}.disk'))
+    code, out, err = migrate_warm(journal, a, b, 'mw-web', *disks)
     assert code == 0, err
     assert rows(out, 'server')['mw-web']['Status'] == 'synced'
     migration = latest(journal)
     assert list(copies(dst, migration)) == ['root-%s' % web.id]
+    assert 'from the disk on %s' % host in err
     code, _out, err = run(journal, 'migration', 'rollback', migration)
     assert code == 0, err
     assert copies(dst, migration) == {}
     assert not [s for s in dst.compute.servers() if s.name == 'mw-web']
     assert status(src, web.id) == 'ACTIVE'
+
+    code, out, err = migrate_warm(journal, a, b, 'mw-web', *disks)
+    assert code == 0, err
+    migration = latest(journal)
+    written = guest_write(web.id, 10, 'web-after')
+    code, out, err = run(journal, 'migration', 'cutover', migration, '-f',
+                         'json')
+    assert code == 0, err
+    server = rows(out, 'server')['mw-web']
+    assert server['Status'] == 'done'
+    assert 'snapshot' not in ' '.join(server['Phases'])
+    assert dst.compute.get_server(server['Destination ID']).status == \
+        'ACTIVE'
+    assert status(src, web.id) == 'SHUTOFF'
+    [root] = copies(dst, migration)['root-%s' % web.id]
+    disk = _bytes_of(written['disk'])
+    volume = _bytes_of(layout.volume_file('devcloud-b', root.id))
+    assert volume[:len(disk)] == disk
+    assert not volume[len(disk):].strip(b'\0')
     assert not [i for i in src.image.images(owner=src.current_project_id)
                 if (i.properties or {}).get(MARK) == migration]
+    code, _out, err = run(journal, 'migration', 'rollback', migration)
+    assert code == 0, err
+    assert copies(dst, migration) == {}
+    assert status(src, web.id) == 'ACTIVE'
 
 
 def _bytes_of(path):
