@@ -26,16 +26,16 @@ import collections
 import dataclasses
 import errno
 import os
-import stat
 import threading
 import time
 
 from overcloud_migrate.dtn import delta
-from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers.blockpipe import delta_state
 from overcloud_migrate.dtn.movers.blockpipe import delta_wire
-from overcloud_migrate.dtn.movers.blockpipe.outbound import _connect
+from overcloud_migrate.dtn.movers.blockpipe.outbound import (
+    _connect,
+    open_source)
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     DEFAULT_TIMEOUT,
     MAX_STREAMS,
@@ -90,23 +90,8 @@ class _Round:
                                            self.where, self.dest_path)
 
     def run(self):
+        fd = open_source(self.source_path, self.source_root, 'sync')
         try:
-            if self.source_root:
-                fd = paths.open_beneath(self.source_root, os.path.relpath(
-                    self.source_path, self.source_root))
-            else:
-                fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC
-                             | os.O_NOFOLLOW)
-        except paths.PathRefused as exc:
-            raise base.MoverError('cannot sync %s: %s' % (
-                self.source_path, exc)) from None
-        except OSError as exc:
-            raise base.MoverError('cannot open %s: %s' % (
-                self.source_path, _describe_oserror(exc))) from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise base.MoverError('%s is not a regular file'
-                                      % self.source_path)
             self.fd = fd
             self.size = os.fstat(fd).st_size
             return self._run()

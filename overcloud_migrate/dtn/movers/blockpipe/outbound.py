@@ -1,5 +1,5 @@
-"""The sender's helpers: an authenticated connection to a receiver, the
-data port probe, the source's sha256 computed in the background, and
+"""The sender's helpers: the source file opened, an authenticated
+connection to a receiver, the data port probe, the source's sha256 computed in the background, and
 reading a chunk's data and sending it (:class:`ChunkReading`, a mixin of
 the sender)."""
 
@@ -7,8 +7,10 @@ import errno
 import hashlib
 import os
 import socket
+import stat
 import threading
 
+from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers.blockpipe import direct
 from overcloud_migrate.dtn.movers.blockpipe import session
@@ -23,6 +25,30 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _keepalive,
     _recv_exact,
     _set_timeouts)
+
+
+def open_source(source_path, source_root, verb):
+    """A read descriptor of the regular file ``source_path``; with
+    ``source_root`` (its export root) no symlink below the root is
+    followed, whatever was swapped in since the service checked the path.
+    ``verb`` says what was refused (``'send'``, ``'sync'``)."""
+    try:
+        if source_root:
+            fd = paths.open_beneath(source_root, os.path.relpath(
+                source_path, source_root))
+        else:
+            fd = os.open(source_path, os.O_RDONLY | os.O_CLOEXEC
+                         | os.O_NOFOLLOW)
+    except paths.PathRefused as exc:
+        raise base.MoverError('cannot %s %s: %s' % (verb, source_path,
+                                                   exc)) from None
+    except OSError as exc:
+        raise base.MoverError('cannot open %s: %s' % (
+            source_path, _describe_oserror(exc))) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise base.MoverError('%s is not a regular file' % source_path)
+    return fd
 
 
 def _connect(host, port, key, timeout):

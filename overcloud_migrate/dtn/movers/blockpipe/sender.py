@@ -6,11 +6,9 @@ import hashlib
 import logging
 import os
 import socket
-import stat
 import threading
 import time
 
-from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers import base
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     DEFAULT_CHUNK_SIZE,
@@ -29,7 +27,6 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
     _as_key,
     _chunk_count,
     _decode_bitmap,
-    _describe_oserror,
     _quiet_close,
     _set_timeouts)
 from overcloud_migrate.dtn.movers.blockpipe import direct
@@ -151,25 +148,9 @@ class _Sender(outbound.ChunkReading):
     # -- the transfer -----------------------------------------------------
 
     def run(self):
-        try:
-            if self.source_root:
-                # No symlink below the export root is followed, whatever
-                # was swapped in since the service checked the path.
-                fd = paths.open_beneath(self.source_root, os.path.relpath(
-                    self.source_path, self.source_root))
-            else:
-                fd = os.open(self.source_path, os.O_RDONLY | os.O_CLOEXEC)
-        except paths.PathRefused as exc:
-            raise base.MoverError('cannot send %s: %s' % (
-                self.source_path, exc)) from None
-        except OSError as exc:
-            raise base.MoverError('cannot open %s: %s' % (
-                self.source_path, _describe_oserror(exc))) from None
+        fd = outbound.open_source(self.source_path, self.source_root, 'send')
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise base.MoverError('%s is not a regular file'
-                                      % self.source_path)
             self.size = st.st_size
             self.mtime = st.st_mtime_ns
             self.fd = fd
