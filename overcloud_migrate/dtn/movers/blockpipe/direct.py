@@ -14,7 +14,9 @@ import ctypes
 import errno
 import os
 
-from overcloud_migrate.dtn.movers.blockpipe.extents import _is_zero
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _is_zero,
+    add_segment)
 from overcloud_migrate.dtn.movers.blockpipe.wire import ZERO_BLOCK
 
 #: O_DIRECT needs offsets, lengths and buffer addresses aligned to the
@@ -106,10 +108,6 @@ def read_chunk(direct_fd, buf, start, ranges, zero_block=ZERO_BLOCK):
             block_end = min(hi, (pos // zero_block + 1) * zero_block)
             if not _is_zero(buf.array, buf.pad + pos - start,
                             buf.pad + block_end - start):
-                if segments and sum(segments[-1]) == pos:
-                    segments[-1] = (segments[-1][0],
-                                    block_end - segments[-1][0])
-                else:
-                    segments.append((pos, block_end - pos))
+                add_segment(segments, pos, block_end)
             pos = block_end
     return segments

@@ -134,13 +134,18 @@ def _probe_segments(fd, ranges, zero_block):
                 data = rest != (_ZEROS if len(rest) == ZERO_BLOCK
                                 else bytes(len(rest)))
             if data:
-                if segments and sum(segments[-1]) == pos:
-                    segments[-1] = (segments[-1][0],
-                                    block_end - segments[-1][0])
-                else:
-                    segments.append((pos, block_end - pos))
+                add_segment(segments, pos, block_end)
             pos = block_end
     return segments
+
+
+def add_segment(segments, start, end):
+    """Append the data segment [start, end) to ``segments`` ([(offset,
+    length)]), merged with the last one where they touch."""
+    if segments and sum(segments[-1]) == start:
+        segments[-1] = (segments[-1][0], end - segments[-1][0])
+    else:
+        segments.append((start, end - start))
 
 
 def data_extents(fd, size):
