@@ -426,7 +426,7 @@ class Bench:
                       '--dest-boot-volume, the source DTN reading the root '
                       'disk in the instance store (--dtn-source-disks; '
                       'target <= 0.4):' % size)
-                self.report_size(size, result)
+                self.report_size(size, result, 'root disk', 0.4)
                 print('  warm from a Nova snapshot each round '
                       '(--dtn-source-images): downtime %.1f s, warm/cold '
                       '%.2f, cut-over link bytes / changed %.2f' % (
@@ -446,13 +446,14 @@ class Bench:
         print('  %-5s %s' % (label, ', '.join('%s %.1f s' % (k, v)
                                              for k, v in phases.items())))
 
-    def report_size(self, size, result):
+    def report_size(self, size, result, what='volume', target=0.2):
         cold, warm = result['cold'], result['warm']
-        print('\n%d GiB volume of random data: downtime cold %.1f s, warm '
-              '%.1f s, warm/cold %.2f (target <= 0.2); cut-over link bytes '
+        print('\n%d GiB %s of random data: downtime cold %.1f s, warm '
+              '%.1f s, warm/cold %.2f (target <= %.1f); cut-over link bytes '
               '%d / changed %d = %.2f (target <= 1.2)' % (
-                  size, cold['downtime'], warm['downtime'],
-                  warm['downtime'] / cold['downtime'], warm['crossed'],
+                  size, what, cold['downtime'], warm['downtime'],
+                  warm['downtime'] / cold['downtime'], target,
+                  warm['crossed'],
                   warm['changed'], warm['crossed'] / warm['changed']))
         self.phases('cold', cold['phases'])
         self.phases('warm', warm['phases'])
