@@ -175,10 +175,11 @@ class MigrateServer(report.ReportThenFail, command.Lister):
             '--dest-boot-volume', action='store_true',
             help='With --warm: a server that boots from an image gets a '
                  'volume at the destination for its root disk, synced in '
-                 'rounds from Nova snapshots of the running server (read '
-                 'by the source DTN in the Glance store: '
-                 '--dtn-source-images), and boots from it (default: its '
-                 'root disk moves cold at the cut-over)')
+                 'rounds from its disk file in the source instance store '
+                 '(--dtn-source-disks: no snapshot) or from a Nova snapshot '
+                 'of the running server per round (--dtn-source-images), '
+                 'and boots from it (default: its root disk moves cold at '
+                 'the cut-over)')
         warm.add_argument(
             '--cutover', action='store_true',
             help='With --warm: cut over right after the last sync round '
