@@ -73,6 +73,8 @@ class Outcome:
     migration_id: str = None
     failed: int = 0
     total: int = 0
+    #: the warm step this run was (``warm.SYNC``, ``warm.CUTOVER``), if any
+    warm: str = None
 
 
 class Run:
@@ -350,7 +352,7 @@ class Run:
                 records += [volume_record(v, self.plan)
                             for v in volumes.get(run.source_id, ())]
         return Outcome(records, migration_id, result.failed,
-                       len(result.servers))
+                       len(result.servers), warm=warm.get('warm'))
 
     def already_migrated(self, server):
         """The ACTIVE destination copy of ``server`` from any earlier run."""
