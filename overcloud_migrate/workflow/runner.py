@@ -507,17 +507,18 @@ def rollback(record, source, dest, journal, timeout=600, progress=None,
             try:
                 server = source.compute.get_server(run.source_id)
             except sdk_exc.NotFoundException:
-                continue
-            if server.status == 'SHUTOFF':
+                server = None   # deleted at the source: nothing to start
+            if server is not None and server.status == 'SHUTOFF':
                 say("restarting source server '%s'" % run.name)
                 source.compute.start_server(server)
                 source.compute.wait_for_server(server, status='ACTIVE',
                                                failures=['ERROR'],
                                                wait=timeout,
                                                interval=tasks.POLL_INTERVAL)
-            journal.update_server(migration_id, run.source_id,
-                                  state=journal_mod.ROLLED_BACK,
-                                  stopped_by_us=False)
+        # every server's part is undone, the source's start aside
+        journal.update_server(migration_id, run.source_id,
+                              state=journal_mod.ROLLED_BACK,
+                              stopped_by_us=False)
     journal.finish(migration_id, journal_mod.ROLLED_BACK)
     journal.log(migration_id, 'rolled back: %d resources deleted' % deleted)
     return deleted
