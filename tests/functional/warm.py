@@ -83,9 +83,11 @@ def dtn_options(a, b):
 
 
 def migrate_warm(journal, a, b, server, *extra, fault=None):
-    """The first round of a warm migration of ``server`` to devcloud-b
-    through the DTNs ``a`` and ``b`` (JSON report)."""
-    return run(journal, 'migrate', server, '--dest-cloud', 'devcloud-b',
+    """The first round of a warm migration of ``server`` (a name, or a list
+    of them) to devcloud-b through the DTNs ``a`` and ``b`` (JSON
+    report)."""
+    names = [server] if isinstance(server, str) else list(server)
+    return run(journal, 'migrate', *names, '--dest-cloud', 'devcloud-b',
                '--warm', '-f', 'json', *dtn_options(a, b), *extra,
                fault=fault)
 
