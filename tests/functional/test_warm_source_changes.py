@@ -190,7 +190,8 @@ def test_rebuilt_deleted_or_resized_sources_stop_the_migration(
     compute = src.compute
     launched = compute.get_server(servers['rebuilt'].id).launched_at
     image = src.image.find_image(bootstrap.IMAGE_NAME, ignore_missing=False)
-    # a volume-backed server: its own image (before compute API 2.93)
+    # on its own image: openstacksdk asks compute API >= 2.93, so Nova has
+    # Cinder reimage the root volume (devcloud's logs: volume-reimaged)
     compute.rebuild_server(servers['rebuilt'], image=image.id)
     compute.delete_server(servers['deleted'])
     other = compute.find_flavor(OTHER_FLAVOR, ignore_missing=False)
