@@ -15,9 +15,9 @@ the first round's own check (and unit-tested in
 tests/unit/workflow/test_warm.py).
 """
 
-import contextlib
 import json
 import re
+import time
 
 import openstack
 from openstack import exceptions as sdk_exc
@@ -55,9 +55,7 @@ def _clean(conn):
     for server in servers:
         compute.wait_for_delete(server, wait=WAIT, interval=helpers.POLL)
     for volume in _named(storage.volumes()):
-        # a deleted server's root volume may be going already
-        with contextlib.suppress(sdk_exc.NotFoundException):
-            helpers.delete_volume(conn, volume, WAIT)
+        _drop_volume(conn, volume)
     for port in _named(net.ports()):
         net.delete_port(port, ignore_missing=True)
     for network in _named(net.networks()):
@@ -69,6 +67,33 @@ def _clean(conn):
     for image in conn.image.images(owner=conn.current_project_id):
         if (image.name or '').startswith('om-%s-' % PREFIX):
             conn.image.delete_image(image, ignore_missing=True)
+
+
+def _drop_volume(conn, volume):
+    """Delete a volume once Nova is done with it: a deleted server's root
+    volume is detached, then deleted by Nova itself
+    (delete_on_termination), which a delete of ours may race."""
+    storage = conn.block_storage
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            volume = storage.get_volume(volume.id)
+            if volume.status == 'deleting':
+                storage.wait_for_delete(volume, wait=WAIT,
+                                        interval=helpers.POLL)
+                return
+            if volume.status in ('available', 'error') or (
+                    volume.status == 'in-use' and not volume.attachments):
+                helpers.delete_volume(conn, volume, WAIT)
+                return
+        except sdk_exc.NotFoundException:
+            return
+        except sdk_exc.BadRequestException:
+            pass    # Nova took it meanwhile: look again
+        if time.monotonic() > deadline:
+            raise AssertionError('volume %s stays %s' % (volume.id,
+                                                         volume.status))
+        time.sleep(helpers.POLL)
 
 
 @pytest.fixture(scope='module')
