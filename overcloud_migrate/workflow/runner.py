@@ -73,6 +73,8 @@ class Outcome:
     migration_id: str = None
     failed: int = 0
     total: int = 0
+    #: the warm step this run was (``warm.SYNC``, ``warm.CUTOVER``), if any
+    warm: str = None
 
 
 class Run:
@@ -350,7 +352,7 @@ class Run:
                 records += [volume_record(v, self.plan)
                             for v in volumes.get(run.source_id, ())]
         return Outcome(records, migration_id, result.failed,
-                       len(result.servers))
+                       len(result.servers), warm=warm.get('warm'))
 
     def already_migrated(self, server):
         """The ACTIVE destination copy of ``server`` from any earlier run."""
@@ -505,17 +507,18 @@ def rollback(record, source, dest, journal, timeout=600, progress=None,
             try:
                 server = source.compute.get_server(run.source_id)
             except sdk_exc.NotFoundException:
-                continue
-            if server.status == 'SHUTOFF':
+                server = None   # deleted at the source: nothing to start
+            if server is not None and server.status == 'SHUTOFF':
                 say("restarting source server '%s'" % run.name)
                 source.compute.start_server(server)
                 source.compute.wait_for_server(server, status='ACTIVE',
                                                failures=['ERROR'],
                                                wait=timeout,
                                                interval=tasks.POLL_INTERVAL)
-            journal.update_server(migration_id, run.source_id,
-                                  state=journal_mod.ROLLED_BACK,
-                                  stopped_by_us=False)
+        # every server's part is undone, the source's start aside
+        journal.update_server(migration_id, run.source_id,
+                              state=journal_mod.ROLLED_BACK,
+                              stopped_by_us=False)
     journal.finish(migration_id, journal_mod.ROLLED_BACK)
     journal.log(migration_id, 'rolled back: %d resources deleted' % deleted)
     return deleted

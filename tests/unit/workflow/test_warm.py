@@ -5,7 +5,9 @@ round itself a stand-in: devcloud proves it), and the figures
 tests/functional/test_migrate_warm.py."""
 
 import types
+from unittest import mock
 
+from openstack import exceptions as sdk_exc
 import pytest
 
 from overcloud_migrate import journal as journal_mod
@@ -344,3 +346,40 @@ def test_a_cold_move_through_the_shares_syncs_once_and_makes_nothing():
                          'volume-prepare:s1:data', 'volume-prepare:s1:log']
     assert 'volume-snapshot:s1:root' not in names
     assert names[-1] == 'forget-syncs:s1'
+
+
+def test_rollback_marks_every_server_rolled_back_a_deleted_source_too(
+        journal, monkeypatch):
+    """A warm migration stopped because a source server was deleted (one
+    running, one that was stopped before it): rollback starts what it can
+    and leaves no server of the migration 'failed' or 'synced'."""
+    migration = journal.start('s', 'd', {'servers': []})
+    for position, (sid, state, running) in enumerate((
+            ('gone', journal_mod.FAILED, True),
+            ('up', journal_mod.FAILED, True),
+            ('off', journal_mod.SYNCED, False))):
+        journal.add_server(migration, sid, 'srv-' + sid, position)
+        journal.update_server(migration, sid, state=state,
+                              source_was_running=running)
+    monkeypatch.setattr(runner.tasks, 'tagged_servers', lambda conn, sid: [])
+    monkeypatch.setattr(runner.tasks, 'marked_images',
+                        lambda conn, mid, **props: [])
+    monkeypatch.setattr(runner, '_rollback_volumes', lambda *args: 0)
+    source = mock.Mock()
+    found = {'up': types.SimpleNamespace(id='up', status='SHUTOFF')}
+
+    def get_server(sid):
+        if sid not in found:
+            raise sdk_exc.NotFoundException('no server %s' % sid)
+        return found[sid]
+
+    source.compute.get_server.side_effect = get_server
+    runner.rollback(journal.get(migration), source, mock.Mock(), journal)
+    assert {r.source_id: r.state for r in journal.servers(migration)} == {
+        'gone': journal_mod.ROLLED_BACK, 'up': journal_mod.ROLLED_BACK,
+        'off': journal_mod.ROLLED_BACK}
+    source.compute.start_server.assert_called_once_with(found['up'])
+    # the stopped one was not looked up, let alone started
+    assert [c.args[0] for c in source.compute.get_server.call_args_list] \
+        == ['gone', 'up']
+    assert journal.get(migration).state == journal_mod.ROLLED_BACK
