@@ -154,7 +154,7 @@ def mariadb_service(layout):
             '--log-error=%s' % layout.logfile('mariadb'),
             '--skip-name-resolve', '--skip-log-bin',
             '--max-connections=1500',
-            '--innodb-buffer-pool-size=128M',
+            '--innodb-buffer-pool-size=48M',
             '--innodb-log-file-size=48M',
             '--innodb-flush-log-at-trx-commit=2',
             '--character-set-server=utf8mb4',
