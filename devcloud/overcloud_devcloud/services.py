@@ -104,8 +104,10 @@ def api_service(layout, cloud, service):
 
 
 def rpc_service(layout, cloud, service):
-    """nova-conductor or nova-scheduler of ``cloud``."""
-    argv = [layout.bin_dir / service, '--config-file',
+    """nova-conductor or nova-scheduler of ``cloud``, in one process (the
+    launcher stops oslo.service forking a worker beside an idle master)."""
+    argv = [sys.executable, '-m', 'overcloud_devcloud.nofork', service,
+            '--config-file',
             layout.etc(cloud, 'nova') / 'nova.conf',
             '--log-file', layout.logfile('%s-%s' % (cloud, service))]
     return Service('%s/%s' % (cloud, service), argv, _base_env(), None,
@@ -154,7 +156,8 @@ def mariadb_service(layout):
             '--log-error=%s' % layout.logfile('mariadb'),
             '--skip-name-resolve', '--skip-log-bin',
             '--max-connections=1500',
-            '--innodb-buffer-pool-size=128M',
+            # the bed's databases hold about 40 MiB
+            '--innodb-buffer-pool-size=48M',
             '--innodb-log-file-size=48M',
             '--innodb-flush-log-at-trx-commit=2',
             '--character-set-server=utf8mb4',
