@@ -446,3 +446,44 @@ def test_the_sync_commands(pair, capsys, monkeypatch, tmp_path):
     code, out, err = run('sync', 'a:%s' % source, 'b:%s' % dest, '--key',
                          'bad/key')
     assert code == 1 and out == '' and 'sync key' in err
+
+
+def test_a_first_round_into_an_empty_destination_reads_the_source_once(
+        pair, tmp_path, monkeypatch):
+    """No hash pass before sending when neither side holds anything (a new
+    volume): the digests come from what was sent.  A destination holding
+    data, or a later round, is hashed against."""
+    from overcloud_migrate.dtn import delta
+    from overcloud_migrate.dtn.movers.blockpipe import delta_sender
+    _a, b = pair
+    hashed = []
+    compute = delta.compute_fd
+    monkeypatch.setattr(delta, 'compute_fd', lambda *args, **kwargs: (
+        hashed.append(1), compute(*args, **kwargs))[1])
+    source = _image(tmp_path / 'disk', SIZE, DATA_BLOCKS)
+    state = tmp_path / 'sender-state'
+
+    def round_(dest_name, key):
+        return delta_sender.sync(str(source), '127.0.0.1', b.data_port,
+                                 'data/%s' % dest_name, DATA_TOKEN, key,
+                                 str(state))
+
+    dest = _empty(b.export / 'new.img', SIZE)
+    result = round_('new.img', 'new')
+    assert (result.round, hashed) == (1, [])
+    assert _bytes(dest) == _bytes(source)
+    assert result.changed_bytes == result.bytes == len(DATA_BLOCKS) * BS - \
+        (BS - 77)       # the last block is the 77-byte tail
+    # round 2 hashes; only what changed goes
+    with open(source, 'r+b') as fh:
+        fh.seek(100 * BS)
+        fh.write(b'\1' * BS)
+    result = round_('new.img', 'new')
+    assert (result.round, len(hashed), result.bytes) == (2, 1, BS)
+    assert _bytes(dest) == _bytes(source)
+    # a destination that holds data is hashed against, what it holds stays
+    dirty = _image(b.export / 'dirty.img', SIZE, [5], seed=9)
+    result = round_('dirty.img', 'dirty')
+    assert (result.round, len(hashed)) == (1, 2)
+    assert result.repaired_bytes == BS
+    assert _bytes(dirty) == _bytes(source)

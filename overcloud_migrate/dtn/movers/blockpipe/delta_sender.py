@@ -130,9 +130,11 @@ class _Round:
                 'op': 'sync_open', 'path': self.dest_path, 'size': self.size,
                 'key': self.key, 'block_size': self.block_size,
                 'epoch': saved.epoch if saved else None})
-            current = delta.compute_fd(self.fd, self.block_size,
-                                       progress=self._check_cancel,
-                                       what=self.source_path)
+            # With a signature saved here the hash pass runs while the
+            # destination checks its file; without one it waits for the
+            # answer (below).
+            first = saved is None
+            current = None if first else self._hash()
             _set_timeouts(control.sock, max(
                 self.timeout, self.size / _VERIFY_BYTES_PER_S))
             reply = control.recv_msg()
@@ -150,15 +152,31 @@ class _Round:
             else:
                 basis, round_no = delta.Signature.of_zeros(
                     self.size, self.block_size), 1
-            count = len(current.digests)
+            zeros = delta.Signature.of_zeros(self.size, self.block_size)
+            count = len(zeros.digests)
             bad = _decode_bitmap(reply['bad'], count)
-            changed = delta.changed(basis, current)
+            self.holes = _hole_map(self.fd, self.size)
+            # A first round into a destination that holds nothing (no
+            # signature there, nothing but zeros: a new volume) needs no
+            # hash pass: every block that may hold data goes, its digest
+            # taken from the very buffer sent: one read, sending at once.
+            # A destination holding data (a round cut short, a forgotten
+            # sync) is hashed against, so what it holds is not sent again.
+            first = first and not any(bad)
+            if first:
+                current = zeros
+            elif current is None:
+                current = self._hash()
+            changed = self.holes.blocks(self.block_size) if first else \
+                delta.changed(basis, current)
             need = set(changed)
             need.update(i for i in range(count) if bad[i])
             need = sorted(need)
             self.new_sig = delta.Signature(self.block_size, self.size,
                                            basis.digests[:])
-            have = self._ask_have(need, current)
+            # (the digests a held block would be checked against are not
+            # known in a first round: all of it is sent)
+            have = set() if first else self._ask_have(need, current)
             send = [i for i in need if i not in have]
             changed_set = set(changed)
             changed_bytes = sum(current.block_range(i)[1] for i in changed)
@@ -166,8 +184,10 @@ class _Round:
                                  if i not in changed_set)
             self.queue.extend(delta.extents(send, current,
                                             delta_wire.MAX_FRAME))
-            self.holes = _hole_map(self.fd, self.size)
             self._move(reply['sid'])
+            if first:
+                # what differs from zeros is what changed (the data sent)
+                changed_bytes = self.sent
             if self.cancel.is_set():
                 raise self._cancelled()
             if self.error is not None:
@@ -193,6 +213,11 @@ class _Round:
                               seconds=time.monotonic() - started)
         finally:
             _quiet_close(control.sock)
+
+    def _hash(self):
+        return delta.compute_fd(self.fd, self.block_size,
+                                progress=self._check_cancel,
+                                what=self.source_path)
 
     def _ask_have(self, need, current):
         """Blocks of ``need`` the destination holds already, as they should
@@ -332,6 +357,17 @@ class _hole_map:
     def __init__(self, fd, size):
         self.ranges = delta._data_ranges(fd, size)
         self.starts = [start for start, _ in self.ranges]
+
+    def blocks(self, block_size):
+        """Indices of the blocks of ``block_size`` that may hold data."""
+        found = []
+        for start, end in self.ranges:
+            first = start // block_size
+            last = (end + block_size - 1) // block_size
+            if found and found[-1] >= first:
+                first = found[-1] + 1
+            found.extend(range(first, last))
+        return found
 
     def covers(self, start, end):
         """True when [start, end) holds no data."""
