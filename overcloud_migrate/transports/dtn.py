@@ -178,7 +178,8 @@ class DtnTransport(base.Transport):
                       'Glance filesystem store (the directory holding one '
                       'file per image, named by its ID) as the source DTN '
                       'names it; the snapshots of each round are read there '
-                      '(required with --dest-boot-volume)'),
+                      '(with --dest-boot-volume, unless --dtn-source-disks '
+                      'is given)'),
         base.Opt('source_disks', metavar='<template>',
                  help='Warm migration with --dest-boot-volume: where the '
                       'source DTN reads an image-booted server\'s root disk '
