@@ -152,8 +152,7 @@ class _Round:
             else:
                 basis, round_no = delta.Signature.of_zeros(
                     self.size, self.block_size), 1
-            zeros = delta.Signature.of_zeros(self.size, self.block_size)
-            count = len(zeros.digests)
+            count = delta.blocks_of(self.size, self.block_size)
             bad = _decode_bitmap(reply['bad'], count)
             self.holes = _hole_map(self.fd, self.size)
             # A first round into a destination that holds nothing (no
@@ -164,7 +163,7 @@ class _Round:
             # sync) is hashed against, so what it holds is not sent again.
             first = first and not any(bad)
             if first:
-                current = zeros
+                current = basis     # zeros: nothing was saved here
             elif current is None:
                 current = self._hash()
             changed = self.holes.blocks(self.block_size) if first else \
