@@ -314,3 +314,69 @@ def test_sender_reads_written_zeros_through_the_page_cache(tmp_path, dest,
     assert direct & set(range(16)) == {0}       # one zero-heavy chunk only
     assert set(range(1, 16)) <= buffered
     assert set(range(17, 24)) <= direct         # data again: O_DIRECT
+
+
+# -- writeback started as data arrives ----------------------------------------
+
+def test_start_writeback_writes_a_range_to_the_disk_without_waiting(
+        tmp_path):
+    from overcloud_migrate.dtn.movers.blockpipe import extents
+    path = tmp_path / 'file'
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.pwrite(fd, os.urandom(256 * 1024), 0)
+        assert extents.start_writeback(fd, 0, 256 * 1024) is True
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    # a descriptor that is not open is refused quietly: nothing raised
+    assert extents.start_writeback(fd, 0, 4096) is False
+
+
+@pytest.fixture
+def writebacks(monkeypatch):
+    """Every writeback asked for: (module, offset, length)."""
+    from overcloud_migrate.dtn.movers.blockpipe import delta_receiver
+    seen = []
+    for module in (partfile, delta_receiver):
+        real = module.start_writeback
+
+        def spy(fd, offset, length, _real=real, _name=module.__name__):
+            seen.append((_name.rsplit('.', 1)[1], offset, length))
+            return _real(fd, offset, length)
+        monkeypatch.setattr(module, 'start_writeback', spy)
+    return seen
+
+
+def test_buffered_chunk_writes_start_their_writeback(image, dest, writes,
+                                                     writebacks):
+    with _receiver(dest, direct_io=False) as recv:
+        _send(image, recv, streams=2)
+    assert (dest / 'out' / 'disk.img').read_bytes() == image.read_bytes()
+    # every byte written through the page cache was sent to the disk at once,
+    # not left for the commit's fsync
+    asked = sorted((offset, n) for mod, offset, n in writebacks
+                   if mod == 'partfile')
+    assert sum(n for _, n in asked) == DATA
+    assert asked == sorted((offset, n) for _, offset, n in writes)
+
+
+def test_sync_rounds_start_the_writeback_of_every_extent(tmp_path, dest,
+                                                         writes, writebacks):
+    from overcloud_migrate.dtn.movers.blockpipe import delta_receiver
+    from overcloud_migrate.dtn.movers.blockpipe import delta_sender
+    source = _write_image(tmp_path / 'src.img', LAYOUT, SIZE)
+    target = dest / 'vol.img'
+    with open(target, 'wb') as fh:
+        fh.truncate(SIZE)
+    recv = _receiver(dest)
+    delta_receiver.install(recv, str(tmp_path / 'state-b'))
+    with recv:
+        result = delta_sender.sync(str(source), '127.0.0.1', recv.port,
+                                   'vol.img', TOKEN, 'vol-1',
+                                   str(tmp_path / 'state-a'), streams=2)
+    assert target.read_bytes() == source.read_bytes()
+    asked = sorted((offset, n) for mod, offset, n in writebacks
+                   if mod == 'delta_receiver')
+    assert sum(n for _, n in asked) == result.bytes > 0
+    assert asked == sorted((offset, n) for _, offset, n in writes)

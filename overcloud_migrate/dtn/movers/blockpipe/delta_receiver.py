@@ -37,7 +37,9 @@ from overcloud_migrate.dtn import delta
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers.blockpipe import delta_state
 from overcloud_migrate.dtn.movers.blockpipe import delta_wire
-from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _punch_hole,
+    start_writeback)
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     MAX_STREAMS,
     ProtocolError,
@@ -320,6 +322,9 @@ class SyncService:
             done = 0
             while done < len(view):
                 done += os.pwrite(rnd.fd, view[done:], offset + done)
+            # the disk writes while more arrives: the commit's fdatasync
+            # (downtime at a cut-over) finds little left
+            start_writeback(rnd.fd, offset, len(view))
         except OSError as exc:
             self._failed(rnd, exc)
         with rnd.lock:

@@ -37,7 +37,9 @@ import zlib
 
 from overcloud_migrate.dtn import paths
 from overcloud_migrate.dtn.movers.blockpipe import direct as _direct
-from overcloud_migrate.dtn.movers.blockpipe.extents import _punch_hole
+from overcloud_migrate.dtn.movers.blockpipe.extents import (
+    _punch_hole,
+    start_writeback)
 from overcloud_migrate.dtn.movers.blockpipe.wire import (
     ProtocolError,
     STATE_FLUSH_SECONDS,
@@ -47,7 +49,6 @@ from overcloud_migrate.dtn.movers.blockpipe.wire import (
 
 LOG = logging.getLogger(__name__)
 
-_SYNC_FILE_RANGE_WRITE = 2
 #: room above the declared data a file may take (file system rounding)
 _QUOTA_SLACK = 1024 * 1024
 
@@ -56,18 +57,6 @@ def _pwrite_all(fd, data, offset):
     done = 0
     while done < len(data):
         done += os.pwrite(fd, data[done:], offset + done)
-
-
-def _start_writeback(fd, offset, length):
-    """Ask the kernel to start writing a range back now (no wait), so the
-    journal's fdatasync and the commit's fsync find little left to do."""
-    sync_file_range = getattr(os, 'sync_file_range', None)
-    if sync_file_range is None:
-        return
-    try:
-        sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-    except OSError:
-        pass
 
 
 class Incoming:
@@ -244,7 +233,7 @@ class Incoming:
                 direct = 0
         if direct < len(part):
             _pwrite_all(self.fd, part[direct:], offset + direct)
-            _start_writeback(self.fd, offset + direct, len(part) - direct)
+            start_writeback(self.fd, offset + direct, len(part) - direct)
 
     def _close_direct(self):
         if self.direct_fd is not None:
