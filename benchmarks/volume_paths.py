@@ -22,6 +22,11 @@ destination (devcloud-b)
   share-write     an empty volume, its file written at the source's data
                   ranges from a buffer in memory (data blocks only, fsync:
                   a DTN's bare write, no read)
+both shares
+  share-both      share-read and share-write started at the same moment,
+                  on two threads: what the disk gives a read and a write
+                  when both shares are on one device (as here), the bound
+                  of any path that reads one share and writes the other
 
 and the paths made of them:
 
@@ -39,12 +44,15 @@ and the paths made of them:
                   blocks skipped, fsync)
 
 Prints seconds and logical MB/s (volume bytes / seconds) of each, the
-ratios against ``naive`` and against the slower of each path's bare read and
-bare write, and the medium the shares are on.  The steps that read the
-source file on the share (share-read, share-copy, dtn-sync) first drop it
-from the page cache, so each reads it from the disk.  Absolute numbers vary with
-the machine's load; ratios come from one run.  Everything it makes is
-deleted at the end.
+ratios against ``naive``, against the slower of each path's bare read and
+bare write (each timed alone), and for the share paths against
+``share-both``; the medium the shares are on and whether it is one device.
+The share steps take about a second each, so they run ``--rounds`` times,
+interleaved, and the median is printed.  The steps that read the source
+file on the share (share-read, share-both, share-copy, dtn-sync) first drop
+it from the page cache, so each reads it from the disk.  Absolute numbers
+vary with the machine's load; ratios come from one run.  Everything it
+makes is deleted at the end.
 """
 
 import argparse
@@ -58,6 +66,8 @@ import time
 
 import secrets
 import shutil
+import statistics
+import threading
 
 import openstack
 
@@ -174,6 +184,30 @@ def write_ranges(ranges, dst):
         os.close(dfd)
 
 
+def read_and_write(path, ranges, dst):
+    """share-read of ``path`` and share-write of ``ranges`` into ``dst``,
+    started together on two threads (the first error is raised)."""
+    errors = []
+
+    def run(fn, *args):
+        try:
+            fn(*args)
+        except Exception as exc:    # raised below, in the caller
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(read_file, path)),
+               threading.Thread(target=run, args=(write_ranges, ranges, dst))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def same_device(*paths):
+    return len({os.stat(path).st_dev for path in paths}) == 1
+
+
 def copy_file(src, dst):
     """The share path without a link: data ranges of ``src`` written in
     place into ``dst`` (an existing file of the same size), then fsync."""
@@ -217,9 +251,11 @@ def upload_file(conn, name, disk_format, path):
 
 class Run:
 
-    def __init__(self, size, backup=True):
+    def __init__(self, size, backup=True, rounds=3):
         self.size = size
         self.backup = backup
+        self.rounds = rounds
+        self.samples = {}
         self.layout = layout_mod.Layout()
         self.src = openstack.connect(cloud='devcloud-a')
         self.dst = openstack.connect(cloud='devcloud-b')
@@ -238,8 +274,9 @@ class Run:
     def step(self, name, fn):
         print('  %-14s ...' % name, end='', flush=True, file=sys.stderr)
         seconds, result = timed(fn)
-        self.seconds[name] = seconds
-        print(' %.1f s' % seconds, file=sys.stderr)
+        self.samples.setdefault(name, []).append(seconds)
+        self.seconds[name] = statistics.median(self.samples[name])
+        print(' %.2f s' % seconds, file=sys.stderr)
         return result
 
     def new_volume(self, conn, name, **attrs):
@@ -323,9 +360,6 @@ class Run:
         if self.backup:
             self.step('backup', backup)
 
-        drop_cached(path)
-        self.step('share-read', lambda: read_file(path))
-
         dest_raw = self.stream(raw, 'raw')
         dest_qcow2 = self.stream(qcow2, 'qcow2')
         self.step('create-raw', lambda: self.new_volume(
@@ -343,22 +377,47 @@ class Run:
                        ignore_missing=True)
 
         ranges = file_ranges(path)
-        written = volume_file(self.layout, 'devcloud-b', self.new_volume(
-            self.dst, 'write-target').id)
-        self.step('share-write', lambda: write_ranges(ranges, written))
-        empty = self.new_volume(self.dst, 'share-target')
-        target = volume_file(self.layout, 'devcloud-b', empty.id)
-        drop_cached(path)
-        self.step('share-copy', lambda: copy_file(path, target))
+        transport = self.dtn_transport()
+        for _ in range(self.rounds):
+            self.share_steps(source, path, ranges, transport)
+        share_b = self.layout.volume_share('devcloud-b')
         self.notes['source reads'] = ('from the disk (the source file is '
                                       'dropped from the page cache first)')
-        self.notes['share media'] = '%s -> %s' % (
-            medium(path), medium(target))
-        self.dtn_sync(source)
+        self.notes['share media'] = '%s -> %s (%s)' % (
+            medium(path), medium(share_b),
+            'one device' if same_device(path, share_b) else 'two devices')
+        self.notes['share steps'] = 'median of %d rounds' % self.rounds
 
-    def dtn_sync(self, source):
-        """One sync round of ``source`` into an empty destination volume
-        through the dtn transport and two DTN services."""
+    def empty_file(self, name):
+        """The file of a new empty destination volume (sparse)."""
+        volume = self.new_volume(self.dst, name)
+        return volume, volume_file(self.layout, 'devcloud-b', volume.id)
+
+    def share_steps(self, source, path, ranges, transport):
+        """One round of the steps on the shares, each into a new empty
+        destination volume, the source read from the disk each time."""
+        _, written = self.empty_file('write-target')
+        _, both = self.empty_file('both-target')
+        _, copied = self.empty_file('share-target')
+        synced, _ = self.empty_file('sync-target')
+        os.sync()
+        drop_cached(path)
+        self.step('share-read', lambda: read_file(path))
+        self.step('share-write', lambda: write_ranges(ranges, written))
+        drop_cached(path)
+        self.step('share-both', lambda: read_and_write(path, ranges, both))
+        drop_cached(path)
+        self.step('share-copy', lambda: copy_file(path, copied))
+        drop_cached(path)
+        os.sync()
+        key = 'bench-%s' % synced.id
+        self.step('dtn-sync', lambda: transport.sync_volume(
+            source.id, synced.id, key, lambda done, total: None))
+        transport.forget_sync(key)
+
+    def dtn_transport(self):
+        """The dtn transport between two DTN services on loopback, each
+        exporting its cloud's Cinder share."""
         work = tempfile.mkdtemp(prefix='vol-paths-', dir=self.layout.home)
         self.later(shutil.rmtree, work, ignore_errors=True)
         token = os.path.join(work, 'data-token')
@@ -383,12 +442,7 @@ class Run:
             source_token_file=a.token_file, dest_token_file=b.token_file,
             source_volumes=a.share, dest_volumes=b.share, probe=False)
         transport.check_deltas()
-        target = self.new_volume(self.dst, 'sync-target')
-        drop_cached(volume_file(self.layout, 'devcloud-a', source.id))
-        self.step('dtn-sync', lambda: transport.sync_volume(
-            source.id, target.id, 'bench-%s' % target.id,
-            lambda done, total: None))
-        transport.forget_sync('bench-%s' % target.id)
+        return transport
 
     def report(self):
         s = self.seconds
@@ -407,27 +461,35 @@ class Run:
                 'ours': max(s['upload-qcow2'], s['create-qcow2']),
                 'share': max(s['share-read'], s['share-write']),
                 'dtn-sync': max(s['share-read'], s['share-write'])}
+        # one device under both shares: a read and a write at once
+        both = {'share': s['share-both'], 'dtn-sync': s['share-both']}
         mb = self.size / 1e6
         print('\nvolume: %d GiB, ~75%% zero blocks; %s'
               % (self.size // GIB, '; '.join('%s: %s' % kv
                                               for kv in self.notes.items())))
         print('\n%-16s %8s %10s' % ('step', 'seconds', 'MB/s'))
         for name, seconds in s.items():
-            print('%-16s %8.1f %10.0f' % (name, seconds, mb / seconds))
-        print('\n%-8s %8s %10s %10s %16s' % ('path', 'seconds', 'MB/s',
-                                             '/ naive', '/ slower bare'))
+            print('%-16s %8.2f %10.0f' % (name, seconds, mb / seconds))
+        print('\n%-8s %8s %10s %10s %16s %12s' % (
+            'path', 'seconds', 'MB/s', '/ naive', '/ slower bare',
+            '/ bare both'))
         for name, seconds in paths.items():
             slower = ('%16.2f' % (bare[name] / seconds) if name in bare
                       else '%16s' % '-')
-            print('%-8s %8.1f %10.0f %10.2f %s' % (
+            at_once = ('%12.2f' % (both[name] / seconds) if name in both
+                       else '%12s' % '-')
+            print('%-8s %8.2f %10.0f %10.2f %s %s' % (
                 name, seconds, mb / seconds, paths['naive'] / seconds,
-                slower))
+                slower, at_once))
         print('\n/ naive: how many times faster than the naive path; '
               '/ slower bare: throughput against the slower of the path\'s '
               'bare read and bare write (api and ours: upload-qcow2, the '
               'source Cinder reading the volume through the API, and '
               'create-qcow2, the destination Cinder writing it; share and '
-              'dtn-sync: share-read and share-write).')
+              'dtn-sync: share-read and share-write, each timed alone); '
+              '/ bare both: against share-read and share-write run at the '
+              'same time (share-both), what one device under both shares '
+              'can give a path that reads one and writes the other.')
         print('ours: snap+clone + upload-qcow2 + stream-qcow2 + '
               'create-qcow2, the calls `migrate` makes for an in-use '
               'volume through the APIs; api: the same for an available '
@@ -441,8 +503,14 @@ def main(argv=None):
                         help='volume size in GiB (default: 1)')
     parser.add_argument('--no-backup', action='store_true',
                         help='skip the backup step (default: time it)')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='rounds of the share steps, interleaved; the '
+                        'median is printed (default: 3)')
     args = parser.parse_args(argv)
-    run = Run(args.size_gib * GIB, backup=not args.no_backup)
+    if args.rounds < 1:
+        parser.error('--rounds must be at least 1')
+    run = Run(args.size_gib * GIB, backup=not args.no_backup,
+              rounds=args.rounds)
     try:
         run.run()
         run.report()
