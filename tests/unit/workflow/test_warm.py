@@ -383,3 +383,26 @@ def test_rollback_marks_every_server_rolled_back_a_deleted_source_too(
     assert [c.args[0] for c in source.compute.get_server.call_args_list] \
         == ['gone', 'up']
     assert journal.get(migration).state == journal_mod.ROLLED_BACK
+
+
+def test_resume_of_a_round_cut_short_is_a_round_and_says_so(monkeypatch,
+                                                             journal):
+    """A warm migration interrupted inside a sync round resumes as a round
+    (the source keeps running): its outcome is a round's, so a failure
+    does not claim anything was rolled back."""
+    from overcloud_migrate.cli import report
+    plan = test_model.sample()
+    migration = journal.start('src', 'dst', plan.to_dict())
+    journal.set_state(migration, journal_mod.RUNNING, step=warm.SYNC)
+    jobs = []
+
+    def run(job):
+        jobs.append(job)
+        return types.SimpleNamespace(resources=[], servers=[], failed=1)
+    monkeypatch.setattr(pipeline, 'run', run)
+    monkeypatch.setattr(runner.Run, 'transport', lambda self: None)
+    outcome = _run(journal, plan, migration, warm=True).resume(migration)
+    assert [job.warm for job in jobs] == [warm.SYNC]
+    assert outcome.warm == warm.SYNC
+    assert report.AFTER_FAILURE[outcome.warm] != report.AFTER_FAILURE[None]
+    assert 'rolled back' not in report.AFTER_FAILURE[outcome.warm]
