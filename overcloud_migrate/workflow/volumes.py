@@ -88,7 +88,8 @@ class VolumePhase(tasks.Phase):
         task.Task.__init__(
             self, name='%s:%s:%s' % (self.phase, context.server.id,
                                      volume_id),
-            requires=[result_name(k, volume_id) for k in self.need_kinds],
+            requires=[result_name(k, volume_id) for k in self.need_kinds]
+            + list(self.needs),
             provides=(result_name(self.provides_kind, volume_id)
                       if self.provides_kind else None))
         self.ctx = context
@@ -96,9 +97,10 @@ class VolumePhase(tasks.Phase):
 
     def execute(self, **kwargs):
         # TaskFlow passes results by their storage names; hand them to run()
-        # by kind.
+        # by kind (and the server-wide ones, ``needs``, by name).
         by_kind = {k: kwargs[result_name(k, self.volume_id)]
                    for k in self.need_kinds}
+        by_kind.update((name, kwargs[name]) for name in self.needs)
         return super().execute(**by_kind)
 
     def record(self, seconds, started):

@@ -40,7 +40,6 @@ import json
 import time
 
 from openstack import exceptions as sdk_exc
-from taskflow import task
 from taskflow.patterns import linear_flow
 
 from overcloud_migrate import journal as journal_mod
@@ -239,14 +238,21 @@ class SyncVolume(volumes.VolumePhase):
         super().__init__(context, volume_id)
 
     def run(self, volume_dest):
-        ctx = self.ctx
         self.source_volume()
-        self.say_volume('%s round: only changed blocks cross'
-                        % ('the last' if ctx.warm == CUTOVER else 'a sync'))
+        return self.sync_round(volume_dest, '', lambda key, progress: (
+            self.ctx.transport.sync_volume(self.volume_id, volume_dest, key,
+                                           progress)))
+
+    def sync_round(self, volume_dest, source, call):
+        """Say the round (``source``: what it reads, as words to add),
+        run ``call(key, progress)`` of the transport, journal the result;
+        the copy's ID."""
+        ctx = self.ctx
+        self.say_volume('%s round%s: only changed blocks cross' % (
+            'the last' if ctx.warm == CUTOVER else 'a sync', source))
         try:
-            result = ctx.transport.sync_volume(
-                self.volume_id, volume_dest,
-                sync_key(ctx.migration_id, self.volume_id), self.progress())
+            result = call(sync_key(ctx.migration_id, self.volume_id),
+                          self.progress())
         except transport_base.TransportError as exc:
             self.fail('Syncing ' + self.label, exc)
         return self.journal_round(result, volume_dest)
@@ -330,49 +336,31 @@ class SnapshotRoot(tasks.Phase):
                                       [self.ctx.server.id])
 
 
-class SyncRoot(SyncVolume):
-    """One round: the root disk's volume in step with the snapshot."""
+class _RootRound(SyncVolume):
+    """A round of the root disk's destination volume (its plan record made
+    up from the server: the root is no Cinder volume at the source)."""
 
     def __init__(self, context):
-        key = volumes.root_copy_key(context)
-        self.phase = FINAL_PHASE if context.warm == CUTOVER else SYNC_PHASE
-        task.Task.__init__(
-            self, name='%s:%s:%s' % (self.phase, context.server.id, key),
-            requires=[volumes.result_name('volume_dest', key),
-                      'root_snapshot_id'])
-        self.ctx = context
-        self.volume_id = key
+        super().__init__(context, volumes.root_copy_key(context))
         self.volume = volumes.root_volume(context)
 
-    def execute(self, **kwargs):
-        return tasks.Phase.execute(
-            self, kwargs[volumes.result_name('volume_dest', self.volume_id)],
-            kwargs['root_snapshot_id'])
+
+class SyncRoot(_RootRound):
+    """One round: the root disk's volume in step with the snapshot."""
+
+    needs = ('root_snapshot_id',)
 
     def run(self, volume_dest, root_snapshot_id):
-        ctx = self.ctx
-        self.say_volume('%s round from snapshot %s: only changed blocks '
-                        'cross' % ('the last' if ctx.warm == CUTOVER
-                                   else 'a sync', root_snapshot_id))
-        try:
-            result = ctx.transport.sync_image(
-                root_snapshot_id, volume_dest,
-                sync_key(ctx.migration_id, self.volume_id), self.progress())
-        except transport_base.TransportError as exc:
-            self.fail('Syncing ' + self.label, exc)
-        return self.journal_round(result, volume_dest)
+        return self.sync_round(
+            volume_dest, ' from snapshot %s' % root_snapshot_id,
+            lambda key, progress: self.ctx.transport.sync_image(
+                root_snapshot_id, volume_dest, key, progress))
 
 
-class SyncDisk(SyncVolume):
+class SyncDisk(_RootRound):
     """One round: the root disk's volume in step with the server's disk
     file in the source instance store, read by the transport (running
     during a round, stopped at the cut-over); no snapshot is made."""
-
-    def __init__(self, context):
-        key = volumes.root_copy_key(context)
-        self.phase = FINAL_PHASE if context.warm == CUTOVER else SYNC_PHASE
-        volumes.VolumePhase.__init__(self, context, key)
-        self.volume = volumes.root_volume(context)
 
     def run(self, volume_dest):
         ctx = self.ctx
@@ -380,16 +368,10 @@ class SyncDisk(SyncVolume):
             host = ctx.source.compute.get_server(ctx.server.id).compute_host
         except sdk_exc.SDKException as exc:
             self.fail('Finding the compute host of the root disk', exc)
-        self.say_volume('%s round from the disk on %s: only changed blocks '
-                        'cross' % ('the last' if ctx.warm == CUTOVER
-                                   else 'a sync', host or 'its host'))
-        try:
-            result = ctx.transport.sync_disk(
-                ctx.server.id, host, volume_dest,
-                sync_key(ctx.migration_id, self.volume_id), self.progress())
-        except transport_base.TransportError as exc:
-            self.fail('Syncing ' + self.label, exc)
-        return self.journal_round(result, volume_dest)
+        return self.sync_round(
+            volume_dest, ' from the disk on %s' % (host or 'its host'),
+            lambda key, progress: ctx.transport.sync_disk(
+                ctx.server.id, host, volume_dest, key, progress))
 
 
 class ForgetSyncs(tasks.Phase):
