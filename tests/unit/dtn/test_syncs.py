@@ -487,3 +487,37 @@ def test_a_first_round_into_an_empty_destination_reads_the_source_once(
     assert (result.round, len(hashed)) == (1, 2)
     assert result.repaired_bytes == BS
     assert _bytes(dirty) == _bytes(source)
+
+
+def test_the_first_round_sends_the_data_stretches_in_whole_blocks(tmp_path):
+    """The extents a first round queues: each stretch that may hold data
+    widened to whole blocks, touching ones merged, cut at the frame size,
+    the last block short at the end of the file."""
+    from overcloud_migrate.dtn.movers.blockpipe import delta_sender
+    path = tmp_path / 'sparse'
+    size = 5 * 1024 * 1024 + 77
+    with open(path, 'wb') as fh:
+        fh.truncate(size)
+        for offset in (BS, 2 * BS, 3 * 1024 * 1024 - 10, size - 5):
+            fh.seek(offset)
+            fh.write(b'x' * 5)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        holes = delta_sender._hole_map(fd, size)
+        holes.ranges = [(BS + 1, 3 * BS - 7), (3 * BS, 3 * BS + 1),
+                        (3 * 1024 * 1024 - 10, 3 * 1024 * 1024 + 2),
+                        (size - 5, size)]
+        got = holes.extents(BS, 2 * BS)
+    finally:
+        os.close(fd)
+    assert got == [(BS, 2 * BS), (3 * BS, BS),
+                   (3 * 1024 * 1024 - BS, 2 * BS),
+                   (size - 77, 77)]
+    assert all(offset % BS == 0 and length <= 2 * BS
+               for offset, length in got)
+
+
+def test_bad_blocks_are_read_from_the_bitmap_whatever_byte_marks_them():
+    from overcloud_migrate.dtn.movers.blockpipe import delta_sender
+    assert delta_sender._set_bits(bytearray(b'\0\1\0\0\7\1')) == [1, 4, 5]
+    assert delta_sender._set_bits(bytearray(5)) == []

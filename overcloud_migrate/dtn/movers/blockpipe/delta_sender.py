@@ -162,27 +162,33 @@ class _Round:
             # A destination holding data (a round cut short, a forgotten
             # sync) is hashed against, so what it holds is not sent again.
             first = first and not any(bad)
-            if first:
-                current = basis     # zeros: nothing was saved here
-            elif current is None:
-                current = self._hash()
-            changed = self.holes.blocks(self.block_size) if first else \
-                delta.changed(basis, current)
-            need = set(changed)
-            need.update(i for i in range(count) if bad[i])
-            need = sorted(need)
             self.new_sig = delta.Signature(self.block_size, self.size,
                                            basis.digests[:])
-            # (the digests a held block would be checked against are not
-            # known in a first round: all of it is sent)
-            have = set() if first else self._ask_have(need, current)
-            send = [i for i in need if i not in have]
-            changed_set = set(changed)
-            changed_bytes = sum(current.block_range(i)[1] for i in changed)
-            repaired_bytes = sum(current.block_range(i)[1] for i in send
-                                 if i not in changed_set)
-            self.queue.extend(delta.extents(send, current,
-                                            delta_wire.MAX_FRAME))
+            if first:
+                # zeros: nothing was saved here, nothing is held there;
+                # every stretch that may hold data goes as it lies (the
+                # digests a held block would be checked against are not
+                # known: all of it is sent), no list of blocks is built
+                current = basis
+                changed_bytes = repaired_bytes = 0    # counted once sent
+                self.queue.extend(self.holes.extents(self.block_size,
+                                                     delta_wire.MAX_FRAME))
+            else:
+                if current is None:
+                    current = self._hash()
+                changed = delta.changed(basis, current)
+                need = set(changed)
+                need.update(_set_bits(bad))
+                need = sorted(need)
+                have = self._ask_have(need, current)
+                send = [i for i in need if i not in have]
+                changed_set = set(changed)
+                changed_bytes = sum(current.block_range(i)[1]
+                                    for i in changed)
+                repaired_bytes = sum(current.block_range(i)[1] for i in send
+                                     if i not in changed_set)
+                self.queue.extend(delta.extents(send, current,
+                                                delta_wire.MAX_FRAME))
             self._move(reply['sid'])
             if first:
                 # what differs from zeros is what changed (the data sent)
@@ -354,19 +360,26 @@ class _hole_map:
     lies wholly in one."""
 
     def __init__(self, fd, size):
+        self.size = size
         self.ranges = delta._data_ranges(fd, size)
         self.starts = [start for start, _ in self.ranges]
 
-    def blocks(self, block_size):
-        """Indices of the blocks of ``block_size`` that may hold data."""
+    def extents(self, block_size, max_length):
+        """(offset, length) of the stretches that may hold data, widened
+        to whole blocks of ``block_size``, in pieces of at most
+        ``max_length`` bytes (a multiple of the block size)."""
         found = []
         for start, end in self.ranges:
-            first = start // block_size
-            last = (end + block_size - 1) // block_size
-            if found and found[-1] >= first:
-                first = found[-1] + 1
-            found.extend(range(first, last))
-        return found
+            start -= start % block_size
+            end = min(self.size, -(-end // block_size) * block_size)
+            if found and found[-1][1] >= start:
+                found[-1][1] = max(found[-1][1], end)
+            else:
+                found.append([start, end])
+        step = max(1, max_length // block_size) * block_size
+        return [(offset, min(step, end - offset))
+                for start, end in found
+                for offset in range(start, end, step)]
 
     def covers(self, start, end):
         """True when [start, end) holds no data."""
@@ -375,6 +388,19 @@ class _hole_map:
             return False
         nxt = i + 1
         return nxt >= len(self.ranges) or self.ranges[nxt][0] >= end
+
+
+_ONE_IF_SET = bytes([0] + [1] * 255)
+
+
+def _set_bits(bitmap):
+    """Indices of the non-zero bytes of ``bitmap`` (one byte per block)."""
+    bitmap = bytes(bitmap).translate(_ONE_IF_SET)
+    found, index = [], bitmap.find(1)
+    while index >= 0:
+        found.append(index)
+        index = bitmap.find(1, index + 1)
+    return found
 
 
 def _describe(exc):
