@@ -159,6 +159,39 @@ def start_dtn(procs, site, base, extra=()):
     return site
 
 
+@contextlib.contextmanager
+def dtn_pair(prefix, prepare, exports_of_b):
+    """Site A and site B, a DTN service each on the data port of its own,
+    one data token between them; A knows B (``exports_of_b(b)``: the
+    exports A may address there).  ``prepare(procs, base, name)`` makes a
+    site (:class:`Site`) and returns it with the extra service arguments.
+    Everything is stopped and removed on the way out."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    procs = Processes()
+    data_token = os.path.join(base, 'data-token')
+    with open(data_token, 'w') as handle:
+        handle.write(secrets.token_urlsafe(24) + '\n')
+    try:
+        sites = []
+        for name in ('site-a', 'site-b'):
+            site, extra = prepare(procs, base, name)
+            site.token = secrets.token_urlsafe(24)
+            site.data_port = _free_port()
+            start_dtn(procs, site, base, extra=[
+                *extra, '--data-port', str(site.data_port),
+                '--data-token-file', data_token])
+            site.token_file = os.path.join(base, name + '.token')
+            sites.append(site)
+        a, b = sites
+        a.client().add_node('site-b', '127.0.0.1', exports_of_b(b),
+                            gridftp_port=b.gridftp_port,
+                            data_port=b.data_port, endpoint=b.url)
+        yield a, b
+    finally:
+        procs.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope='module')
 def bed():
     gridftp = _need('globus-gridftp-server', 'globus-gridftp-server-progs')

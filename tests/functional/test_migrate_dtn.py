@@ -13,9 +13,6 @@ Missing GridFTP packages make these tests FAIL with the install command.
 
 import json
 import os
-import secrets
-import shutil
-import tempfile
 
 import pytest
 
@@ -33,37 +30,21 @@ def dtns():
     gridftp = gridftp_bed._need('globus-gridftp-server',
                                 'globus-gridftp-server-progs')
     gridftp_bed._need('globus-url-copy', 'globus-gass-copy-progs')
-    base = tempfile.mkdtemp(prefix='migrate-dtn-')
-    os.chmod(base, 0o755)   # the anonymous GridFTP user (nobody) traverses
-    procs = gridftp_bed.Processes()
-    data_token = os.path.join(base, 'data-token')
-    with open(data_token, 'w') as handle:
-        handle.write(secrets.token_urlsafe(24) + '\n')
-    try:
-        sites = {}
-        for name in ('site-a', 'site-b'):
-            export = os.path.join(base, name, 'export')
-            os.makedirs(export)
-            os.chmod(os.path.join(base, name), 0o755)
-            os.chmod(export, 0o777)
-            site = gridftp_bed.Site(name, export, gridftp_bed._free_port())
-            gridftp_bed.start_gridftp(procs, gridftp, site.gridftp_port,
-                                      export, base, name)
-            site.token = secrets.token_urlsafe(24)
-            site.data_port = gridftp_bed._free_port()
-            gridftp_bed.start_dtn(procs, site, base, extra=[
-                '--data-port', str(site.data_port),
-                '--data-token-file', data_token])
-            site.token_file = os.path.join(base, name + '.token')
-            sites[name] = site
-        a, b = sites['site-a'], sites['site-b']
-        a.client().add_node('site-b', '127.0.0.1', {'data': b.export},
-                            gridftp_port=b.gridftp_port,
-                            data_port=b.data_port, endpoint=b.url)
-        yield a, b
-    finally:
-        procs.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
+
+    def prepare(procs, base, name):
+        os.chmod(base, 0o755)   # the anonymous GridFTP user (nobody) traverses
+        export = os.path.join(base, name, 'export')
+        os.makedirs(export)
+        os.chmod(os.path.join(base, name), 0o755)
+        os.chmod(export, 0o777)
+        site = gridftp_bed.Site(name, export, gridftp_bed._free_port())
+        gridftp_bed.start_gridftp(procs, gridftp, site.gridftp_port,
+                                  export, base, name)
+        return site, []
+
+    with gridftp_bed.dtn_pair('migrate-dtn-', prepare,
+                              lambda b: {'data': b.export}) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ A module takes the DTNs as its own module-scoped fixture by naming it::
 
 import json
 import os
-import secrets
-import shutil
-import tempfile
 
 import pytest
 
@@ -30,43 +27,27 @@ def dtns(devcloud):
     directory, its cloud's Cinder share, Glance store and the instance
     store of each compute host; A knows B."""
     layout = devcloud.layout
-    base = tempfile.mkdtemp(prefix='migrate-warm-')
-    procs = dtn_bed.Processes()
-    data_token = os.path.join(base, 'data-token')
-    with open(data_token, 'w') as handle:
-        handle.write(secrets.token_urlsafe(24) + '\n')
-    try:
-        sites = {}
-        for name, cloud in (('site-a', 'devcloud-a'),
-                            ('site-b', 'devcloud-b')):
-            export = os.path.join(base, name)
-            os.makedirs(export)
-            site = dtn_bed.Site(name, export, dtn_bed._free_port())
-            site.volumes = str(layout.volume_share(cloud))
-            site.images = str(layout.image_store(cloud))
-            # the Nova instance store of each compute host
-            site.disks = {host: str(layout.instances_dir(cloud, host))
-                          for host in layout_mod.compute_hosts(cloud)}
-            site.token = secrets.token_urlsafe(24)
-            site.data_port = dtn_bed._free_port()
-            dtn_bed.start_dtn(procs, site, base, extra=[
-                '--export', 'volumes=%s' % site.volumes,
-                '--export', 'images=%s' % site.images,
-                *[part for index, path in enumerate(site.disks.values())
-                  for part in ('--export', 'disks%d=%s' % (index, path))],
-                '--data-port', str(site.data_port),
-                '--data-token-file', data_token])
-            site.token_file = os.path.join(base, name + '.token')
-            sites[name] = site
-        a, b = sites['site-a'], sites['site-b']
-        a.client().add_node('site-b', '127.0.0.1',
-                            {'data': b.export, 'volumes': b.volumes},
-                            gridftp_port=dtn_bed._free_port(),
-                            data_port=b.data_port, endpoint=b.url)
-        yield a, b
-    finally:
-        procs.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
+    clouds = {'site-a': 'devcloud-a', 'site-b': 'devcloud-b'}
+
+    def prepare(procs, base, name):
+        cloud = clouds[name]
+        export = os.path.join(base, name)
+        os.makedirs(export)
+        site = dtn_bed.Site(name, export, dtn_bed._free_port())
+        site.volumes = str(layout.volume_share(cloud))
+        site.images = str(layout.image_store(cloud))
+        # the Nova instance store of each compute host
+        site.disks = {host: str(layout.instances_dir(cloud, host))
+                      for host in layout_mod.compute_hosts(cloud)}
+        return site, [
+            '--export', 'volumes=%s' % site.volumes,
+            '--export', 'images=%s' % site.images,
+            *[part for index, path in enumerate(site.disks.values())
+              for part in ('--export', 'disks%d=%s' % (index, path))]]
+
+    with dtn_bed.dtn_pair('migrate-warm-', prepare, lambda b: {
+            'data': b.export, 'volumes': b.volumes}) as pair:
+        yield pair
 
 
 @pytest.fixture
