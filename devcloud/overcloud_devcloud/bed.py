@@ -227,7 +227,16 @@ class Bed:
                           % layout.home)
             database.initialise(layout)
         broker.write_config(layout, secrets)
-        self._start_and_wait(infra, started)
+        # Only MariaDB is waited for here (about a second): RabbitMQ takes
+        # several seconds of CPU to boot, and every OpenStack service spends
+        # longer importing its code before it opens an AMQP connection (it
+        # retries until the broker answers), so the broker boots while the
+        # clouds start; each cloud waits for it before its RPC checks.
+        for service in infra:
+            self._start(service, started)
+        for service in infra:
+            if service.name == 'mariadb':
+                self._wait(service)
         if cold or not all(layout.cinder_marker(c).exists()
                            for c in layout_mod.CLOUDS):
             # Also when a bed made before devcloud had Cinder gains it.
@@ -269,6 +278,8 @@ class Bed:
             bootstrap.sync_cinder_database(layout, cloud)
         self.progress('devcloud: starting %s' % cloud)
         self._start_and_wait(todo, started)
+        # RPC needs the broker (started beside the clouds, see _bring_up).
+        self._wait(services.rabbitmq_service(layout))
         conn = bootstrap.connect(layout, secrets, cloud)
 
         def still_running():
