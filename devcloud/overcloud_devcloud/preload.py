@@ -23,6 +23,7 @@ run on.
 """
 
 import atexit
+import gc
 import importlib
 import json
 import logging
@@ -51,9 +52,21 @@ TARGETS = {
 
 
 def preload(family):
-    """Import the code of ``family`` (in FAMILIES' order)."""
-    for name in FAMILIES[family]:
-        importlib.import_module(name)
+    """Import the code of ``family`` (in FAMILIES' order).
+
+    The cyclic garbage collector is off meanwhile (imports make objects
+    that live as long as the process: about a tenth of the import's CPU
+    went to collections that find nothing) and is then told that what exists
+    is permanent (``gc.freeze``), so that no child's collections walk, and
+    copy, the pages they share with their siblings.
+    """
+    gc.disable()
+    try:
+        for name in FAMILIES[family]:
+            importlib.import_module(name)
+    finally:
+        gc.enable()
+    gc.freeze()
 
 
 def run_target(target, args):
@@ -149,7 +162,12 @@ def spawn(request, inherited=()):
 def serve(family, requests, replies):
     """Answer ``requests`` (lines of JSON) until they end, on ``replies``
     (both files)."""
+    started, cpu = time.monotonic(), time.process_time()
     preload(family)
+    sys.stderr.write('%s: imported %s in %.1f s (%.1f s of CPU)\n' % (
+        time.strftime('%F %T'), family, time.monotonic() - started,
+        time.process_time() - cpu))
+    sys.stderr.flush()
     inherited = [f.fileno() for f in (requests, replies)
                  if f.fileno() > 2]
     replies.write(json.dumps({'ready': family}) + '\n')
