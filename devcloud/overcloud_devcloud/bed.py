@@ -16,6 +16,7 @@ from overcloud_devcloud import confgen
 from overcloud_devcloud import credentials
 from overcloud_devcloud import database
 from overcloud_devcloud import layout as layout_mod
+from overcloud_devcloud import preload
 from overcloud_devcloud import process
 from overcloud_devcloud import services
 
@@ -32,9 +33,13 @@ def _say(message):
 
 class Bed:
 
-    def __init__(self, layout=None, progress=_say):
+    def __init__(self, layout=None, progress=_say, preloading=True):
         self.layout = layout or layout_mod.Layout()
         self.progress = progress
+        # Start Nova's and Cinder's RPC services from preloaders (see
+        # overcloud_devcloud.preload) rather than each on its own.
+        self.preloading = preloading
+        self._preloaders = {}
 
     # -- what runs ----------------------------------------------------------
 
@@ -160,10 +165,36 @@ class Bed:
                            % ('; '.join(taken), layout_mod.BASE_PORT_ENV))
 
     def _start(self, service, started):
-        process.start(service.name, service.argv,
-                      self.layout.pidfile(service.slug),
-                      self.layout.logfile(service.slug), env=service.env)
+        preloader = self._preloaders.get(service.preload)
+        if preloader is not None:
+            try:
+                preloader.spawn(service.name, service.binary, service.args,
+                                self.layout.pidfile(service.slug),
+                                self.layout.logfile(service.slug))
+            except preload.PreloadError as exc:
+                raise BedError(str(exc))
+        else:
+            process.start(service.name, service.argv,
+                          self.layout.pidfile(service.slug),
+                          self.layout.logfile(service.slug), env=service.env)
         started.append(service)
+
+    def _start_preloaders(self, pending):
+        """A preloader for each family of the services still to start: they
+        import while MariaDB and RabbitMQ boot."""
+        if not self.preloading:
+            return
+        for service in self.all_services():
+            family = service.preload
+            if service.name in pending and family and \
+                    family not in self._preloaders:
+                self._preloaders[family] = preload.Preloader(
+                    family, self.layout.logfile('preload-%s' % family),
+                    env=service.env)
+
+    def _stop_preloaders(self):
+        while self._preloaders:
+            self._preloaders.popitem()[1].close()
 
     def _wait(self, service, timeout=START_TIMEOUT):
         """Wait until ``service`` answers; fail early if it dies."""
@@ -208,11 +239,14 @@ class Bed:
             pending = {s.name for s in self.all_services()}
         started = []
         try:
+            self._start_preloaders(pending)
             self._bring_up(pending, cold, started)
         except BaseException:
+            self._stop_preloaders()
             for service in reversed(started):
                 process.stop(self.layout.pidfile(service.slug))
             raise
+        self._stop_preloaders()
         return 'cold' if cold else 'warm'
 
     def _bring_up(self, pending, cold, started):
@@ -227,7 +261,16 @@ class Bed:
                           % layout.home)
             database.initialise(layout)
         broker.write_config(layout, secrets)
-        self._start_and_wait(infra, started)
+        # Only MariaDB is waited for here (about a second): RabbitMQ takes
+        # several seconds of CPU to boot, and every OpenStack service spends
+        # longer importing its code before it opens an AMQP connection (it
+        # retries until the broker answers), so the broker boots while the
+        # clouds start; each cloud waits for it before its RPC checks.
+        for service in infra:
+            self._start(service, started)
+        for service in infra:
+            if service.name == 'mariadb':
+                self._wait(service)
         if cold or not all(layout.cinder_marker(c).exists()
                            for c in layout_mod.CLOUDS):
             # Also when a bed made before devcloud had Cinder gains it.
@@ -269,6 +312,8 @@ class Bed:
             bootstrap.sync_cinder_database(layout, cloud)
         self.progress('devcloud: starting %s' % cloud)
         self._start_and_wait(todo, started)
+        # RPC needs the broker (started beside the clouds, see _bring_up).
+        self._wait(services.rabbitmq_service(layout))
         conn = bootstrap.connect(layout, secrets, cloud)
 
         def still_running():

@@ -52,6 +52,13 @@ def _authtoken(layout, secrets, cloud, user):
     return section
 
 
+# The bed starts the clouds while RabbitMQ boots (see bed.Bed._bring_up): a
+# service that finds no broker retries every second, not after 1, 3, 5, 7 ...
+# seconds (oslo.messaging's default backoff), which could leave it waiting
+# several seconds after the broker answers.
+RABBIT = {'rabbit_interval_max': 1}
+
+
 def _common(layout, cloud, name):
     return {
         'debug': False,
@@ -163,6 +170,7 @@ def nova(layout, secrets, cloud, compute=False, host=None):
         'wsgi': {'api_paste_config': str(layout.etc(cloud, 'nova') /
                                          'api-paste.ini')},
         'oslo_messaging_notifications': {'driver': 'noop'},
+        'oslo_messaging_rabbit': dict(RABBIT),
         'notifications': {'notification_format': 'unversioned'},
         'vnc': {'enabled': False},
         # Nova finds Cinder in the catalog (block-storage / volumev3) and
@@ -208,6 +216,7 @@ def neutron(layout, secrets, cloud):
         'oslo_concurrency': {
             'lock_path': str(layout.cloud_dir(cloud) / 'neutron' / 'locks')},
         'oslo_messaging_notifications': {'driver': 'noop'},
+        'oslo_messaging_rabbit': dict(RABBIT),
         'agent': {'root_helper': '', 'root_helper_daemon': ''},
     }
 
@@ -272,6 +281,7 @@ def cinder(layout, secrets, cloud):
         'oslo_concurrency': {'lock_path': str(state / 'locks')},
         'coordination': {'backend_url': 'file://%s' % (state / 'coordination')},
         'oslo_messaging_notifications': {'driver': 'noop'},
+        'oslo_messaging_rabbit': dict(RABBIT),
         layout_mod.VOLUME_BACKEND: backend,
         # Cinder inspects image and volume formats in a privsep daemon,
         # started by default with 'sudo privsep-helper' (no sudo here):

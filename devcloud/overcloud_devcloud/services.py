@@ -45,6 +45,11 @@ class Service:
     binary: str = None   # RPC services: the binary the API reports
     host: str = None     # RPC services: the host the API reports
     api: str = 'compute'  # RPC services: the API that lists them
+    # RPC services: the preloader family ('nova', 'cinder') that can start
+    # the service (see overcloud_devcloud.preload), and the arguments it
+    # then gets; ``argv`` starts the same service on its own.
+    preload: str = None
+    args: list = None
 
     @property
     def slug(self):
@@ -106,34 +111,35 @@ def api_service(layout, cloud, service):
 def rpc_service(layout, cloud, service):
     """nova-conductor or nova-scheduler of ``cloud``, in one process (the
     launcher stops oslo.service forking a worker beside an idle master)."""
-    argv = [sys.executable, '-m', 'overcloud_devcloud.nofork', service,
-            '--config-file',
-            layout.etc(cloud, 'nova') / 'nova.conf',
+    args = ['--config-file', layout.etc(cloud, 'nova') / 'nova.conf',
             '--log-file', layout.logfile('%s-%s' % (cloud, service))]
+    argv = [sys.executable, '-m', 'overcloud_devcloud.nofork', service, *args]
     return Service('%s/%s' % (cloud, service), argv, _base_env(), None,
                    cloud, health='process', binary=service,
-                   host=layout_mod.compute_hosts(cloud)[0])
+                   host=layout_mod.compute_hosts(cloud)[0],
+                   preload='nova', args=args)
 
 
 def compute_service(layout, cloud, host):
     """The nova-compute of compute host ``host`` of ``cloud``."""
     # The launcher makes the test-bed driver importable as nova.virt.*.
-    argv = [sys.executable, '-m', 'overcloud_devcloud.compute',
-            '--config-file', layout.compute_conf(cloud, host)]
+    args = ['--config-file', layout.compute_conf(cloud, host)]
+    argv = [sys.executable, '-m', 'overcloud_devcloud.compute', *args]
     return Service('%s/%s' % (cloud, layout_mod.compute_service(cloud, host)),
                    argv, _base_env(), None, cloud, health='process',
-                   binary='nova-compute', host=host)
+                   binary='nova-compute', host=host, preload='nova',
+                   args=args)
 
 
 def cinder_service(layout, cloud, service):
     """cinder-scheduler, cinder-volume or cinder-backup of ``cloud``."""
-    argv = [layout.bin_dir / service, '--config-file',
-            layout.etc(cloud, 'cinder') / 'cinder.conf',
+    args = ['--config-file', layout.etc(cloud, 'cinder') / 'cinder.conf',
             '--log-file', layout.logfile('%s-%s' % (cloud, service))]
-    return Service('%s/%s' % (cloud, service), argv, _base_env(), None,
+    return Service('%s/%s' % (cloud, service),
+                   [layout.bin_dir / service, *args], _base_env(), None,
                    cloud, health='process', binary=service,
                    host=layout_mod.cinder_host(cloud, service),
-                   api='block-storage')
+                   api='block-storage', preload='cinder', args=args)
 
 
 def cloud_services(layout, cloud):
