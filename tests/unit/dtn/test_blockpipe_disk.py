@@ -210,8 +210,16 @@ def test_a_chunk_written_again_takes_no_more_quota(tmp_path):
             for index in range(4, 8):
                 incoming.write([(index * chunk, block)])
         assert raised.value.errno == errno.EDQUOT
-        assert incoming.allocated() <= 4 * chunk + chunk + \
-            partfile._QUOTA_SLACK
+        # the chunk refused was not written: no data from it on (the quota
+        # let in the declared 4 chunks, the one-chunk slack and the file
+        # system's slack of one more)
+        refused = 6 * chunk
+        with pytest.raises(OSError) as past:
+            os.lseek(incoming.fd, refused, os.SEEK_DATA)
+        assert past.value.errno == errno.ENXIO
+        # what the file holds: those 6 chunks, and the file system's own
+        # blocks (an extent tree block when the disk is fragmented)
+        assert incoming.allocated() <= refused + 64 * 1024
     finally:
         incoming.close_fd()
 
