@@ -6,9 +6,13 @@ module's fixtures are made once, in one worker; but the functional
 modules that need the bed to themselves (``BED_ACCESS = 'exclusive'``,
 see tests/functional/conftest.py) form ONE unit: one worker runs them one
 after another, so that two workers never both wait for the bed while a
-third runs alone.  (``--dist loadgroup`` would say this with marks, but
-pytest-xdist 3.8 cannot rename the node ids of pytest 9.2, so its groups
-are lost.)
+third runs alone.  The units are handed out in this order: the exclusive
+unit first (it runs right after the bed's start, before any module shares
+the bed), then the modules that do not use the bed (the unit tests: they
+fill the other workers while the bed starts and the exclusive unit runs),
+then the modules that share the bed; each group largest first.
+(``--dist loadgroup`` would say this with marks, but pytest-xdist 3.8
+cannot rename the node ids of pytest 9.2, so its groups are lost.)
 """
 
 import functools
@@ -21,13 +25,30 @@ EXCLUSIVE_UNIT = 'devcloud-exclusive'
 _EXCLUSIVE = re.compile(r"^BED_ACCESS = ['\"]exclusive['\"]", re.MULTILINE)
 
 
+_NO_BED = re.compile(r"^BED_ACCESS = ['\"]none['\"]", re.MULTILINE)
+
+
 @functools.lru_cache(maxsize=None)
-def _exclusive(rootdir, path):
+def _source(rootdir, path):
     try:
-        return bool(_EXCLUSIVE.search(
-            (pathlib.Path(rootdir) / path).read_text()))
+        return (pathlib.Path(rootdir) / path).read_text()
     except OSError:
-        return False
+        return ''
+
+
+def _exclusive(rootdir, path):
+    return bool(_EXCLUSIVE.search(_source(rootdir, path)))
+
+
+def _rank(rootdir, scope):
+    """0: the exclusive unit, 1: a module that does not use the bed, 2: a
+    module that shares it."""
+    if scope == EXCLUSIVE_UNIT:
+        return 0
+    if not scope.startswith('tests/functional/') or \
+            _NO_BED.search(_source(rootdir, scope)):
+        return 1
+    return 2
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist may be absent
@@ -39,9 +60,20 @@ def pytest_xdist_make_scheduler(config, log):
     rootdir = str(config.rootpath)
 
     class Scheduling(loadfile.LoadFileScheduling):
+        _ordered = False
+
         def _split_scope(self, nodeid):
             path = nodeid.split('::', 1)[0]
             return EXCLUSIVE_UNIT if _exclusive(rootdir, path) else path
+
+        def _assign_work_unit(self, node):
+            if not self._ordered:      # the first call: the queue is whole
+                self._ordered = True
+                units = sorted(self.workqueue.items(),   # stable: by size
+                               key=lambda unit: _rank(rootdir, unit[0]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
 
     return Scheduling(config, log)
 

@@ -10,11 +10,15 @@ own, on ONE bed:
 - the first worker that needs the bed brings it up (under a file lock),
   the others find it running; the last worker done with it stops it, if
   this run started it;
-- a module that needs the bed to itself (it restarts the bed, sets quotas
-  or counts everything in the project) says ``BED_ACCESS = 'exclusive'``
-  and runs while no other module is on the bed; every other module runs
-  beside the rest (``'shared'``: distinct prefixes, nothing counted
-  across them); ``'none'``: the module does not use the bed at all.
+- a module that needs the bed to itself (it restarts the bed) says
+  ``BED_ACCESS = 'exclusive'`` and runs while no other module is on the
+  bed; every other module runs beside the rest (``'shared'``: distinct
+  prefixes, nothing counted across them); ``'none'``: the module does not
+  use the bed at all;
+- a module that sets quotas or counts everything in its project says
+  ``PROJECT = '<name>'``: it runs in a Keystone project of its own, in
+  both clouds, as users of its own (see :func:`own_project`), so it can
+  share the bed too.
 """
 
 import contextlib
@@ -28,6 +32,7 @@ import uuid
 
 import openstack
 import pytest
+import yaml
 
 from overcloud_devcloud import bed as bed_mod
 from overcloud_devcloud import scenario
@@ -155,6 +160,67 @@ def bed_access(request):
         return
     with _bed_access(bed_mod.Bed(), access):
         yield
+
+
+@pytest.fixture(scope='module', autouse=True)
+def own_project(request, bed_access):
+    """For a module with ``PROJECT = '<name>'``: the project ``<name>`` in
+    both clouds, with an admin user ``<name>-admin`` and a member user
+    ``<name>-member`` of its own (keypairs belong to users), the run's
+    network and block storage quotas (``ROOM``); while the module runs,
+    OS_CLIENT_CONFIG_FILE names a clouds.yaml whose devcloud-a,
+    devcloud-b and their -member entries are those users in that project,
+    so the module's connections and commands see nothing of the other
+    modules (Neutron shows an admin every project's resources: what a
+    module counts, it filters by its project). Kept after the module (a
+    next run finds it and resets the passwords)."""
+    name = getattr(request.module, 'PROJECT', None)
+    if name is None:
+        yield None
+        return
+    request.getfixturevalue('devcloud')
+    real_file = os.environ['OS_CLIENT_CONFIG_FILE']
+    with open(real_file) as handle:
+        real = yaml.safe_load(handle)['clouds']
+    clouds = {}
+    for cloud in ('devcloud-a', 'devcloud-b'):
+        conn = openstack.connect(cloud=cloud)
+        try:
+            identity = conn.identity
+            project = identity.find_project(name, domain_id='default') or \
+                identity.create_project(name=name, domain_id='default',
+                                        description='tests: own project')
+            roles = {r.name: r for r in identity.roles()}
+            for suffix, role in (('', 'admin'), ('-member', 'member')):
+                user_name = '%s-%s' % (name, role)
+                password = uuid.uuid4().hex
+                user = identity.find_user(user_name, domain_id='default')
+                if user is None:
+                    user = identity.create_user(
+                        name=user_name, domain_id='default',
+                        password=password, default_project_id=project.id)
+                else:
+                    identity.update_user(user, password=password)
+                identity.assign_project_role_to_user(project, user,
+                                                     roles[role])
+                entry = json.loads(json.dumps(real[cloud + suffix]))
+                entry['auth'].update(username=user_name, password=password,
+                                     project_name=name)
+                clouds[cloud + suffix] = entry
+            conn.network.update_quota(project.id, **ROOM['network'])
+            conn.block_storage.update_quota_set(project.id,
+                                                **ROOM['block_storage'])
+        finally:
+            conn.close()
+    path = request.getfixturevalue('tmp_path_factory').mktemp(
+        'project-' + name) / 'clouds.yaml'
+    path.write_text(yaml.safe_dump({'clouds': clouds}))
+    path.chmod(0o600)
+    os.environ['OS_CLIENT_CONFIG_FILE'] = str(path)
+    try:
+        yield name
+    finally:
+        os.environ['OS_CLIENT_CONFIG_FILE'] = real_file
 
 
 @contextlib.contextmanager

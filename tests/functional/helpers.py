@@ -99,16 +99,20 @@ def dest_state(dst, prefix, keys=('servers', 'images', 'ports')):
 
 
 def inventory(conn):
-    """Everything at a cloud a migration could touch, by ID."""
+    """Everything in the connection's project a migration could touch, by
+    ID (Neutron would show an admin every project's resources: other
+    modules work beside this one in theirs)."""
     net = conn.network
+    mine = {'project_id': conn.current_project_id}
     return {
-        'networks': sorted(n.id for n in net.networks()),
-        'subnets': sorted(s.id for s in net.subnets()),
-        'routers': sorted((r.id, repr(r.routes)) for r in net.routers()),
-        'ports': sorted(p.id for p in net.ports()),
-        'groups': sorted(g.id for g in net.security_groups()),
-        'rules': sorted(r.id for r in net.security_group_rules()),
-        'floating_ips': sorted(f.id for f in net.ips()),
+        'networks': sorted(n.id for n in net.networks(**mine)),
+        'subnets': sorted(s.id for s in net.subnets(**mine)),
+        'routers': sorted((r.id, repr(r.routes))
+                          for r in net.routers(**mine)),
+        'ports': sorted(p.id for p in net.ports(**mine)),
+        'groups': sorted(g.id for g in net.security_groups(**mine)),
+        'rules': sorted(r.id for r in net.security_group_rules(**mine)),
+        'floating_ips': sorted(f.id for f in net.ips(**mine)),
         'keypairs': sorted(k.name for k in conn.compute.keypairs()),
         'flavors': sorted(f.name for f in conn.compute.flavors()),
         'servers': sorted(s.id for s in conn.compute.servers()),

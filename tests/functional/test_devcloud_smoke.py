@@ -1,7 +1,10 @@
 """devcloud proves itself: each cloud does what migrations will need.
 
 Runs on BOTH clouds (the ``cloud_name`` fixture is parametrised);
-devcloud-b's two compute hosts are tested on their own.
+devcloud-b's two compute hosts are tested on their own.  The restart of
+the whole bed is in test_devcloud_restart.py: it needs the bed to itself,
+the tests here share it with the other modules (their own names and
+CIDRs).
 """
 
 import concurrent.futures
@@ -18,8 +21,6 @@ from tests.functional import helpers
 
 WAIT = 120
 POLL = helpers.POLL
-#: a test stops and restarts the whole bed
-BED_ACCESS = 'exclusive'
 
 
 def test_keystone_auth_for_admin_and_member(devcloud, cloud_name):
@@ -185,48 +186,6 @@ def test_parallel_boot_stop_snapshot(devcloud, conn, cleanup):
         snapshots = list(pool.map(lifecycle, servers))
     assert [s.status for s in snapshots] == ['active'] * count
     assert all(s.size == len(bootstrap.image_bytes()) for s in snapshots)
-
-
-def test_up_is_idempotent_and_a_warm_restart_keeps_servers(devcloud,
-                                                           cleanup):
-    conn = openstack.connect(cloud='devcloud-a')
-    net, subnet, _router, _group = _network_world(conn, cleanup,
-                                                  '10.79.0.0/24', 'restart')
-    port = conn.network.create_port(network_id=net.id, name='restart-port')
-    cleanup(lambda: conn.network.delete_port(port, ignore_missing=True))
-    server = _boot(conn, cleanup, 'restart-server', port)
-    server = conn.compute.wait_for_server(server, wait=WAIT, interval=POLL)
-    # One more on devcloud-b's second compute host: its node identity and
-    # disk files must survive the restart too.
-    conn_b = openstack.connect(cloud='devcloud-b')
-    second = layout_mod.compute_hosts('devcloud-b')[1]
-    net_b, _subnet_b, _router_b, _group_b = _network_world(
-        conn_b, cleanup, '10.79.1.0/24', 'restart-b')
-    port_b = conn_b.network.create_port(network_id=net_b.id,
-                                        name='restart-b-port')
-    cleanup(lambda: conn_b.network.delete_port(port_b, ignore_missing=True))
-    server_b = _boot(conn_b, cleanup, 'restart-b-server', port_b, host=second)
-    server_b = conn_b.compute.wait_for_server(server_b, wait=WAIT, interval=POLL)
-    assert server_b.compute_host == second
-
-    assert devcloud.up() == 'running'  # a second call does nothing
-    pids = {row['service']: row['pid'] for row in devcloud.status()}
-
-    stopped = devcloud.down()
-    assert set(stopped) == set(pids)
-    assert not any(row['running'] for row in devcloud.status())
-    assert devcloud.up() == 'warm'
-    assert devcloud.is_up()
-    assert all(row['pid'] != pids[row['service']]
-               for row in devcloud.status())
-
-    for cloud, server_id in (('devcloud-a', server.id),
-                             ('devcloud-b', server_b.id)):
-        fresh = openstack.connect(cloud=cloud)
-        found = fresh.compute.get_server(server_id)
-        assert found.status == 'ACTIVE' and found.power_state == 1
-        fresh.compute.stop_server(found)  # the restarted driver knows it
-        fresh.compute.wait_for_server(found, status='SHUTOFF', wait=WAIT, interval=POLL)
 
 
 def test_devcloud_b_has_two_compute_hosts_each_bootable(devcloud, cleanup):

@@ -18,8 +18,9 @@ from tests.functional import helpers
 PREFIX = 'mn'
 SERVERS = helpers.servers_of(PREFIX)
 #: sets the destination's quotas and compares everything in the project
-#: before and after: no other module may use the bed meanwhile
-BED_ACCESS = 'exclusive'
+#: before and after: in a project of its own (tests/functional/conftest.py),
+#: beside the other modules
+PROJECT = 'om-test-mn'
 inventory = helpers.inventory
 
 
@@ -326,7 +327,10 @@ def test_a_crash_right_after_a_create_duplicates_nothing(clouds, tmp_path,
         journal, *SERVERS, '--dest-cloud', 'devcloud-b', '--network-only',
         env={'OVERCLOUD_MIGRATE_FAULT': 'kill:after:create:%s' % kind})
     assert code == 137, err
-    lister = getattr(dst.network, kind + 's')
+    listed = getattr(dst.network, kind + 's')
+
+    def lister():                      # the module's project's
+        return listed(project_id=dst.current_project_id)
 
     def own():                         # not router gateway/interface ports
         return {r.id for r in lister()

@@ -26,9 +26,10 @@ from tests.functional import helpers
 
 BIN = sysconfig.get_path('scripts')
 #: sets the destination's Cinder quotas, and cleans and counts every
-#: marked volume, snapshot and image in both clouds: no other module may
-#: use the bed meanwhile (their in-flight snapshots carry the same marker)
-BED_ACCESS = 'exclusive'
+#: marked volume, snapshot and image in both clouds (the other modules'
+#: in-flight snapshots carry the same marker): in a project of its own
+#: (tests/functional/conftest.py), beside the other modules
+PROJECT = 'om-test-mv'
 OPENSTACK = os.path.join(BIN, 'openstack')
 PREFIX = 'mv'
 SERVERS = ['%s-db' % PREFIX, '%s-app' % PREFIX]
