@@ -86,33 +86,32 @@ def test_services_are_forked_from_one_import(tmp_path):
         assert 'service output' in log
 
 
-def test_a_preloader_that_cannot_import_reports_its_log(tmp_path):
-    _fake_cinder(tmp_path / 'fake', broken='backup')
+def _refused(tmp_path, target, broken=None):
+    """The PreloadError of asking a (fake) cinder preloader for ``target``;
+    the request's pidfile path beside it."""
+    _fake_cinder(tmp_path / 'fake', broken=broken)
     loader = preload.Preloader('cinder', tmp_path / 'preload.log',
                                env=_env(tmp_path))
+    pidfile = tmp_path / 'service.pid'
     try:
         with pytest.raises(preload.PreloadError) as caught:
-            loader.spawn('devcloud-a/cinder-volume', 'cinder-volume', [],
-                         tmp_path / 'v.pid', tmp_path / 'v.log')
+            loader.spawn('devcloud-a/' + target, target, [], pidfile,
+                         tmp_path / 'service.log')
     finally:
         loader.close()
-    message = str(caught.value)
+    return str(caught.value), pidfile
+
+
+def test_a_preloader_that_cannot_import_reports_its_log(tmp_path):
+    message, pidfile = _refused(tmp_path, 'cinder-volume', broken='backup')
     assert 'the cinder preloader exited' in message
     assert 'no flux capacitor' in message
-    assert not (tmp_path / 'v.pid').exists()
+    assert not pidfile.exists()
 
 
 def test_a_preloader_starts_only_its_own_family(tmp_path):
-    _fake_cinder(tmp_path / 'fake')
-    loader = preload.Preloader('cinder', tmp_path / 'preload.log',
-                               env=_env(tmp_path))
-    try:
-        with pytest.raises(preload.PreloadError) as caught:
-            loader.spawn('devcloud-a/nova-compute', 'nova-compute', [],
-                         tmp_path / 'n.pid', tmp_path / 'n.log')
-    finally:
-        loader.close()
-    assert "cannot start 'nova-compute'" in str(caught.value)
+    message, _ = _refused(tmp_path, 'nova-compute')
+    assert "cannot start 'nova-compute'" in message
 
 
 def test_rpc_services_name_their_preloader_and_arguments(tmp_path):
