@@ -230,11 +230,17 @@ def create_volume_types(layout, secrets, cloud):
 def wait_for_block_storage(conn, cloud, still_running, since, timeout=120):
     """Wait until Cinder's scheduler, volume and backup services of
     ``cloud`` have reported in since ``since`` (see
-    :func:`wait_for_compute`)."""
+    :func:`wait_for_compute`), and the scheduler knows the volume backend's
+    pool.
+
+    A scheduler without the backend's capabilities puts every new volume
+    in 'error' (no valid backend): it learns them from cinder-volume's
+    start and periodic reports, which the bed waits for here.
+    """
     wanted = {(binary, layout_mod.cinder_host(cloud, binary))
               for binary in layout_mod.CINDER_SERVICES}
     deadline = time.monotonic() + timeout
-    fresh = set()
+    fresh, pools = set(), []
     while True:
         still_running()
         fresh = {(svc.binary, svc.host)
@@ -242,10 +248,18 @@ def wait_for_block_storage(conn, cloud, still_running, since, timeout=120):
                  if svc.state == 'up' and svc.status == 'enabled'
                  and svc.updated_at and _utc(svc.updated_at) >= since}
         if wanted <= fresh:
-            return
+            pools = list(conn.block_storage.backend_pools())
+            if pools:
+                return
         if time.monotonic() >= deadline:
             break
         time.sleep(1)
+    if wanted <= fresh:
+        raise process.ProcessError(
+            'Cinder of %s did not become ready within %d s: its scheduler '
+            'has no capabilities from %s' % (
+                cloud, timeout,
+                layout_mod.cinder_host(cloud, 'cinder-volume')))
     raise process.ProcessError(
         'Cinder of %s did not report as up within %d s (no fresh heartbeat '
         'from %s)' % (cloud, timeout, ', '.join(
@@ -253,33 +267,36 @@ def wait_for_block_storage(conn, cloud, still_running, since, timeout=120):
 
 
 def wait_for_compute(conn, cloud, still_running, since, timeout=120):
-    """Wait until every nova-compute of ``cloud`` has reported in since
-    ``since``.
+    """Wait until every nova-compute of ``cloud``, and its nova-conductor
+    and nova-scheduler, have reported in since ``since``.
 
     A heartbeat newer than ``since`` (a naive UTC datetime taken before the
     processes started) proves a restarted service consumes its RPC queue:
     its 'up' state alone may be left from before a restart, and a request
-    cast to it then is lost with the broker's non-durable queues.  Each
-    compute host of the cloud (:func:`layout.compute_hosts`) must report.
+    cast to it then is lost with the broker's non-durable queues (and once
+    the old heartbeat is older than Nova's service_down_time it reads as
+    'down').  Each compute host of the cloud (:func:`layout.compute_hosts`)
+    must report, and the conductor and scheduler on the first of them.
     ``still_running()`` raises when a process of the cloud has died.
     """
-    hosts = set(layout_mod.compute_hosts(cloud))
+    hosts = layout_mod.compute_hosts(cloud)
+    wanted = {('nova-compute', host) for host in hosts}
+    wanted.update((binary, hosts[0]) for binary in layout_mod.RPC_SERVICES)
     deadline = time.monotonic() + timeout
     while True:
         still_running()
-        fresh = {svc.host for svc in conn.compute.services()
-                 if svc.binary == 'nova-compute' and svc.host in hosts
-                 and svc.state == 'up' and svc.updated_at
+        fresh = {(svc.binary, svc.host) for svc in conn.compute.services()
+                 if svc.state == 'up' and svc.updated_at
                  and _utc(svc.updated_at) >= since}
-        if fresh == hosts:
+        if wanted <= fresh:
             return
         if time.monotonic() >= deadline:
             break
         time.sleep(1)
     raise process.ProcessError(
-        'nova-compute of %s did not register as up within %d s (no fresh '
-        'heartbeat from %s)' % (cloud, timeout,
-                                ', '.join(sorted(hosts - fresh))))
+        'Nova of %s did not report as up within %d s (no fresh heartbeat '
+        'from %s)' % (cloud, timeout, ', '.join(
+            '%s on %s' % pair for pair in sorted(wanted - fresh))))
 
 
 def _utc(text):

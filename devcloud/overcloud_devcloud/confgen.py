@@ -253,6 +253,14 @@ def cinder(layout, secrets, cloud):
         # The image-volume cache and friends are off by default: keep it so.
         'glance_catalog_info': 'image:glance:publicURL',
         'periodic_interval': 30,
+        # cinder-volume tells the scheduler its capabilities at its start
+        # and in a periodic task; Cinder delays the first periodic run by
+        # up to 60 s at random, and a scheduler started at the same moment
+        # may miss the first report: it then refuses every volume (no valid
+        # backend) until the next.  Run the periodic tasks at once (after
+        # the volume service listens, so its report or the scheduler's
+        # request for one is always heard).
+        'periodic_fuzzy_delay': 0,
     })
     backend = {
         'volume_driver': 'overcloud_devcloud.cinder_nfs.LocalShareNfsDriver',

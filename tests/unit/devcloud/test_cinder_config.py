@@ -34,6 +34,8 @@ def test_cinder_conf_uses_the_local_share_and_posix_backups(layout):
         # Snapshots need it 'false' (the driver still never uses sudo).
         assert parser.get('nfs', 'nas_secure_file_operations') == 'false'
         assert parser.get('nova', 'username') == 'cinder'
+        # cinder-volume reports its capabilities as soon as it listens.
+        assert parser.get('DEFAULT', 'periodic_fuzzy_delay') == '0'
 
 
 def test_config_files_name_each_clouds_own_share(layout):
