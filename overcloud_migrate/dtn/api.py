@@ -565,9 +565,35 @@ def _checked_id(transfer_id):
     return transfer_id
 
 
+def _wait_arg(args):
+    text = args.get('wait')
+    if text is None:
+        return 0.0
+    try:
+        wait = float(text)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= constants.MAX_WAIT:   # also refuses nan and inf
+        raise ApiError(400, 'The query parameter wait must be a number of '
+                       'seconds from 0 to %g, not %r.'
+                       % (constants.MAX_WAIT, text))
+    return wait
+
+
 @bp_v1.get('/transfers/<transfer_id>')
 def v1_transfer(transfer_id):
-    return {'transfer': _store().get_transfer(_checked_id(transfer_id))}
+    """The transfer; with ``?wait=<seconds>`` the answer waits until the
+    transfer ends or that time has passed (a follower sees the end at
+    once, with one request where polling would take many)."""
+    unknown = set(flask.request.args) - {'wait'}
+    if unknown:
+        raise ApiError(400, 'Unknown query parameters: %s.'
+                       % ', '.join(sorted(unknown)))
+    wait = _wait_arg(flask.request.args)
+    row = _store().get_transfer(_checked_id(transfer_id))
+    if wait and row['state'] not in store_mod.FINAL_STATES:
+        row = _manager().wait(transfer_id, timeout=wait)
+    return {'transfer': row}
 
 
 @bp_v1.delete('/transfers/<transfer_id>')

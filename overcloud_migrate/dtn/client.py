@@ -140,8 +140,13 @@ class DTNClient:
             body['streams'] = streams
         return self._call('POST', '/v1/transfers', json=body)['transfer']
 
-    def transfer(self, transfer_id):
-        return self._call('GET', '/v1/transfers/%s' % transfer_id)['transfer']
+    def transfer(self, transfer_id, wait=None):
+        """The transfer's row; with ``wait`` (seconds, at most
+        :data:`constants.MAX_WAIT`) the service answers when the transfer
+        ends or once that time has passed."""
+        params = {'wait': '%.3f' % wait} if wait else None
+        return self._call('GET', '/v1/transfers/%s' % transfer_id,
+                          params=params)['transfer']
 
     def transfers(self):
         return self._call('GET', '/v1/transfers')['transfers']
@@ -152,10 +157,20 @@ class DTNClient:
 
     def wait_transfer(self, transfer_id, timeout=None, interval=1.0,
                       progress=None):
-        """Poll until the transfer ends; raise on failure or timeout."""
+        """Follow the transfer until it ends; raise on failure or timeout.
+
+        Each request waits in the service for up to ``interval`` seconds
+        (``GET ...?wait=``), so the end is seen the moment it comes;
+        ``progress(row)`` is called after each.  A service that answers
+        sooner without an end is asked again after the rest of the
+        interval.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        # the answer must come well within the request's own timeout
+        longest = min(constants.MAX_WAIT,
+                      (self.timeout or DEFAULT_TIMEOUT) / 2)
+        row = self.transfer(transfer_id)
         while True:
-            row = self.transfer(transfer_id)
             if progress is not None:
                 progress(row)
             if row['state'] == 'done':
@@ -169,7 +184,13 @@ class DTNClient:
                                   '(%s, %d bytes done).' % (
                                       transfer_id, timeout, row['state'],
                                       row['bytes_done']), row)
-            time.sleep(interval)
+            wait = min(interval, longest)
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            asked = time.monotonic()
+            row = self.transfer(transfer_id, wait=wait)
+            if row['state'] not in ('done', 'failed', 'cancelled'):
+                time.sleep(max(0.0, wait - (time.monotonic() - asked)))
 
     # syncs (rounds of a delta copy; followed like transfers)
     def start_sync(self, source, dest, key, streams=None, raw=False):

@@ -11,6 +11,8 @@ TOKEN_ENV = 'OVERCLOUD_MIGRATE_DTN_TOKEN'
 TOKEN_HEADER = 'X-Auth-Token'
 #: most parallel streams one transfer may use (API, movers, CLI)
 MAX_STREAMS = 64
+#: the longest a ``GET /v1/transfers/<id>?wait=`` request is held (seconds)
+MAX_WAIT = 10
 
 #: what a sync key may be (also a file name part on both DTNs)
 SYNC_KEY_PATTERN = r'^[A-Za-z0-9._-]{1,128}$'

@@ -6,6 +6,8 @@ the application really has.
 
 import copy
 
+from overcloud_migrate.dtn import constants
+
 _ERROR = {'$ref': '#/components/responses/Error'}
 _LOCATION = {
     'oneOf': [
@@ -197,8 +199,15 @@ _DOCUMENT = {
         '/v1/transfers/{transfer_id}': {
             'parameters': [_name_param('transfer_id', 'Transfer id')],
             'get': {'summary': 'Transfer status and progress',
+                    'parameters': [
+                        {'name': 'wait', 'in': 'query', 'schema': {
+                            'type': 'number', 'minimum': 0,
+                            'maximum': constants.MAX_WAIT},
+                         'description': 'answer when the transfer ends or '
+                                        'after this many seconds, whichever '
+                                        'comes first'}],
                     'responses': {'200': _json('TransferAnswer'),
-                                  '404': _ERROR}},
+                                  '400': _ERROR, '404': _ERROR}},
             'delete': {'summary': 'Cancel a running transfer',
                        'responses': {'202': _json('TransferAnswer'),
                                      '404': _ERROR, '409': _ERROR}}},

@@ -56,8 +56,6 @@ _ACTIVE = ('queued', 'running')
 _PROBE_PREFIX = '.overcloud-migrate-probe-'
 #: a volume's file on a Cinder NFS/RemoteFS share (its volume_name_template)
 VOLUME_FILE = 'volume-%s'
-#: seconds between two looks at a running sync round
-SYNC_POLL = 0.1
 #: the staged file must be readable by the DTN's GridFTP server, which
 #: often runs as another user (``nobody`` for anonymous ftp://)
 _STAGED_MODE = 0o644
@@ -485,12 +483,11 @@ class DtnTransport(base.Transport):
                 return row
         return None
 
-    def _follow(self, client, transfer_id, timeout, report, interval=None):
+    def _follow(self, client, transfer_id, timeout, report):
         """Wait for a transfer or sync; cancel it when the wait times out."""
         try:
             return client.wait_transfer(
-                transfer_id, timeout=timeout,
-                interval=self.poll_interval if interval is None else interval,
+                transfer_id, timeout=timeout, interval=self.poll_interval,
                 progress=report)
         except dtn_client.WaitTimeout:
             self._cancel(client, transfer_id)
@@ -585,32 +582,28 @@ class DtnTransport(base.Transport):
         client = self.source.client(self.request_timeout)
         start = time.monotonic()
         try:
-            # A round an interrupted run started goes on inside the DTN
-            # service: wait for it, then run ours (it finds little to do).
-            for row in client.transfers():
-                if row.get('mode') == 'sync' and row.get('key') == key \
-                        and row.get('state') in _ACTIVE:
-                    LOG.info('Waiting for sync %s of %s started by an '
-                             'earlier run.', row['id'], key)
-                    try:
-                        client.wait_transfer(
-                            row['id'], timeout=self.transfer_timeout,
-                            interval=self.poll_interval)
-                    except dtn_client.TransferFailed:
-                        pass
-            row = client.start_sync(src, dst, key=key, streams=self.streams,
-                                    raw=raw)
+            try:
+                row = client.start_sync(src, dst, key=key,
+                                        streams=self.streams, raw=raw)
+            except dtn_client.DTNClientError as exc:
+                if exc.status != 409:
+                    raise
+                # A round an interrupted run started goes on inside the
+                # DTN service: wait for it, then run ours (it finds
+                # little to do).
+                self._wait_for_round(client, key)
+                row = client.start_sync(src, dst, key=key,
+                                        streams=self.streams, raw=raw)
 
             def report(current):
                 if progress is not None:
                     progress(current.get('bytes_done') or 0,
                              current.get('size'))
 
-            # A cut-over's round takes seconds and is downtime: its end is
-            # looked for more often than a transfer's.
+            # A cut-over's round is downtime: the service answers the
+            # moment it ends (the follow waits in the service).
             done = self._follow(client, row['id'], self.transfer_timeout,
-                                report, interval=min(self.poll_interval,
-                                                     SYNC_POLL))
+                                report)
         except dtn_client.DTNClientError as exc:
             raise base.TransportError(
                 'Syncing %s into %s:%s (through %s): %s'
@@ -622,6 +615,19 @@ class DtnTransport(base.Transport):
             repaired_bytes=int(done.get('repaired_bytes') or 0),
             seconds=time.monotonic() - start, round=int(done.get('round')
                                                         or 0))
+
+    def _wait_for_round(self, client, key):
+        for row in client.transfers():
+            if row.get('mode') == 'sync' and row.get('key') == key \
+                    and row.get('state') in _ACTIVE:
+                LOG.info('Waiting for sync %s of %s started by an earlier '
+                         'run.', row['id'], key)
+                try:
+                    client.wait_transfer(row['id'],
+                                         timeout=self.transfer_timeout,
+                                         interval=self.poll_interval)
+                except dtn_client.TransferFailed:
+                    pass
 
     def forget_sync(self, key):
         try:

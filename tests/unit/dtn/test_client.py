@@ -77,3 +77,32 @@ def test_wait_raises_on_failure_and_timeout(client, dtn):
     assert cancelled['id'] == slow['id']
     with pytest.raises(dtn_client.TransferFailed, match='cancelled'):
         client.wait_transfer(slow['id'], timeout=10, interval=0.05)
+
+
+def test_a_waiting_request_answers_when_the_transfer_ends(client, dtn):
+    # slowcopy takes 0.05 s per 64 KiB: four chunks here, 64 below
+    (dtn.export_a / 'four.dat').write_bytes(b'\1' * (4 * 64 * 1024))
+    short = client.start_transfer('a:%s/four.dat' % dtn.export_a,
+                                  'b:%s/four.dat' % dtn.export_b,
+                                  mover='slowcopy')
+    assert client.transfer(short['id'], wait=10)['state'] == 'done'
+    (dtn.export_a / 'big.dat').write_bytes(b'\1' * (64 * 64 * 1024))
+    slow = client.start_transfer('a:%s/big.dat' % dtn.export_a,
+                                 'b:%s/big.dat' % dtn.export_b,
+                                 mover='slowcopy')
+    # the wait ends first: the answer is the transfer as it runs
+    assert client.transfer(slow['id'], wait=0.2)['state'] in (
+        'queued', 'running')
+    client.cancel_transfer(slow['id'])
+    assert client.transfer(slow['id'], wait=10)['state'] == 'cancelled'
+
+
+@pytest.mark.parametrize('query', ['wait=abc', 'wait=-1', 'wait=10.5',
+                                   'wait=nan', 'wait=inf', 'since=1'])
+def test_a_bad_wait_is_refused(client, dtn, query):
+    row = client.start_transfer('a:%s/small.dat' % dtn.export_a,
+                                'b:%s/q.dat' % dtn.export_b)
+    with pytest.raises(dtn_client.DTNClientError, match='answered 400') as e:
+        client._call('GET', '/v1/transfers/%s?%s' % (row['id'], query))
+    assert e.value.status == 400
+    client.wait_transfer(row['id'], timeout=10, interval=0.05)

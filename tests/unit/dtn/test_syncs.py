@@ -12,11 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from overcloud_migrate.dtn import client as dtn_client
+from overcloud_migrate.transports import dtn as dtn_transport
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -365,19 +367,27 @@ def test_a_wrong_data_token_is_refused(tmp_path):
 BIG = 96 * MIB
 
 
-def _interrupt(a, b, how, source, dest):
-    """Start round 1, stop it once part of the data is on the
-    destination's disk, the way ``how`` says."""
+def _start_and_stall(a, source, dest, victim=None):
+    """Start round 1 of key vol-1; once part of the data is on the
+    destination's disk, stop the process of ``victim`` (SIGSTOP: the round
+    stalls there).  The round's row."""
     row = a.client.start_sync('a:%s' % source, 'b:%s' % dest, 'vol-1',
                               streams=2)
     deadline = time.monotonic() + 60
     while os.stat(dest).st_blocks * 512 < 8 * MIB:
         assert time.monotonic() < deadline
         time.sleep(0.002)
-    victim = {'dest': b, 'source': a}.get(how)
     if victim is not None:
-        victim.proc.send_signal(signal.SIGSTOP)     # the round stalls here
-    else:
+        victim.proc.send_signal(signal.SIGSTOP)
+    return row
+
+
+def _interrupt(a, b, how, source, dest):
+    """Start round 1, stop it once part of the data is on the
+    destination's disk, the way ``how`` says."""
+    victim = {'dest': b, 'source': a}.get(how)
+    row = _start_and_stall(a, source, dest, victim)
+    if victim is None:
         a.client.cancel_transfer(row['id'])
     if how == 'dest':
         # one round per key at a time
@@ -412,6 +422,42 @@ def test_an_interrupted_round_converges_when_run_again(pair, how):
     assert _bytes(dest) == _bytes(source)
     assert _sync(a, source, dest)['bytes'] == 0
 
+
+
+def test_a_round_an_earlier_run_left_is_waited_for_then_ours_runs(
+        pair, caplog):
+    """The transport starts its round at once; refused because a round of
+    the key still runs (an interrupted run's), it waits for that one and
+    then runs its own."""
+    a, b = pair
+    source = a.export / 'volume-src'
+    with open(source, 'wb') as fh:
+        fh.write(random.Random(6).randbytes(BIG))
+    dest = _empty(b.export / 'volume-dst', BIG)
+    transport = dtn_transport.DtnTransport(
+        source_endpoint=a.client.endpoint, dest_endpoint=b.client.endpoint,
+        source_dir=str(a.export), dest_dir=str(b.export),
+        source_token_file=str(a.token_file),
+        dest_token_file=str(b.token_file), source_volumes=str(a.export),
+        dest_volumes=str(b.export), source_node='a', dest_node='b',
+        poll_interval=0.05, probe=False)
+    earlier = _start_and_stall(a, source, dest, b)   # b is stopped
+    results = []
+    caplog.set_level('INFO', logger=dtn_transport.LOG.name)
+    ours = threading.Thread(target=lambda: results.append(
+        transport.sync_volume('src', 'dst', 'vol-1', None)))
+    try:
+        ours.start()
+        deadline = time.monotonic() + 60
+        while 'Waiting for sync %s' % earlier['id'] not in caplog.text:
+            assert time.monotonic() < deadline and ours.is_alive()
+            time.sleep(0.01)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    ours.join(120)
+    assert a.client.transfer(earlier['id'])['state'] == 'done'
+    assert results and results[0].round == 2
+    assert _bytes(dest) == _bytes(source)
 
 def test_the_sync_commands(pair, capsys, monkeypatch, tmp_path):
     """``openstack overcloud dtn sync`` and ``sync forget``, in process,

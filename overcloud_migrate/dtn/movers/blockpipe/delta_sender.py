@@ -84,6 +84,7 @@ class _Round:
         self.sent = 0
         self.error = None
         self.live = set()
+        self.wake = threading.Event()   # a data worker ended
 
     def what(self):
         return 'sync %s of %s to %s:%s' % (self.key, self.source_path,
@@ -257,8 +258,12 @@ class _Round:
                    for i in range(min(self.streams, len(self.queue)))]
         for worker in workers:
             worker.start()
+        # Each worker sets ``wake`` as it ends: the round goes on the moment
+        # the last one does (a cancel is seen within a tenth of a second).
         while any(worker.is_alive() for worker in workers):
-            if self.cancel.wait(0.1) or self.error is not None:
+            self.wake.wait(0.1)
+            self.wake.clear()
+            if self.cancel.is_set() or self.error is not None:
                 with self.lock:
                     live = list(self.live)
                 for chan in live:
@@ -306,6 +311,7 @@ class _Round:
                 with self.lock:
                     self.live.discard(chan)
                 _quiet_close(chan.sock)
+            self.wake.set()
 
     def _send_extent(self, chan, offset, length, buffer):
         """Send blocks [offset, offset+length): zero runs as ``Z`` frames
