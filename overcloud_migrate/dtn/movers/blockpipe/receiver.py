@@ -399,14 +399,20 @@ class Receiver(inbound.ChunkWriting):
         incoming.quota = data_bytes
 
     def _attach(self, tid):
+        """(the transfer, None) with one more stream on it, or (None, why
+        not): a transfer that failed says why, so that a sender whose
+        stream comes after the failure still learns its cause."""
         with self._lock:
             incoming = self._transfers.get(tid)
+            if incoming is not None and incoming.finished and incoming.error:
+                return None, 'the transfer of %s failed: %s' % (
+                    incoming.final, incoming.error)
             if incoming is None or incoming.finished or incoming.closing:
-                return None
+                return None, 'unknown or finished transfer'
             if incoming.refs > MAX_STREAMS:
-                return None
+                return None, 'more than %d streams' % MAX_STREAMS
             incoming.refs += 1
-            return incoming
+            return incoming, None
 
     def _release(self, incoming):
         with self._lock:
@@ -474,9 +480,9 @@ class Receiver(inbound.ChunkWriting):
 
     def _data(self, chan, request):
         conn = chan.sock
-        incoming = self._attach(request.get('tid'))
+        incoming, refusal = self._attach(request.get('tid'))
         if incoming is None:
-            chan.send_msg({'error': 'unknown or finished transfer'})
+            chan.send_msg({'error': refusal})
             return
         link = inbound.Link(self._splice, incoming.chunk_size,
                      chunk_hash=request.get('chunk_hash', True) is not False)
