@@ -28,6 +28,7 @@ of zeros without touching the disk.
 
 import array
 import errno
+import functools
 import os
 import struct
 
@@ -48,6 +49,11 @@ class SignatureError(ValueError):
 
 def _digest(data):
     return xxhash.xxh3_64_intdigest(data)
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros_digest(length):
+    return _digest(bytes(length))
 
 
 class Signature:
@@ -82,7 +88,7 @@ class Signature:
     def of_zeros(cls, size, block_size=DEFAULT_BLOCK_SIZE):
         """The signature of ``size`` bytes of zeros: an empty basis."""
         sig = cls(block_size, size)
-        full = _digest(bytes(block_size))
+        full = _zeros_digest(block_size)
         count = len(sig.digests)
         if count:
             sig.digests = array.array('Q', [full]) * count
@@ -303,20 +309,40 @@ def record(sig, offset, data):
     _record(sig, offset, data)
 
 
+def record_zeros(sig, offset, length):
+    """Record in ``sig`` that ``length`` bytes at ``offset`` (a block
+    boundary) are zeros, without hashing them: every whole block of zeros
+    has the one digest of :meth:`Signature.of_zeros`."""
+    _check_extent(sig, offset, length)
+    if not length:
+        return
+    first = offset // sig.block_size
+    count = blocks_of(length, sig.block_size)
+    sig.digests[first:first + count] = array.array(
+        'Q', [_zeros_digest(sig.block_size)]) * count
+    tail = length - (count - 1) * sig.block_size
+    if tail != sig.block_size:      # the file's short last block
+        sig.digests[first + count - 1] = _digest(bytes(tail))
+
+
 def _digests_of(data, block_size):
     view = memoryview(data)
     return array.array('Q', (_digest(view[i:i + block_size])
                              for i in range(0, len(view), block_size)))
 
 
-def _record(sig, offset, data):
+def _check_extent(sig, offset, length):
     if offset % sig.block_size:
         raise SignatureError('An extent must start on a block boundary, not '
                              'at %d.' % offset)
-    end = offset + len(data)
-    if end > sig.size or (len(data) % sig.block_size and end != sig.size):
+    end = offset + length
+    if end > sig.size or (length % sig.block_size and end != sig.size):
         raise SignatureError('An extent must end on a block boundary or at '
                              'the end of the file, not at %d.' % end)
+
+
+def _record(sig, offset, data):
+    _check_extent(sig, offset, len(data))
     first = offset // sig.block_size
     digests = _digests_of(data, sig.block_size)
     sig.digests[first:first + len(digests)] = digests

@@ -181,3 +181,22 @@ def test_compute_fd_and_record(tmp_path):
     assert delta.changed(sig, mine) == []
     with pytest.raises(delta.SignatureError):
         delta.record(sig, 1, b'x')
+
+
+@pytest.mark.parametrize('size', [12 * BLOCK, 12 * BLOCK + 9])
+def test_recorded_zeros_have_the_digests_of_zeros_hashed(tmp_path, size):
+    path = _file(tmp_path / 'f', size, seed=3)
+    quick = delta.compute(path)
+    hashed = delta.Signature(BLOCK, size, quick.digests[:])
+    data = bytearray(path.read_bytes())
+    for offset, length in ((0, BLOCK), (3 * BLOCK, 4 * BLOCK),
+                           (10 * BLOCK, size - 10 * BLOCK)):
+        delta.record_zeros(quick, offset, length)
+        delta.record(hashed, offset, bytes(length))
+        data[offset:offset + length] = bytes(length)
+    path.write_bytes(data)
+    assert quick == hashed == delta.compute(path)
+    with pytest.raises(delta.SignatureError, match='block boundary'):
+        delta.record_zeros(quick, 5, BLOCK)
+    with pytest.raises(delta.SignatureError, match='block boundary'):
+        delta.record_zeros(quick, 0, BLOCK + 1)

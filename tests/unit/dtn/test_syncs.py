@@ -567,3 +567,43 @@ def test_bad_blocks_are_read_from_the_bitmap_whatever_byte_marks_them():
     from overcloud_migrate.dtn.movers.blockpipe import delta_sender
     assert delta_sender._set_bits(bytearray(b'\0\1\0\0\7\1')) == [1, 4, 5]
     assert delta_sender._set_bits(bytearray(5)) == []
+
+
+def _zero_runs_block_by_block(raw, length, block_size):
+    runs = []
+    for pos in range(0, length, block_size):
+        end = min(pos + block_size, length)
+        zero = not any(raw[pos:end])
+        if runs and runs[-1][2] == zero:
+            runs[-1] = (runs[-1][0], end, zero)
+        else:
+            runs.append((pos, end, zero))
+    return runs
+
+
+def test_zero_runs_are_the_runs_a_block_by_block_look_finds():
+    """The sender's C-searched runs of zero and data blocks, against a
+    block-by-block look, over buffers of zero, data and mostly-zero blocks
+    (unaligned runs of zeros), with and without a short last block."""
+    from overcloud_migrate.dtn.movers.blockpipe import delta_sender
+    from overcloud_migrate.dtn.movers.blockpipe import delta_wire
+    rng = random.Random(11)
+    for _ in range(3000):
+        block_size = rng.choice([8, 512, BS])
+        blocks = rng.randint(1, 12)
+        length = blocks * block_size
+        if rng.random() < 0.3:
+            length -= rng.randint(1, block_size - 1)
+        raw = bytearray(delta_wire.MAX_FRAME)
+        for index in range(blocks):
+            start = index * block_size
+            end = min(start + block_size, length)
+            kind = rng.random()
+            if kind < 0.3:
+                raw[start:end] = rng.randbytes(end - start)
+            elif kind < 0.6:
+                raw[start:end] = bytes(rng.choice([0, 0, 0, 0, 7])
+                                       for _ in range(end - start))
+        raw[length:length + 8] = b'\xff' * 8    # past the end: not looked at
+        assert delta_sender._zero_runs(raw, length, block_size) == \
+            _zero_runs_block_by_block(raw, length, block_size)

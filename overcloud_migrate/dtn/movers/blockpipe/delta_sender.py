@@ -325,40 +325,69 @@ class _Round:
         view = buffer[:length]
         if os.preadv(self.fd, [view], offset) != length:
             raise OSError(errno.EIO, 'the file shrank while being read')
-        raw = view.obj
-        run_start, run_zero = offset, None
-        pos = 0
-        while pos < length:
-            end = min(pos + bs, length)
-            zero = raw.startswith(_ZEROS_VIEW[:end - pos], pos, end)
-            if run_zero is None:
-                run_zero = zero
-            elif zero != run_zero:
-                self._emit(chan, run_start, view[run_start - offset:pos],
-                           run_zero)
-                run_start, run_zero = offset + pos, zero
-            pos = end
-        self._emit(chan, run_start, view[run_start - offset:length], run_zero)
+        for start, end, zero in _zero_runs(view.obj, length, bs):
+            self._emit(chan, offset + start, view[start:end], zero)
 
     def _emit(self, chan, offset, data, zero):
+        # The workers record disjoint blocks: no lock is needed for that
+        # (an array's slice is assigned at once), and hashing outside the
+        # lock lets the others go on meanwhile.
         if zero:
             delta_wire.send_zeros(chan, offset, len(data))
             self._record_zeros(offset, len(data))
             return
         delta_wire.send_data(chan, offset, data)
+        delta.record(self.new_sig, offset, data)
         with self.lock:
-            delta.record(self.new_sig, offset, data)
             self.sent += len(data)
             sent = self.sent
         if self.progress is not None:
             self.progress(sent)
 
     def _record_zeros(self, offset, length):
-        with self.lock:
-            delta.record(self.new_sig, offset, _ZEROS_VIEW[:length])
+        delta.record_zeros(self.new_sig, offset, length)
 
 
 _ZEROS_VIEW = memoryview(bytes(delta_wire.MAX_FRAME))
+
+
+def _zero_runs(raw, length, block_size):
+    """(start, end, zero) of the runs of whole blocks of ``raw[:length]``
+    that are all zeros (``zero`` True) or not, in order; the last block
+    may be short.  The searches run in C (startswith, find): a buffer of
+    zeros or of data costs one or two calls, not one per block."""
+    if raw.startswith(_ZEROS_VIEW[:length], 0, length):
+        return [(0, length, True)]
+    whole = length - length % block_size
+    block = _ZEROS_VIEW[:block_size]
+    runs, pos = [], 0
+    while pos < length:
+        # the next block of zeros at or after pos (find gives the first
+        # run of block_size zeros; the first whole block in it, or after)
+        zero_at = length
+        hit = raw.find(block, pos, whole)
+        while hit >= 0:
+            aligned = -(-hit // block_size) * block_size
+            if aligned + block_size <= whole and raw.startswith(
+                    block, aligned, aligned + block_size):
+                zero_at = aligned
+                break
+            hit = raw.find(block, aligned + 1, whole)
+        if zero_at == length and whole < length and raw.startswith(
+                _ZEROS_VIEW[:length - whole], whole, length):
+            zero_at = whole             # the short last block is zeros
+        if zero_at > pos:
+            runs.append((pos, zero_at, False))
+        if zero_at >= length:
+            break
+        end = zero_at + block_size
+        while end < length and raw.startswith(
+                _ZEROS_VIEW[:min(block_size, length - end)], end,
+                min(end + block_size, length)):
+            end = min(end + block_size, length)
+        runs.append((zero_at, min(end, length), True))
+        pos = end
+    return runs
 
 
 class _hole_map:
