@@ -85,6 +85,7 @@ class _Round:
         self.error = None
         self.live = set()
         self.wake = threading.Event()   # a data worker ended
+        self.ended = 0                  # data workers that have ended
 
     def what(self):
         return 'sync %s of %s to %s:%s' % (self.key, self.source_path,
@@ -258,11 +259,15 @@ class _Round:
                    for i in range(min(self.streams, len(self.queue)))]
         for worker in workers:
             worker.start()
-        # Each worker sets ``wake`` as it ends: the round goes on the moment
-        # the last one does (a cancel is seen within a tenth of a second).
-        while any(worker.is_alive() for worker in workers):
+        # Each worker counts itself out and sets ``wake`` as it ends: the
+        # round goes on the moment the last one does (a cancel is seen
+        # within a tenth of a second).
+        while True:
+            with self.lock:
+                if self.ended == len(workers):
+                    break
+                self.wake.clear()
             self.wake.wait(0.1)
-            self.wake.clear()
             if self.cancel.is_set() or self.error is not None:
                 with self.lock:
                     live = list(self.live)
@@ -311,6 +316,8 @@ class _Round:
                 with self.lock:
                     self.live.discard(chan)
                 _quiet_close(chan.sock)
+            with self.lock:
+                self.ended += 1
             self.wake.set()
 
     def _send_extent(self, chan, offset, length, buffer):
