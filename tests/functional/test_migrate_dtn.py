@@ -19,6 +19,9 @@ import pytest
 from tests.functional import helpers
 from tests.functional import test_dtn_gridftp as gridftp_bed
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 360
 PREFIX = 'md'
 SERVERS = helpers.servers_of(PREFIX)
 PROBE = '.overcloud-migrate-probe-'

@@ -15,6 +15,9 @@ import yaml
 
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 800
 PREFIX = 'mn'
 SERVERS = helpers.servers_of(PREFIX)
 #: sets the destination's quotas and compares everything in the project

@@ -12,6 +12,9 @@ import yaml
 
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 180
 PREFIX = 'mo'
 SERVERS = ['%s-db' % PREFIX, '%s-web' % PREFIX, '%s-app' % PREFIX]
 

@@ -15,6 +15,9 @@ import yaml
 from overcloud_devcloud import layout as layout_mod
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 200
 PREFIX = 'ph'
 SERVERS = helpers.servers_of(PREFIX)
 HOSTS = layout_mod.compute_hosts('devcloud-b')

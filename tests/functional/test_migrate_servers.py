@@ -15,6 +15,9 @@ import pytest
 
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 380
 PREFIX = 'ms'
 SERVERS = helpers.servers_of(PREFIX)
 

@@ -12,6 +12,9 @@ import pytest
 from tests.functional import helpers
 from tests.functional import test_migrate_servers as ms
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 700
 PREFIX = 'mk'
 SERVERS = helpers.servers_of(PREFIX)
 

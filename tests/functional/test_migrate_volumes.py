@@ -24,6 +24,9 @@ import pytest
 from overcloud_devcloud import scenario
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 650
 BIN = sysconfig.get_path('scripts')
 #: sets the destination's Cinder quotas, and cleans and counts every
 #: marked volume, snapshot and image in both clouds (the other modules'

@@ -24,6 +24,9 @@ from overcloud_devcloud import guest
 from overcloud_devcloud import scenario
 from tests.functional import warm
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 400
 PREFIX = 'mw'
 MARK = warm.MARK
 WAIT = 300

@@ -24,6 +24,9 @@ import pytest
 from overcloud_devcloud import scenario
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 250
 PREFIX = 'rv'
 SERVERS = helpers.servers_of(PREFIX)
 FIXED = {'rv-web': ['10.10.1.10'], 'rv-app': ['10.10.2.10'],

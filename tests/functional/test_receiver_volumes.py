@@ -24,6 +24,9 @@ import pytest
 from overcloud_devcloud import scenario
 from tests.functional import helpers
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 150
 PREFIX = 'rvv'
 SERVERS = ['%s-db' % PREFIX, '%s-app' % PREFIX]
 GOLD = '%s-gold' % PREFIX

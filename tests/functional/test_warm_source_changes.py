@@ -28,6 +28,9 @@ from overcloud_devcloud import scenario
 from tests.functional import helpers
 from tests.functional import warm
 
+#: about how long this module takes on CI, in seconds (tests/conftest.py
+#: hands the long ones out first)
+SECONDS = 100
 PREFIX = 'ws'
 BED_ACCESS = 'shared'
 WAIT = 300
